@@ -1,0 +1,440 @@
+"""A thin, typed client for the Apache Livy REST API (batches and interactive sessions).
+
+One method per endpoint (``docs/rest-api.md`` of apache/incubator-livy, PROTOCOL.md §2); each
+returns a model from :mod:`hdiaks_widgets.models` or raises an :class:`HdiaksError`. Polling,
+back-off between polls and UI live above this module (``monitor``, ``widgets``).
+
+Retries: idempotent requests (GET, DELETE) are retried by urllib3's ``Retry`` on connection
+errors, 429 and 502/503/504 with jittered exponential back-off, honouring ``Retry-After``.
+``POST /batches`` is never blindly retried: an explicit 429/503 refusal is retried (the server
+said it did nothing), and after an ambiguous failure (the connection dropped after the request
+was sent) the client looks the batch up by its name, so a job is never submitted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from hdiaks_widgets.config import BatchSpec, ClusterProfile
+from hdiaks_widgets.errors import (
+    BatchNotFound,
+    DuplicateBatchName,
+    LivyError,
+    LivyHTTPError,
+)
+from hdiaks_widgets.models import (
+    Batch,
+    BatchList,
+    BatchState,
+    LogPage,
+    Session,
+    SessionList,
+    Statement,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hdiaks_widgets.secrets import SecretStore
+
+__all__ = ["LivyClient", "RetryPolicy"]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "hdiaks-widgets/0.1"
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_POST_REFUSAL_STATUSES = frozenset({429, 503})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to retry. ``total=0`` turns retries off (useful for fault tests)."""
+
+    total: int = 4
+    backoff_factor: float = 0.5
+    backoff_max: float = 30.0
+    backoff_jitter: float = 0.5
+    respect_retry_after: bool = True
+    post_refusal_retries: int = 3
+
+    def urllib3_retry(self) -> Retry:
+        return Retry(
+            total=self.total,
+            connect=self.total,
+            read=self.total,
+            status=self.total,
+            other=0,
+            # Only idempotent methods are retried after a read error or an error status.
+            allowed_methods=frozenset({"GET", "HEAD", "DELETE", "OPTIONS"}),
+            status_forcelist=_RETRY_STATUSES,
+            backoff_factor=self.backoff_factor,
+            backoff_max=self.backoff_max,
+            backoff_jitter=self.backoff_jitter,
+            respect_retry_after_header=self.respect_retry_after,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+
+
+def _retry_after_seconds(response: requests.Response, fallback: float) -> float:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return fallback
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return fallback
+
+
+class LivyClient:
+    """Client for one Livy server root, e.g. ``https://{fqdn}/p/livy`` or ``http://127.0.0.1:8998``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: requests.Session | None = None,
+        auth: requests.auth.AuthBase | None = None,
+        verify: bool | str = True,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        retry: RetryPolicy | None = None,
+        requested_by: str = "hdiaks-widgets",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._own_session = session is None
+        self._session = session or requests.Session()
+        self._retry = retry or RetryPolicy()
+        adapter = HTTPAdapter(max_retries=self._retry.urllib3_retry())
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update(
+            {
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+                # Livy's CSRF filter rejects non-GET requests without it when enabled (§2.6).
+                "X-Requested-By": requested_by,
+            }
+        )
+        self._auth = auth
+        # Passed per request: requests lets REQUESTS_CA_BUNDLE override Session.verify, but not
+        # an explicit per-request CA path (PROTOCOL.md §4 gotcha).
+        self._verify = verify
+        self._timeout = timeout
+        self._sleep = sleep
+
+    @classmethod
+    def from_profile(
+        cls,
+        profile: ClusterProfile,
+        *,
+        secret_store: SecretStore | None = None,
+        session: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> LivyClient:
+        """Build a client for a profile, resolving its auth method and secret store."""
+        from hdiaks_widgets import auth as _auth
+
+        profile.validate()
+        auth = _auth.build_auth(profile, secret_store=secret_store)
+        return cls(
+            profile.base_url,
+            session=session,
+            auth=auth,
+            verify=profile.verify,
+            timeout=(profile.connect_timeout, profile.read_timeout),
+            retry=retry,
+        )
+
+    def __repr__(self) -> str:
+        return f"LivyClient({self.base_url!r})"
+
+    def close(self) -> None:
+        if self._own_session:
+            self._session.close()
+
+    def __enter__(self) -> LivyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport -----------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> requests.Response:
+        url = f"{self.base_url}{path}"
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                auth=self._auth,
+                verify=self._verify,
+                timeout=self._timeout,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise LivyError(
+                f"TLS verification failed for {self.base_url}: check the profile's 'verify' "
+                f"setting (true, or the path of the CA bundle) ({_reason(exc)})"
+            ) from exc
+        except requests.exceptions.Timeout as exc:
+            raise LivyError(f"Livy at {self.base_url} did not answer {method} {path} in time") from exc
+        except requests.exceptions.RequestException as exc:
+            raise LivyError(
+                f"Cannot reach Livy at {self.base_url} ({method} {path}): {_reason(exc)}"
+            ) from exc
+        log.debug(
+            "livy %s %s -> %s in %.0f ms",
+            method,
+            path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        not_found: int | str | None = None,
+    ) -> Any:
+        response = self._send(method, path, params=params, json=json)
+        return self._decode(response, method, path, not_found=not_found)
+
+    def _decode(
+        self, response: requests.Response, method: str, path: str, *, not_found: int | str | None = None
+    ) -> Any:
+        status = response.status_code
+        if status == 404 and not_found is not None:
+            raise BatchNotFound(not_found, response.text, method=method, url=path)
+        if status >= 400:
+            raise LivyHTTPError(status, response.text, method=method, url=path)
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise LivyHTTPError(
+                status, f"expected JSON, got: {response.text}", method=method, url=path
+            ) from exc
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def submit_batch(self, spec: BatchSpec) -> Batch:
+        """``POST /batches``. Never submits twice, even when the connection drops mid-request.
+
+        A spec without a name gets a unique one (``hdiaks-<hex>``): the name is how an
+        ambiguous failure is resolved, by looking the batch up instead of posting again.
+        """
+        spec.validate()
+        if spec.name is None:
+            spec = replace(spec, name=f"hdiaks-{uuid.uuid4().hex[:12]}")
+        name = spec.name
+        assert name is not None
+        body = spec.to_livy_body()
+        refusals = 0
+        resent_after_ambiguity = False
+        while True:
+            try:
+                response = self._send("POST", "/batches", json=body)
+            except LivyError as exc:
+                if not _maybe_sent(exc):
+                    raise
+                # Ambiguous: the server may have created the batch before the connection broke.
+                log.warning("POST /batches for %r failed ambiguously; looking it up by name", name)
+                found = self.find_batch(name)
+                if found is not None:
+                    return found
+                if resent_after_ambiguity:
+                    raise
+                resent_after_ambiguity = True
+                continue
+            if response.status_code in _POST_REFUSAL_STATUSES and refusals < self._retry.post_refusal_retries:
+                # An explicit refusal: the server did nothing, so sending again is safe.
+                refusals += 1
+                delay = _retry_after_seconds(response, self._retry.backoff_factor * 2**refusals)
+                self._sleep(min(delay, self._retry.backoff_max))
+                continue
+            if response.status_code == 400 and "Duplicate session name" in response.text:
+                if resent_after_ambiguity:
+                    # Our first, ambiguous attempt did land after all.
+                    found = self.find_batch(name)
+                    if found is not None:
+                        return found
+                raise DuplicateBatchName(name, response.text, method="POST", url="/batches")
+            batch = Batch.from_json(self._decode(response, "POST", "/batches"))
+            log.info("submitted batch %s (%s)", batch.id, batch.name)
+            return batch
+
+    def get_batch(self, batch_id: int | str) -> Batch:
+        """``GET /batches/{id}``; a non-numeric ``batch_id`` is looked up as a name (LIVY-41)."""
+        return Batch.from_json(self._request("GET", f"/batches/{batch_id}", not_found=batch_id))
+
+    def get_batch_state(self, batch_id: int | str) -> BatchState:
+        data = self._request("GET", f"/batches/{batch_id}/state", not_found=batch_id)
+        return BatchState.parse(str(data.get("state", "")))
+
+    def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
+        """One page of the driver log. ``start=None`` asks for the tail, as Livy does."""
+        params: dict[str, int] = {"size": size}
+        if start is not None:
+            params["from"] = start
+        data = self._request("GET", f"/batches/{batch_id}/log", params=params, not_found=batch_id)
+        return LogPage.from_json(data)
+
+    def iter_log(self, batch_id: int | str, *, start: int = 0, page_size: int = 1000) -> Iterator[LogPage]:
+        """Pages from ``start`` to the current end of the log, each line fetched once."""
+        offset = start
+        while True:
+            page = self.get_log(batch_id, start=offset, size=page_size)
+            if page.lines:
+                yield page
+            offset = page.end
+            if not page.lines or offset >= page.total:
+                return
+
+    def list_batches(self, *, start: int = 0, size: int = 100) -> BatchList:
+        return BatchList.from_json(self._request("GET", "/batches", params={"from": start, "size": size}))
+
+    def iter_batches(self, *, page_size: int = 100) -> Iterator[Batch]:
+        start = 0
+        while True:
+            page = self.list_batches(start=start, size=page_size)
+            yield from page.batches
+            start += len(page.batches)
+            if not page.batches or start >= page.total:
+                return
+
+    def find_batch(self, name: str) -> Batch | None:
+        """The batch with this name, or ``None``. Lookup by name where Livy supports it
+        (LIVY-41, 0.7+), otherwise by scanning the batch list."""
+        if not name.isdigit():
+            try:
+                batch = self.get_batch(name)
+            except BatchNotFound:
+                batch = None
+            except LivyHTTPError:
+                batch = None  # older Livy: non-numeric ids are a 400/500, fall back to the list
+            if batch is not None and batch.name == name:
+                return batch
+        for candidate in self.iter_batches():
+            if candidate.name == name:
+                return candidate
+        return None
+
+    def kill_batch(self, batch_id: int | str) -> None:
+        """``DELETE /batches/{id}``: kills a running job, or forgets a finished one."""
+        self._request("DELETE", f"/batches/{batch_id}", not_found=batch_id)
+        log.info("killed batch %s", batch_id)
+
+    # -- interactive sessions ----------------------------------------------------------------
+
+    def create_session(
+        self,
+        kind: str | None = "pyspark",
+        *,
+        name: str | None = None,
+        conf: Mapping[str, str] | None = None,
+        driver_memory: str | None = None,
+        executor_memory: str | None = None,
+        proxy_user: str | None = None,
+        heartbeat_timeout: int | None = None,
+    ) -> Session:
+        fields = {
+            "kind": kind,
+            "name": name,
+            "conf": dict(conf) if conf else None,
+            "driverMemory": driver_memory,
+            "executorMemory": executor_memory,
+            "proxyUser": proxy_user,
+            "heartbeatTimeoutInSecond": heartbeat_timeout,
+        }
+        body = {k: v for k, v in fields.items() if v is not None}
+        return Session.from_json(self._request("POST", "/sessions", json=body))
+
+    def get_session(self, session_id: int | str) -> Session:
+        return Session.from_json(self._request("GET", f"/sessions/{session_id}", not_found=session_id))
+
+    def list_sessions(self, *, start: int = 0, size: int = 100) -> SessionList:
+        return SessionList.from_json(self._request("GET", "/sessions", params={"from": start, "size": size}))
+
+    def get_session_log(self, session_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
+        params: dict[str, int] = {"size": size}
+        if start is not None:
+            params["from"] = start
+        data = self._request("GET", f"/sessions/{session_id}/log", params=params, not_found=session_id)
+        return LogPage.from_json(data)
+
+    def delete_session(self, session_id: int | str) -> None:
+        self._request("DELETE", f"/sessions/{session_id}", not_found=session_id)
+
+    def run_statement(self, session_id: int | str, code: str, *, kind: str | None = None) -> Statement:
+        body: dict[str, str] = {"code": code}
+        if kind is not None:
+            body["kind"] = kind
+        data = self._request("POST", f"/sessions/{session_id}/statements", json=body, not_found=session_id)
+        return Statement.from_json(data)
+
+    def get_statement(self, session_id: int | str, statement_id: int) -> Statement:
+        data = self._request(
+            "GET", f"/sessions/{session_id}/statements/{statement_id}", not_found=session_id
+        )
+        return Statement.from_json(data)
+
+    def list_statements(self, session_id: int | str) -> tuple[Statement, ...]:
+        data = self._request("GET", f"/sessions/{session_id}/statements", not_found=session_id)
+        return tuple(Statement.from_json(s) for s in data.get("statements") or ())
+
+    def cancel_statement(self, session_id: int | str, statement_id: int) -> None:
+        self._request(
+            "POST", f"/sessions/{session_id}/statements/{statement_id}/cancel", not_found=session_id
+        )
+
+    # -- raw access for exploration notebooks ------------------------------------------------
+
+    def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
+        """The decoded JSON of any GET under the Livy root (for the explore notebook)."""
+        return self._request("GET", path if path.startswith("/") else f"/{path}", params=params)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause without URLs' query strings or headers."""
+    inner: BaseException = exc
+    while inner.__context__ is not None and inner.__context__ is not inner:
+        inner = inner.__context__
+    text = type(inner).__name__
+    detail = str(inner).split("\n", 1)[0]
+    if detail:
+        text += f": {detail[:200]}"
+    return text
+
+
+def _maybe_sent(exc: LivyError) -> bool:
+    """Whether a failed POST may have reached the server (the request was written out)."""
+    cause = exc.__cause__
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(cause, requests.exceptions.ConnectionError):
+        # urllib3 wraps "could not connect" in NewConnectionError: nothing was sent.
+        text = repr(cause)
+        return "NewConnectionError" not in text and "NameResolutionError" not in text
+    return isinstance(cause, requests.exceptions.Timeout | requests.exceptions.ChunkedEncodingError)
