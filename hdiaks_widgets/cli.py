@@ -1,0 +1,298 @@
+"""The ``hdiaks`` command: wiring only — every subcommand calls the library.
+
+Every subcommand takes ``--config job.json`` (or ``--url`` for a plain Livy server), prints
+machine-readable output with ``--json``, and exits non-zero with a one-line error on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.errors import ConfigError, HdiaksError
+from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
+
+__all__ = ["main"]
+
+
+def _batch_dict(batch: Batch) -> dict[str, Any]:
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "state": batch.state.value,
+        "appId": batch.app_id,
+        "sparkUiUrl": batch.app_info.spark_ui_url,
+        "driverLogUrl": batch.app_info.driver_log_url,
+    }
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _load_config(args: argparse.Namespace) -> JobConfig:
+    if args.config:
+        cfg = JobConfig.load(args.config)
+    elif getattr(args, "profile", None):
+        from hdiaks_widgets import profiles
+
+        cfg = JobConfig(profile=profiles.get_profile(args.profile))
+    elif args.url:
+        cfg = JobConfig(profile=ClusterProfile(name="cli", flavour="livy", url=args.url))
+    else:
+        raise ConfigError("give --config job.json, --profile NAME or --url http://host:8998", field="--config")
+    if args.url:
+        cfg = cfg.replace(profile=replace(cfg.profile, url=args.url))
+    return cfg
+
+
+def _client(args: argparse.Namespace) -> LivyClient:
+    return LivyClient.from_profile(_load_config(args).profile)
+
+
+def _spec_with_overrides(spec: BatchSpec, args: argparse.Namespace) -> BatchSpec:
+    changes: dict[str, Any] = {}
+    if args.name is not None:
+        changes["name"] = args.name
+    if args.file is not None:
+        changes["file"] = args.file
+    if args.class_name is not None:
+        changes["class_name"] = args.class_name
+    if args.arg is not None:
+        changes["args"] = tuple(args.arg)
+    return replace(spec, **changes) if changes else spec
+
+
+def _follow(client: LivyClient, batch_id: int, *, start: int, emit: Callable[[str], None],
+            poll: float) -> Batch:
+    """Print new log lines until the batch reaches a terminal state; return the final batch."""
+    from hdiaks_widgets.monitor import follow_batch
+
+    return follow_batch(client, batch_id, start=start, on_lines=lambda lines: [emit(x) for x in lines],
+                        poll_interval=poll)
+
+
+# -- subcommands --------------------------------------------------------------------------
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    spec = _spec_with_overrides(cfg.spec, args)
+    cfg = cfg.replace(spec=spec).validate()
+    with LivyClient.from_profile(cfg.profile) as client:
+        batch = client.submit_batch(cfg.spec)
+        if not args.wait:
+            if args.json:
+                _print_json(_batch_dict(batch))
+            else:
+                print(f"submitted batch {batch.id} ({batch.name}): {batch.state.value}")
+            return 0
+        emit = (lambda line: None) if args.json else print
+        final = _follow(client, batch.id, start=0, emit=emit, poll=args.poll)
+        if args.json:
+            _print_json(_batch_dict(final))
+        else:
+            print(f"batch {final.id} ({final.name}): {final.state.value}")
+        return 0 if final.state is BatchState.SUCCESS else 3
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        batch = client.get_batch(args.batch)
+    if args.json:
+        _print_json(_batch_dict(batch))
+    else:
+        print(f"batch {batch.id} ({batch.name}): {batch.state.value}"
+              + (f"  app {batch.app_id}" if batch.app_id else ""))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.follow:
+            batch = client.get_batch(args.batch)
+            final = _follow(client, batch.id, start=args.start or 0, emit=print, poll=args.poll)
+            return 0 if final.state is BatchState.SUCCESS else 3
+        if args.start is None and args.size is not None:
+            page = client.get_log(args.batch, size=args.size)
+            pages: list[LogPage] = [page]
+        else:
+            pages = list(client.iter_log(args.batch, start=args.start or 0))
+    lines = [line for page in pages for line in page.lines]
+    if args.json:
+        _print_json({"id": pages[0].id if pages else args.batch,
+                     "from": pages[0].start if pages else 0,
+                     "total": pages[-1].total if pages else 0, "log": lines})
+    else:
+        for line in lines:
+            print(line)
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.kill_batch(args.batch)
+    if args.json:
+        _print_json({"id": args.batch, "killed": True})
+    else:
+        print(f"killed batch {args.batch}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        page: BatchList = client.list_batches(start=args.start, size=args.size)
+    if args.json:
+        _print_json({"from": page.start, "total": page.total,
+                     "batches": [_batch_dict(b) for b in page.batches]})
+        return 0
+    print(f"{page.total} batches on the server; showing {len(page.batches)} from {page.start}")
+    for b in page.batches:
+        print(f"{b.id:>6}  {b.state.value:<13} {b.name or '':<30} {b.app_id or ''}")
+    return 0
+
+
+def cmd_export_dag(args: argparse.Namespace) -> int:
+    from hdiaks_widgets.dag_export import export_dag_files
+
+    cfg = _load_config(args)
+    paths = export_dag_files(cfg, Path(args.out), dag_id=args.dag_id, schedule=args.schedule,
+                             style=args.style)
+    if args.json:
+        _print_json({"files": [str(p) for p in paths]})
+    else:
+        for p in paths:
+            print(f"wrote {p}")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from hdiaks_widgets.sandbox.__main__ import main as sandbox_main
+
+    argv = ["--host", args.host, "--port", str(args.port), "--max-running", str(args.max_running)]
+    if args.root:
+        argv += ["--root", args.root]
+    if args.csrf:
+        argv.append("--csrf")
+    if args.auth:
+        argv.append("--auth")
+    return sandbox_main(argv)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hdiaks_widgets.demo import run_demo
+
+    return run_demo(root=args.root, out=args.out, json_output=args.json)
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from hdiaks_widgets.demo import run_lab
+
+    return run_lab(root=args.root, port=args.port)
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="job configuration JSON (profile + spec)")
+    p.add_argument("--profile", help="a named cluster profile from the user profile file")
+    p.add_argument("--url", help="Livy URL; overrides the profile's url")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hdiaks", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("submit", help="submit the configured batch job")
+    _add_target(p)
+    p.add_argument("--name", help="job name (overrides the config)")
+    p.add_argument("--file", help="application file (overrides the config)")
+    p.add_argument("--class-name", help="main class (overrides the config)")
+    p.add_argument("--arg", action="append", help="an application argument (repeatable)")
+    p.add_argument("--wait", action="store_true", help="follow the log until the job ends")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls (with --wait)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", help="state of one batch")
+    _add_target(p)
+    p.add_argument("batch", help="batch id or name")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("logs", help="driver log of one batch")
+    _add_target(p)
+    p.add_argument("batch", help="batch id or name")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    p.add_argument("--from", dest="start", type=int, help="first line (default: whole log)")
+    p.add_argument("--size", type=int, help="with no --from: the last N lines")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls (with --follow)")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("kill", help="kill a running batch (or forget a finished one)")
+    _add_target(p)
+    p.add_argument("batch", help="batch id or name")
+    p.set_defaults(func=cmd_kill)
+
+    p = sub.add_parser("list", help="batches on the server")
+    _add_target(p)
+    p.add_argument("--from", dest="start", type=int, default=0)
+    p.add_argument("--size", type=int, default=100)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("export-dag", help="write the job as an Airflow DAG")
+    _add_target(p)
+    p.add_argument("--out", default=".", help="folder for the DAG and its setup files")
+    p.add_argument("--dag-id", required=True)
+    p.add_argument("--schedule", default=None, help="cron or preset like @daily (default: none)")
+    p.add_argument("--style", choices=["taskflow", "livy-operator"], default="taskflow")
+    p.set_defaults(func=cmd_export_dag)
+
+    p = sub.add_parser("sandbox", help="run the local Livy sandbox (Ctrl-C stops it)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8998)
+    p.add_argument("--root", help="sandbox folder (default .sandbox)")
+    p.add_argument("--max-running", type=int, default=1)
+    p.add_argument("--csrf", action="store_true", help="require X-Requested-By like Livy's CSRF filter")
+    p.add_argument("--auth", action="store_true", help="also run identity + vault; Livy requires tokens")
+    p.set_defaults(func=cmd_sandbox)
+
+    p = sub.add_parser("demo", help="end-to-end demo on the sandbox with real Spark")
+    p.add_argument("--root", default=".sandbox")
+    p.add_argument("--out", default="demo-output", help="folder for the exported DAG")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("lab", help="JupyterLab on the quickstart notebook against the sandbox")
+    p.add_argument("--root", default=".sandbox")
+    p.add_argument("--port", type=int, default=8888)
+    p.set_defaults(func=cmd_lab)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except HdiaksError as exc:
+        first = str(exc).strip().splitlines()
+        message = first[0] if first else type(exc).__name__
+        if isinstance(exc, ConfigError) and len(exc.problems) > 1:
+            message = "; ".join(str(p) for p in exc.problems)
+        print(f"hdiaks: error: {message}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        print("hdiaks: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
