@@ -8,15 +8,16 @@ absent fields omitted (``None`` means "not given"), ``args`` as strings.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import keyword
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, Literal, get_args
+from urllib.parse import SplitResult, urlsplit
 
 from hdiaks_widgets.errors import ConfigError, ConfigProblem
 
@@ -54,11 +55,11 @@ _DEFAULT_AUTH: dict[str, AuthMethod] = {
     "sandbox": "none",
 }
 
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_JAVA_IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_JAVA_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 # Spark's JavaUtils.byteStringAs suffixes; a bare number is rejected because its unit differs
 # between settings (bytes for some, MiB for others).
-_MEMORY = re.compile(r"^[1-9][0-9]*\s*([kmgtp]b?)$", re.IGNORECASE)
+_MEMORY = re.compile(r"[1-9][0-9]*[kmgtp]b?", re.IGNORECASE)
 _ABFS = re.compile(
     r"^abfss?://(?P<container>[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})"
     r"@(?P<account>[a-z0-9]{3,24})\.dfs\.core\.(?:windows\.net|chinacloudapi\.cn|usgovcloudapi\.net)"
@@ -69,14 +70,18 @@ _WASB = re.compile(
     r"@(?P<account>[a-z0-9]{3,24})\.blob\.core\.(?:windows\.net|chinacloudapi\.cn|usgovcloudapi\.net)"
     r"/(?P<path>[^\s]+)$"
 )
-_KV_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_KV_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Reserved words of the Java language (JLS §3.9) plus the literals true, false, null.
 _JAVA_KEYWORDS = frozenset(
-    "abstract assert boolean break byte case catch char class const continue default do double "
-    "else enum extends final finally float for goto if implements import instanceof int "
-    "interface long native new package private protected public return short static strictfp "
-    "super switch synchronized this throw throws transient try void volatile while true false "
-    "null".split()
+    {
+        "abstract", "assert", "boolean", "break", "byte", "case", "catch", "char", "class",
+        "const", "continue", "default", "do", "double", "else", "enum", "extends", "final",
+        "finally", "float", "for", "goto", "if", "implements", "import", "instanceof", "int",
+        "interface", "long", "native", "new", "package", "private", "protected", "public",
+        "return", "short", "static", "strictfp", "super", "switch", "synchronized", "this",
+        "throw", "throws", "transient", "try", "void", "volatile", "while", "true", "false", "null",
+    }
 )
 
 
@@ -84,10 +89,27 @@ def _problem(problems: list[ConfigProblem], name: str, message: str) -> None:
     problems.append(ConfigProblem(name, message))
 
 
+def _split_url(value: str) -> SplitResult | None:
+    """``urlsplit`` that never raises (it does for e.g. ``http://[::1``); ``None`` if unparsable."""
+    try:
+        parts = urlsplit(value)
+        _ = parts.hostname, parts.port  # both parse lazily and may raise ValueError
+    except ValueError:
+        return None
+    return parts
+
+
+def _is_https_url(value: Any) -> bool:
+    parts = _split_url(value) if isinstance(value, str) else None
+    return parts is not None and parts.scheme == "https" and bool(parts.hostname)
+
+
 def _check_host(value: str, name: str, problems: list[ConfigProblem]) -> None:
     """A bare DNS host name: people paste URLs, ports and trailing slashes from the portal."""
     hint = "paste only the host name, e.g. mycluster.mypool.<id>.eastus.hdinsightaks.net"
-    if not value.strip():
+    if not isinstance(value, str):
+        _problem(problems, name, f"must be text, got {value!r}; {hint}")
+    elif not value.strip():
         _problem(problems, name, f"is required; {hint}")
     elif "://" in value:
         _problem(problems, name, f"must not include a scheme like 'https://'; {hint}")
@@ -97,7 +119,7 @@ def _check_host(value: str, name: str, problems: list[ConfigProblem]) -> None:
         _problem(problems, name, f"must not include a path; {hint}")
     elif ":" in value:
         _problem(problems, name, f"must not include a port; {hint}")
-    elif len(value) > 253 or not all(_HOST_LABEL.match(lbl) for lbl in value.rstrip(".").split(".")):
+    elif len(value) > 253 or not all(_HOST_LABEL.fullmatch(lbl) for lbl in value.rstrip(".").split(".")):
         _problem(
             problems,
             name,
@@ -109,7 +131,10 @@ def validate_file_uri(value: str, name: str, *, allow_local: bool) -> list[Confi
     """Problems with an application or dependency path (empty list when it is fine)."""
     problems: list[ConfigProblem] = []
     example = "abfs://container@account.dfs.core.windows.net/path/app.jar"
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
+        _problem(problems, name, f"must be a path as text, got {value!r}, e.g. {example}")
+        return problems
+    if not value.strip():
         _problem(problems, name, f"is required, e.g. {example}")
         return problems
     if value != value.strip() or _CONTROL.search(value):
@@ -117,7 +142,7 @@ def validate_file_uri(value: str, name: str, *, allow_local: bool) -> list[Confi
         return problems
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
     if scheme in ("abfs", "abfss"):
-        if not _ABFS.match(value):
+        if not _ABFS.fullmatch(value):
             _problem(
                 problems,
                 name,
@@ -126,16 +151,21 @@ def validate_file_uri(value: str, name: str, *, allow_local: bool) -> list[Confi
                 "letters and digits; a file path after the host)",
             )
     elif scheme in ("wasb", "wasbs"):
-        if not _WASB.match(value):
+        if not _WASB.fullmatch(value):
             _problem(
                 problems,
                 name,
                 "is not a valid WASB path; use wasb[s]://<container>@<account>.blob.core.windows.net/<path>",
             )
     elif scheme == "https":
-        parts = urlsplit(value)
-        if not parts.hostname or parts.path in ("", "/"):
-            _problem(problems, name, "must be a full https:// URL of the file, host and path")
+        parts = _split_url(value)
+        if parts is None or not parts.hostname or parts.path in ("", "/") or " " in value:
+            _problem(
+                problems,
+                name,
+                "must be a full https:// URL of the file (host and path, no spaces), "
+                "e.g. https://account.blob.core.windows.net/container/app.jar",
+            )
     elif scheme == "file" or value.startswith("local:/") or (not scheme and value.startswith("/")):
         if not allow_local:
             _problem(
@@ -147,14 +177,15 @@ def validate_file_uri(value: str, name: str, *, allow_local: bool) -> list[Confi
         _problem(
             problems,
             name,
-            f"must be an abfs[s]://, wasb[s]:// or https:// path (or a local path on the sandbox), e.g. {example}",
+            "must be an abfs[s]://, wasb[s]:// or https:// path (or a local path on the sandbox), "
+            f"e.g. {example}",
         )
     return problems
 
 
-def _check_class_name(value: str, name: str, problems: list[ConfigProblem]) -> None:
-    parts = value.split(".")
-    if not all(_JAVA_IDENT.match(p) and p not in _JAVA_KEYWORDS for p in parts):
+def _check_class_name(value: Any, name: str, problems: list[ConfigProblem]) -> None:
+    parts = value.split(".") if isinstance(value, str) else [""]
+    if not all(_JAVA_IDENT.fullmatch(p) and p not in _JAVA_KEYWORDS for p in parts):
         _problem(
             problems,
             name,
@@ -162,8 +193,8 @@ def _check_class_name(value: str, name: str, problems: list[ConfigProblem]) -> N
         )
 
 
-def _check_memory(value: str, name: str, problems: list[ConfigProblem]) -> None:
-    if not isinstance(value, str) or not _MEMORY.match(value.strip()) or value != value.strip():
+def _check_memory(value: Any, name: str, problems: list[ConfigProblem]) -> None:
+    if not isinstance(value, str) or not _MEMORY.fullmatch(value):
         _problem(
             problems,
             name,
@@ -178,9 +209,11 @@ def _check_positive_int(value: Any, name: str, problems: list[ConfigProblem]) ->
         _problem(problems, name, f"must be 1 or more, got {value}")
 
 
-def _check_name(value: str, name: str, problems: list[ConfigProblem]) -> None:
+def _check_name(value: Any, name: str, problems: list[ConfigProblem]) -> None:
     """Livy accepts any string, but a name is also a path segment for lookups (LIVY-41)."""
-    if not value.strip():
+    if not isinstance(value, str):
+        _problem(problems, name, f"must be text, got {value!r}; e.g. 'spark-pi'")
+    elif not value.strip():
         _problem(problems, name, "must not be empty; leave it out or give a name like 'spark-pi'")
     elif value != value.strip() or _CONTROL.search(value):
         _problem(problems, name, "must not have leading/trailing spaces or line breaks")
@@ -196,17 +229,18 @@ def _check_name(value: str, name: str, problems: list[ConfigProblem]) -> None:
         _problem(problems, name, "must not contain / ? # % or \\ (it is used in Livy URLs)")
 
 
-def _check_token(value: str, name: str, problems: list[ConfigProblem], what: str) -> None:
-    if not value.strip() or any(ch.isspace() for ch in value) or _CONTROL.search(value):
+def _check_token(value: Any, name: str, problems: list[ConfigProblem], what: str) -> None:
+    if not isinstance(value, str) or not value.strip() or any(ch.isspace() for ch in value):
         _problem(problems, name, f"must be a {what} without spaces")
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:
+    """A list from JSON or a form as a tuple; a lone value becomes a 1-tuple (never raises)."""
     if value is None:
         return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return (value,)
 
 
 @dataclass(frozen=True)
@@ -224,7 +258,7 @@ class ClusterProfile:
     tenant_id: str | None = None
     client_id: str | None = None  # device code: the public client app id
     username: str | None = None  # basic auth user; the password comes from the secret store
-    secret_source: SecretSource = "env"
+    secret_source: SecretSource = "env"  # noqa: S105 - where secrets live, not a secret
     vault_url: str | None = None
     variables_prefix: str = DEFAULT_VARIABLES_PREFIX
     verify: bool | str = True  # True, False, or a CA bundle path
@@ -233,21 +267,33 @@ class ClusterProfile:
 
     @property
     def auth_method(self) -> AuthMethod:
-        return self.auth or _DEFAULT_AUTH[self.flavour]
+        """The configured method, or the flavour's default when ``auth`` is not given."""
+        if self.auth is not None:
+            return self.auth
+        self._check_flavour()
+        return _DEFAULT_AUTH[self.flavour]
 
     @property
     def base_url(self) -> str:
         """The Livy endpoint root, e.g. ``https://{fqdn}/p/livy`` (no trailing slash)."""
+        self._check_flavour()
         path = self.livy_path if self.livy_path is not None else _DEFAULT_LIVY_PATH[self.flavour]
         path = "/" + path.strip("/") if path.strip("/") else ""
         if self.flavour == "hdinsight-aks":
-            return f"https://{self.fqdn}{path}"
+            return f"https://{self.fqdn or ''}{path}"
         if self.flavour == "hdinsight":
             host = self.fqdn or ""
             if host and "." not in host:
                 host = f"{host}.azurehdinsight.net"
             return f"https://{host}{path}"
         return f"{(self.url or '').rstrip('/')}{path}"
+
+    def _check_flavour(self) -> None:
+        if self.flavour not in _DEFAULT_LIVY_PATH:
+            raise ConfigError(
+                f"must be one of {', '.join(get_args(Flavour))}, got {self.flavour!r}",
+                field="profile.flavour",
+            )
 
     def problems(self) -> list[ConfigProblem]:
         problems: list[ConfigProblem] = []
@@ -257,67 +303,78 @@ class ClusterProfile:
             return problems
         if self.auth is not None and self.auth not in get_args(AuthMethod):
             _problem(problems, p + "auth", f"must be one of {', '.join(get_args(AuthMethod))}")
-        if not self.name.strip() or _CONTROL.search(self.name):
+        if not isinstance(self.name, str) or not self.name.strip() or _CONTROL.search(self.name):
             _problem(problems, p + "name", "must be a short profile name, e.g. 'prod-eastus'")
         if self.flavour in ("hdinsight-aks", "hdinsight"):
-            _check_host(self.fqdn or "", p + "fqdn", problems)
+            _check_host(self.fqdn if self.fqdn is not None else "", p + "fqdn", problems)
         else:
-            url = self.url or ""
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
+            url = self.url if isinstance(self.url, str) else ""
+            parts = _split_url(url)
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
                 _problem(
                     problems,
                     p + "url",
                     "must be the Livy server's URL, e.g. http://127.0.0.1:8998",
                 )
         if self.livy_path is not None and (
-            any(ch.isspace() for ch in self.livy_path) or "://" in self.livy_path
+            not isinstance(self.livy_path, str)
+            or any(ch.isspace() or ch in "?#" for ch in self.livy_path)
+            or "://" in self.livy_path
         ):
             _problem(problems, p + "livy_path", "must be a URL path like /p/livy or /livy")
-        method = self.auth_method
-        if method in ("service-principal", "device-code"):
-            scope = urlsplit(self.scope)
-            if scope.scheme != "https" or not self.scope.endswith("/.default") and method == "service-principal":
-                _problem(
-                    problems,
-                    p + "scope",
-                    f"must be an https resource scope ending in /.default, e.g. {DEFAULT_SCOPE}",
-                )
-            auth_host = urlsplit(self.authority_host)
-            if auth_host.scheme != "https" or not auth_host.hostname:
-                _problem(
-                    problems,
-                    p + "authority_host",
-                    "must be an https URL, e.g. https://login.microsoftonline.com",
-                )
-        if method == "device-code" and not self.client_id:
-            _problem(problems, p + "client_id", "is required for device-code sign-in (the app registration id)")
-        if method == "device-code" and not self.tenant_id:
-            _problem(problems, p + "tenant_id", "is required for device-code sign-in (your directory id)")
-        if method == "basic" and not self.username:
-            _problem(problems, p + "username", "is required for basic auth, e.g. 'admin'")
+        if self.auth is None or self.auth in get_args(AuthMethod):
+            problems += self._auth_problems(self.auth_method)
         if self.secret_source not in get_args(SecretSource):
             _problem(problems, p + "secret_source", "must be one of keyvault, env, none")
         if self.secret_source == "keyvault":
-            vault = urlsplit(self.vault_url or "")
-            if vault.scheme != "https" or not vault.hostname:
+            if not _is_https_url(self.vault_url):
                 _problem(
                     problems,
                     p + "vault_url",
                     "must be the vault's https URL, e.g. https://myvault.vault.azure.net",
                 )
-        if not _KV_NAME.match(self.variables_prefix or ""):
+        if not isinstance(self.variables_prefix, str) or not _KV_NAME.fullmatch(self.variables_prefix):
             _problem(
                 problems,
                 p + "variables_prefix",
                 "may hold only letters, digits and '-', e.g. hdinsight-aks-variables",
             )
-        if isinstance(self.verify, str) and not self.verify.strip():
+        if not isinstance(self.verify, (bool, str)) or (isinstance(self.verify, str) and not self.verify.strip()):
             _problem(problems, p + "verify", "must be true, false or the path of a CA bundle file")
         for tname in ("connect_timeout", "read_timeout"):
             value = getattr(self, tname)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 _problem(problems, p + tname, f"must be a number of seconds above 0, got {value!r}")
+        return problems
+
+    def _auth_problems(self, method: AuthMethod) -> list[ConfigProblem]:
+        problems: list[ConfigProblem] = []
+        p = "profile."
+        if method in ("service-principal", "device-code"):
+            if not _is_https_url(self.scope):
+                _problem(problems, p + "scope", f"must be an https resource scope, e.g. {DEFAULT_SCOPE}")
+            elif method == "service-principal" and not self.scope.endswith("/.default"):
+                # The client-credentials grant accepts only '<resource>/.default' scopes.
+                _problem(
+                    problems,
+                    p + "scope",
+                    f"must end in /.default for service-principal sign-in, e.g. {DEFAULT_SCOPE}",
+                )
+            if not _is_https_url(self.authority_host):
+                _problem(
+                    problems,
+                    p + "authority_host",
+                    "must be an https URL, e.g. https://login.microsoftonline.com",
+                )
+        if method == "device-code":
+            if not self.client_id:
+                _problem(
+                    problems, p + "client_id", "is required for device-code sign-in (the app registration id)"
+                )
+            if not self.tenant_id:
+                _problem(problems, p + "tenant_id", "is required for device-code sign-in (your directory id)")
+        if method == "basic" and not self.username:
+            _problem(problems, p + "username", "is required for basic auth, e.g. 'admin'")
         return problems
 
     def validate(self) -> ClusterProfile:
