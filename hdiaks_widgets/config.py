@@ -326,13 +326,12 @@ class ClusterProfile:
             problems += self._auth_problems(self.auth_method)
         if self.secret_source not in get_args(SecretSource):
             _problem(problems, p + "secret_source", "must be one of keyvault, env, none")
-        if self.secret_source == "keyvault":
-            if not _is_https_url(self.vault_url):
-                _problem(
-                    problems,
-                    p + "vault_url",
-                    "must be the vault's https URL, e.g. https://myvault.vault.azure.net",
-                )
+        if self.secret_source == "keyvault" and not _is_https_url(self.vault_url):  # noqa: S105
+            _problem(
+                problems,
+                p + "vault_url",
+                "must be the vault's https URL, e.g. https://myvault.vault.azure.net",
+            )
         if not isinstance(self.variables_prefix, str) or not _KV_NAME.fullmatch(self.variables_prefix):
             _problem(
                 problems,
@@ -414,16 +413,26 @@ class BatchSpec:
 
     def __post_init__(self) -> None:
         # Lists from JSON or a form become tuples so the spec stays hashable and immutable.
-        # args are stringified as Livy requires (the Azure sample sends args=[10]).
-        object.__setattr__(
-            self, "args", tuple(a if isinstance(a, str) or a is None else str(a) for a in _as_tuple(self.args))
-        )
+        # args are stringified as Livy requires (the Azure sample sends args=[10]); None stays
+        # None so that validation can point at it instead of sending the text "None".
+        args = _as_tuple(self.args)
+        object.__setattr__(self, "args", tuple(a if a is None else _arg_text(a) for a in args))
         for name in ("jars", "py_files", "files", "archives"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
-        object.__setattr__(self, "conf", dict(self.conf or {}))
+        # A non-mapping conf is kept as given so validation can name it (construction never raises).
+        if self.conf is None:
+            object.__setattr__(self, "conf", {})
+        elif isinstance(self.conf, Mapping):
+            object.__setattr__(self, "conf", dict(self.conf))
+
+    def __hash__(self) -> int:
+        # The generated hash would fail on the conf dict; hash its items instead.
+        conf = self.conf.items() if isinstance(self.conf, Mapping) else ()
+        values = tuple(getattr(self, f.name) for f in fields(self) if f.name != "conf")
+        return hash((values, frozenset((str(k), str(v)) for k, v in conf)))
 
     # Livy JSON names, in the order of CreateBatchRequest.
-    _LIVY_NAMES = {
+    _LIVY_NAMES: ClassVar[Mapping[str, str]] = {
         "file": "file",
         "proxy_user": "proxyUser",
         "class_name": "className",
@@ -452,7 +461,7 @@ class BatchSpec:
             if isinstance(value, tuple):
                 if not value:
                     continue
-                value = [str(v) for v in value]
+                value = [_arg_text(v) for v in value]
             elif isinstance(value, dict):
                 if not value:
                     continue
@@ -462,6 +471,9 @@ class BatchSpec:
 
     @classmethod
     def from_livy_body(cls, body: Mapping[str, Any]) -> BatchSpec:
+        """The spec of a ``POST /batches`` body; unknown fields raise (Livy answers 400 to them)."""
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"must be a JSON object, got {type(body).__name__}", field="spec")
         reverse = {v: k for k, v in cls._LIVY_NAMES.items()}
         unknown = sorted(set(body) - set(reverse))
         if unknown:
@@ -472,7 +484,7 @@ class BatchSpec:
 
     @property
     def is_python(self) -> bool:
-        return self.file.lower().endswith(".py")
+        return isinstance(self.file, str) and self.file.lower().endswith(".py")
 
     def problems(self, *, allow_local: bool = True) -> list[ConfigProblem]:
         problems: list[ConfigProblem] = []
@@ -489,7 +501,7 @@ class BatchSpec:
                 _check_class_name(self.class_name, s + "class_name", problems)
         for i, arg in enumerate(self.args):
             if not isinstance(arg, str):
-                _problem(problems, f"{s}args[{i}]", "must be text")
+                _problem(problems, f"{s}args[{i}]", "must be text or a number, not empty (null)")
             elif "\x00" in arg:
                 _problem(problems, f"{s}args[{i}]", "must not contain NUL characters")
         if self.name is not None:
@@ -509,15 +521,30 @@ class BatchSpec:
             value = getattr(self, attr)
             if value is not None:
                 _check_positive_int(value, s + attr, problems)
+        problems += self._conf_problems()
+        return problems
+
+    def _conf_problems(self) -> list[ConfigProblem]:
+        problems: list[ConfigProblem] = []
+        name = "spec.conf"
+        if not isinstance(self.conf, Mapping):
+            _problem(problems, name, 'must be an object of Spark settings, e.g. {"spark.eventLog.enabled": "true"}')
+            return problems
         for key, value in self.conf.items():
             if not isinstance(key, str) or not key.strip():
-                _problem(problems, s + "conf", "has an empty key; every Spark setting needs a name like spark.executor.memoryOverhead")
-            elif any(ch.isspace() for ch in key):
-                _problem(problems, f"{s}conf[{key}]", "key must not contain spaces")
+                _problem(
+                    problems,
+                    name,
+                    "has an empty key; every Spark setting needs a name like spark.executor.memoryOverhead",
+                )
+            elif any(ch.isspace() for ch in key) or _CONTROL.search(key):
+                _problem(problems, f"{name}[{key}]", "key must not contain spaces")
             elif value is None or (isinstance(value, str) and _CONTROL.search(value)):
-                _problem(problems, f"{s}conf[{key}]", "needs a value without line breaks")
+                _problem(problems, f"{name}[{key}]", "needs a value without line breaks")
             elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                _problem(problems, f"{s}conf[{key}]", "value must be text or a number")
+                _problem(
+                    problems, f"{name}[{key}]", 'value must be text or a number (write booleans as "true")'
+                )
         return problems
 
     def validate(self, *, allow_local: bool = True) -> BatchSpec:
@@ -530,12 +557,23 @@ class BatchSpec:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else (dict(value) if isinstance(value, dict) else value)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            out[f.name] = value
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BatchSpec:
         return cls(**_known_keys(cls, data, "spec"))
+
+
+def _arg_text(value: Any) -> str:
+    """Livy wants strings; JSON numbers and booleans become the text a shell would pass."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
 
 
 def _known_keys(cls: type, data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -560,7 +598,7 @@ class JobConfig:
     profile: ClusterProfile = field(default_factory=ClusterProfile)
     spec: BatchSpec = field(default_factory=BatchSpec)
 
-    FORMAT_VERSION = 1
+    FORMAT_VERSION: ClassVar[int] = 1
 
     def problems(self) -> list[ConfigProblem]:
         allow_local = self.profile.flavour in ("sandbox", "livy")
@@ -573,7 +611,11 @@ class JobConfig:
         return self
 
     def replace(self, *, profile: ClusterProfile | None = None, spec: BatchSpec | None = None) -> JobConfig:
-        return replace(self, profile=profile or self.profile, spec=spec or self.spec)
+        return replace(
+            self,
+            profile=profile if profile is not None else self.profile,
+            spec=spec if spec is not None else self.spec,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -592,6 +634,15 @@ class JobConfig:
                 [ConfigProblem(k, "is not a known section; use 'profile' and 'spec'") for k in unknown]
             )
         problems: list[ConfigProblem] = []
+        version = data.get("version", cls.FORMAT_VERSION)
+        if isinstance(version, bool) or version != cls.FORMAT_VERSION:
+            problems.append(
+                ConfigProblem(
+                    "version",
+                    f"is {version!r} but this hdiaks-widgets reads version {cls.FORMAT_VERSION}; "
+                    "upgrade hdiaks-widgets or remove the key",
+                )
+            )
         profile, spec = ClusterProfile(), BatchSpec()
         try:
             profile = ClusterProfile.from_dict(data.get("profile") or {})
@@ -606,7 +657,10 @@ class JobConfig:
         return cls(profile=profile, spec=spec)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+        try:
+            return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"cannot be written as JSON: {exc}", field="config") from exc
 
     @classmethod
     def from_json(cls, text: str) -> JobConfig:
@@ -619,11 +673,30 @@ class JobConfig:
         return cls.from_dict(data)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write atomically (temp file + rename) so a crash never leaves half a config."""
+        """Write atomically so a crash or a full disk never leaves half a config behind.
+
+        The text goes to a unique temporary file in the same directory, is flushed to disk, then
+        renamed over the target (``os.replace`` is atomic on POSIX and Windows).
+        """
         target = Path(path)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, target)
+        text = self.to_json()
+        tmp_name: str | None = None
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+            os.chmod(tmp_name, mode)  # mkstemp creates 0600; keep the usual mode of a config file
+            os.replace(tmp_name, target)
+            tmp_name = None
+        except OSError as exc:
+            raise ConfigError(f"cannot write {os.fspath(path)!r}: {exc.strerror or exc}", field="config") from exc
+        finally:
+            if tmp_name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
         return target
 
     @classmethod
@@ -631,7 +704,11 @@ class JobConfig:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot read {os.fspath(path)!r}: {exc.strerror}", field="config") from exc
+            raise ConfigError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}", field="config") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{os.fspath(path)!r} is not UTF-8 text (byte {exc.start})", field="config"
+            ) from exc
         return cls.from_json(text)
 
     # -- the Microsoft sample's trigger conf (PROTOCOL.md §1) -------------------------------
@@ -650,14 +727,21 @@ class JobConfig:
 
     def with_trigger_conf(self, conf: Mapping[str, Any]) -> JobConfig:
         """Apply a trigger conf on top of this config; empty values keep the defaults."""
-        unknown = sorted(set(conf) - set(TRIGGER_KEYS))
-        if unknown:
-            raise ConfigError(
-                [
-                    ConfigProblem(k, f"is not a trigger-conf key; known: {', '.join(TRIGGER_KEYS)}")
-                    for k in unknown
-                ]
-            )
+        if not isinstance(conf, Mapping):
+            raise ConfigError(f"must be a JSON object, got {type(conf).__name__}", field="trigger_conf")
+        problems = [
+            ConfigProblem(str(k), f"is not a trigger-conf key; known: {', '.join(TRIGGER_KEYS)}")
+            for k in sorted(set(conf) - set(TRIGGER_KEYS), key=str)
+        ]
+        for key in ("spark_cluster_fqdn", "app_jar_path", "job_name", "class_name"):
+            value = conf.get(key)
+            if value is not None and not isinstance(value, str):
+                problems.append(ConfigProblem(key, f"must be text, got {value!r}"))
+        args = conf.get("args")
+        if args is not None and isinstance(args, Mapping):
+            problems.append(ConfigProblem("args", 'must be a list of arguments, e.g. ["10"]'))
+        if problems:
+            raise ConfigError(problems)
         profile, spec = self.profile, self.spec
         if conf.get("spark_cluster_fqdn"):
             profile = replace(profile, fqdn=str(conf["spark_cluster_fqdn"]))
@@ -668,14 +752,18 @@ class JobConfig:
             changes["name"] = str(conf["job_name"])
         if conf.get("class_name"):
             changes["class_name"] = str(conf["class_name"])
-        if conf.get("args") is not None:
-            args = conf["args"]
-            changes["args"] = [str(a) for a in (args if isinstance(args, (list, tuple)) else [args])]
+        if args is not None:
+            changes["args"] = _as_tuple(args)
         return JobConfig(profile=profile, spec=replace(spec, **changes))
 
     @classmethod
-    def from_trigger_conf(cls, conf: Mapping[str, Any], *, profile: ClusterProfile | None = None) -> JobConfig:
-        base = cls(profile=profile or ClusterProfile(name="hdinsight-aks", flavour="hdinsight-aks"))
+    def from_trigger_conf(
+        cls, conf: Mapping[str, Any], *, profile: ClusterProfile | None = None
+    ) -> JobConfig:
+        """A config from the sample's trigger conf alone (HDInsight on AKS unless ``profile``)."""
+        if profile is None:
+            profile = ClusterProfile(name="hdinsight-aks", flavour="hdinsight-aks")
+        base = cls(profile=profile)
         return base.with_trigger_conf(conf)
 
 
@@ -685,6 +773,3 @@ def _problems_of(exc: Exception, prefix: str) -> list[ConfigProblem]:
     # TypeError from a dataclass constructor: wrong argument shape.
     return [ConfigProblem(prefix, f"has an invalid value: {exc}")]
 
-
-def merge_problems(groups: Iterable[Sequence[ConfigProblem]]) -> list[ConfigProblem]:
-    return [p for group in groups for p in group]

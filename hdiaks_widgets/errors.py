@@ -69,6 +69,8 @@ class ConfigError(HdiaksError, ValueError):
         super().__init__(self._summary())
 
     def _summary(self) -> str:
+        if not self.problems:
+            return "invalid job configuration"
         if len(self.problems) == 1:
             return str(self.problems[0])
         lines = [f"{len(self.problems)} problems in the job configuration:"]

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hdiaks_widgets.errors import LivyError
+
 __all__ = [
     "AppInfo",
     "Batch",
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-class BatchState(str, enum.Enum):
+class BatchState(enum.StrEnum):
     """All 11 Livy session states (``SessionState.scala``); the docs list only 9."""
 
     NOT_STARTED = "not_started"
@@ -50,15 +52,12 @@ class BatchState(str, enum.Enum):
         return self is BatchState.SUCCESS
 
     @classmethod
-    def parse(cls, value: str) -> BatchState:
+    def parse(cls, value: Any) -> BatchState:
         try:
-            return cls(value)
+            return cls(str(value))
         except ValueError:
             # An unknown state from a newer Livy must not crash a monitor; treat as not final.
             return cls.NOT_STARTED
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # The terminal set used by Airflow's LivyHook and the Azure samples.
@@ -69,6 +68,31 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _object(data: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise LivyError(f"Livy sent a {type(data).__name__} where a {what} object was expected")
+    return data
+
+
+def _int(data: Mapping[str, Any], key: str, what: str, default: int | None = None) -> int:
+    """An integer field; a missing or malformed one is a protocol error, not a KeyError."""
+    value = data.get(key, default)
+    if isinstance(value, bool) or value is None:
+        raise LivyError(f"Livy's {what} has no integer {key!r} (got {value!r})")
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise LivyError(f"Livy's {what} has no integer {key!r} (got {value!r})") from exc
+
+
+def _lines(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):  # a single line instead of a list: keep it whole
+        return (value,)
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(str(line) for line in value)
+
+
 @dataclass(frozen=True)
 class AppInfo:
     driver_log_url: str | None = None
@@ -77,7 +101,8 @@ class AppInfo:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> AppInfo:
-        data = data or {}
+        if not isinstance(data, Mapping):
+            data = {}
         return cls(
             driver_log_url=_str_or_none(data.get("driverLogUrl")),
             spark_ui_url=_str_or_none(data.get("sparkUiUrl")),
@@ -100,15 +125,16 @@ class Batch:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Batch:
+        data = _object(data, "batch")
         return cls(
-            id=int(data["id"]),
-            state=BatchState.parse(str(data.get("state", "not_started"))),
+            id=_int(data, "id", "batch"),
+            state=BatchState.parse(data.get("state", "not_started")),
             name=_str_or_none(data.get("name")),
             owner=_str_or_none(data.get("owner")),
             proxy_user=_str_or_none(data.get("proxyUser")),
             app_id=_str_or_none(data.get("appId")),
             app_info=AppInfo.from_json(data.get("appInfo")),
-            log=tuple(str(line) for line in (data.get("log") or ())),
+            log=_lines(data.get("log")),
         )
 
 
@@ -122,9 +148,10 @@ class BatchList:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BatchList:
+        data = _object(data, "batch list")
         return cls(
-            start=int(data.get("from", 0)),
-            total=int(data.get("total", 0)),
+            start=_int(data, "from", "batch list", 0),
+            total=_int(data, "total", "batch list", 0),
             batches=tuple(Batch.from_json(s) for s in data.get("sessions") or ()),
         )
 
@@ -145,11 +172,14 @@ class LogPage:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LogPage:
-        lines = tuple(str(line) for line in (data.get("log") or ()))
+        data = _object(data, "log page")
+        lines = _lines(data.get("log"))
+        # The code sends ``total``; the REST docs call it ``size``: accept both.
+        total_key = "total" if "total" in data else "size"
         return cls(
-            id=int(data.get("id", -1)),
-            start=int(data.get("from", 0)),
-            total=int(data.get("total", data.get("size", len(lines)))),
+            id=_int(data, "id", "log page", -1),
+            start=_int(data, "from", "log page", 0),
+            total=_int(data, total_key, "log page", len(lines)),
             lines=lines,
         )
 
@@ -174,16 +204,17 @@ class Session:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Session:
+        data = _object(data, "session")
         return cls(
-            id=int(data["id"]),
-            state=BatchState.parse(str(data.get("state", "not_started"))),
+            id=_int(data, "id", "session"),
+            state=BatchState.parse(data.get("state", "not_started")),
             kind=_str_or_none(data.get("kind")),
             name=_str_or_none(data.get("name")),
             owner=_str_or_none(data.get("owner")),
             proxy_user=_str_or_none(data.get("proxyUser")),
             app_id=_str_or_none(data.get("appId")),
             app_info=AppInfo.from_json(data.get("appInfo")),
-            log=tuple(str(line) for line in (data.get("log") or ())),
+            log=_lines(data.get("log")),
         )
 
 
@@ -195,14 +226,15 @@ class SessionList:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SessionList:
+        data = _object(data, "session list")
         return cls(
-            start=int(data.get("from", 0)),
-            total=int(data.get("total", 0)),
+            start=_int(data, "from", "session list", 0),
+            total=_int(data, "total", "session list", 0),
             sessions=tuple(Session.from_json(s) for s in data.get("sessions") or ()),
         )
 
 
-class StatementState(str, enum.Enum):
+class StatementState(enum.StrEnum):
     WAITING = "waiting"
     RUNNING = "running"
     AVAILABLE = "available"
@@ -213,9 +245,6 @@ class StatementState(str, enum.Enum):
     @property
     def is_terminal(self) -> bool:
         return self in (StatementState.AVAILABLE, StatementState.ERROR, StatementState.CANCELLED)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -244,14 +273,16 @@ class StatementOutput:
     def from_json(cls, data: Mapping[str, Any] | None) -> StatementOutput | None:
         if not data:
             return None
+        data = _object(data, "statement output")
         count = data.get("execution_count")
+        payload = data.get("data")
         return cls(
             status=str(data.get("status", "")),
-            execution_count=None if count is None else int(count),
-            data=dict(data.get("data") or {}),
+            execution_count=None if count is None else _int(data, "execution_count", "statement output"),
+            data=dict(payload) if isinstance(payload, Mapping) else {},
             ename=_str_or_none(data.get("ename")),
             evalue=_str_or_none(data.get("evalue")),
-            traceback=tuple(str(t) for t in (data.get("traceback") or ())),
+            traceback=_lines(data.get("traceback")),
         )
 
 
@@ -265,14 +296,16 @@ class Statement:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Statement:
+        data = _object(data, "statement")
         try:
             state = StatementState(str(data.get("state", "waiting")))
         except ValueError:
-            state = StatementState.WAITING
+            state = StatementState.WAITING  # a newer Livy's state: not final, keep polling
+        progress = data.get("progress")
         return cls(
-            id=int(data["id"]),
+            id=_int(data, "id", "statement"),
             state=state,
             code=str(data.get("code", "")),
             output=StatementOutput.from_json(data.get("output")),
-            progress=float(data.get("progress") or 0.0),
+            progress=float(progress) if isinstance(progress, int | float) else 0.0,
         )
