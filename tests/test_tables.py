@@ -1,0 +1,169 @@
+"""tables: log parsing, filters, batch tables and escaped HTML (pure pandas, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from hdiaks_widgets.models import AppInfo, Batch, BatchState
+from hdiaks_widgets.tables import (
+    LOG_COLUMNS,
+    batch_html,
+    batch_table,
+    filter_log,
+    link_html,
+    log_html,
+    log_table,
+    parse_line,
+    parse_lines,
+)
+
+SPARK_LOG = [
+    "stdout: ",
+    "Pi is roughly 3.141592",
+    "\nstderr: ",
+    "25/11/24 08:01:02 INFO SparkContext: Running Spark version 4.0.0",
+    "25/11/24 08:01:03 WARN NativeCodeLoader: Unable to load native-hadoop library",
+    "25/11/24 08:01:04 ERROR Executor: Exception in task 0.0 in stage 0.0 (TID 0)",
+    "java.lang.RuntimeException: boom",
+    "\tat org.apache.spark.examples.SparkPi$.main(SparkPi.scala:10)",
+]
+
+
+def test_parse_line_log4j_short_pattern() -> None:
+    rec = parse_line("25/11/24 08:01:02 INFO SparkContext: Running Spark version 4.0.0", offset=7)
+    assert (rec.line, rec.level, rec.logger, rec.message) == (7, "INFO", "SparkContext", "Running Spark version 4.0.0")
+    assert rec.time == datetime(2025, 11, 24, 8, 1, 2)
+
+
+def test_parse_line_iso_timestamp_with_millis() -> None:
+    rec = parse_line("2025-11-24 08:01:02,123 WARN org.apache.spark.SparkConf: spark.x is deprecated")
+    assert rec.level == "WARN"
+    assert rec.logger == "org.apache.spark.SparkConf"
+    assert rec.time == datetime(2025, 11, 24, 8, 1, 2, 123000)
+
+
+def test_parse_line_spark4_structured_json() -> None:
+    line = ('{"ts":"2025-11-24T08:01:02.349Z","level":"ERROR","msg":"Task failed",'
+            '"context":{"task_id":"1"},"logger":"org.apache.spark.executor.Executor",'
+            '"exception":{"class":"java.lang.RuntimeException","msg":"boom","stacktrace":[]}}')
+    rec = parse_line(line)
+    assert (rec.level, rec.logger) == ("ERROR", "Executor")
+    assert rec.message == "Task failed [java.lang.RuntimeException: boom]"
+    assert rec.time is not None and rec.time.year == 2025
+
+
+def test_parse_line_python_warning_level_is_normalised() -> None:
+    assert parse_line("2025-11-24 08:01:02 WARNING py4j: gone").level == "WARN"
+
+
+def test_parse_line_plain_output_keeps_text() -> None:
+    rec = parse_line("Pi is roughly 3.14")
+    assert (rec.time, rec.level, rec.logger, rec.message) == (None, None, None, "Pi is roughly 3.14")
+
+
+def test_parse_line_info_without_logger_keeps_whole_message() -> None:
+    rec = parse_line("25/11/24 08:01:02 INFO Running job: 42")
+    assert rec.logger is None
+    assert rec.message == "Running job: 42"
+
+
+def test_parse_lines_livy_section_markers_switch_stream() -> None:
+    records, stream = parse_lines(SPARK_LOG)
+    assert stream == "stderr"
+    assert [r.stream for r in records][:2] == ["stdout", "stderr"]
+    assert [r.line for r in records] == [1, 3, 4, 5, 6, 7]
+
+
+def test_parse_lines_continues_stream_across_pages() -> None:
+    first, stream = parse_lines(SPARK_LOG[:4])
+    second, _ = parse_lines(SPARK_LOG[4:], start=4, stream=stream)
+    assert [r.line for r in first + second] == [r.line for r in parse_lines(SPARK_LOG)[0]]
+    assert all(r.stream == "stderr" for r in second)
+
+
+def test_log_table_columns_and_types() -> None:
+    frame = log_table(SPARK_LOG)
+    assert tuple(frame.columns) == LOG_COLUMNS
+    assert frame["line"].dtype == "int64"
+    assert pd.api.types.is_datetime64_any_dtype(frame["time"])
+    assert list(frame["level"]) == ["", "INFO", "WARN", "ERROR", "", ""]
+
+
+def test_log_table_empty_has_columns() -> None:
+    assert tuple(log_table([]).columns) == LOG_COLUMNS
+
+
+def test_filter_log_level_keeps_more_severe_and_unlevelled_lines() -> None:
+    out = filter_log(log_table(SPARK_LOG), level="WARN")
+    assert list(out["level"]) == ["", "WARN", "ERROR", "", ""]
+
+
+def test_filter_log_text_is_literal_and_case_insensitive() -> None:
+    out = filter_log(log_table(SPARK_LOG), text="pi IS ROUGHLY")
+    assert list(out["message"]) == ["Pi is roughly 3.141592"]
+    assert filter_log(log_table(SPARK_LOG), text="(").shape[0] == 2
+
+
+def test_filter_log_last_n() -> None:
+    assert list(filter_log(log_table(SPARK_LOG), last=2)["line"]) == [6, 7]
+    assert filter_log(log_table(SPARK_LOG), last=0).empty
+
+
+def _batch(**kw: object) -> Batch:
+    base: dict[str, object] = {"id": 3, "state": BatchState.SUCCESS, "name": "pi", "app_id": "local-1"}
+    base.update(kw)
+    return Batch(**base)  # type: ignore[arg-type]
+
+
+def test_batch_table_columns_and_elapsed() -> None:
+    frame = batch_table([_batch()], elapsed={3: 7.25})
+    assert list(frame.loc[0, ["id", "name", "state", "app_id"]]) == [3, "pi", "success", "local-1"]
+    assert frame.loc[0, "elapsed_s"] == pytest.approx(7.2, abs=0.06)
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "&lt;already&gt; & ampersand",
+    "' onmouseover='x",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=["script", "attr-break", "entities", "quote"])
+def test_log_html_escapes_hostile_lines(text: str) -> None:
+    page = log_html(log_table([f"25/11/24 08:01:02 ERROR Evil: {text}", text]))
+    assert "<script>" not in page
+    assert "<img" not in page
+    assert "&lt;" in page or "&#x27;" in page or "&amp;" in page
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "data:text/html,<b>x</b>", "file:///etc/passwd", "//evil.example/x",
+     'http://x" onclick="y', "vbscript:msgbox"],
+    ids=["javascript", "data", "file", "scheme-relative", "quote", "vbscript"],
+)
+def test_link_html_refuses_non_http_links(url: str) -> None:
+    out = link_html(url, "Spark UI")
+    assert "<a " not in out
+
+
+def test_link_html_makes_http_links_clickable() -> None:
+    out = link_html("https://cluster.example/sparkui/app-1?x=1&y=2", "Spark UI")
+    assert out.startswith('<a href="https://cluster.example/sparkui/app-1?x=1&amp;y=2"')
+    assert 'rel="noopener noreferrer"' in out
+
+
+def test_batch_html_links_and_escapes() -> None:
+    batch = _batch(
+        name="<b>job</b>",
+        app_info=AppInfo(driver_log_url="javascript:alert(1)", spark_ui_url="http://127.0.0.1:4040/"),
+    )
+    page = batch_html(batch_table([batch]))
+    assert "&lt;b&gt;job&lt;/b&gt;" in page
+    assert '<a href="http://127.0.0.1:4040/"' in page
+    assert 'href="javascript' not in page
+    assert 'data-state="success"' in page
