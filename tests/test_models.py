@@ -1,0 +1,209 @@
+"""Unit tests of hdiaks_widgets.models, fed with the Livy JSON samples of PROTOCOL.md §2.3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hdiaks_widgets.errors import HdiaksError, LivyError
+from hdiaks_widgets.models import (
+    TERMINAL_STATES,
+    AppInfo,
+    Batch,
+    BatchList,
+    BatchState,
+    LogPage,
+    Session,
+    SessionList,
+    Statement,
+    StatementOutput,
+    StatementState,
+)
+
+ALL_STATES = [
+    "not_started", "starting", "recovering", "idle", "running", "busy",
+    "shutting_down", "error", "dead", "killed", "success",
+]
+
+BATCH_JSON: dict[str, Any] = {
+    "id": 7,
+    "name": "spark-pi",
+    "owner": "alice",
+    "proxyUser": "bob",
+    "state": "running",
+    "appId": "application_1700000000000_0007",
+    "appInfo": {
+        "driverLogUrl": "http://nm:8042/node/containerlogs/container_1/alice",
+        "sparkUiUrl": "http://rm:8088/proxy/application_1700000000000_0007/",
+    },
+    "log": ["stdout: ", "\nstderr: ", "23/11/29 10:00:00 INFO SparkContext: Running Spark version 3.3.1"],
+}
+
+
+def test_batch_from_json_reads_every_field() -> None:
+    batch = Batch.from_json(BATCH_JSON)
+    assert batch == Batch(
+        id=7,
+        state=BatchState.RUNNING,
+        name="spark-pi",
+        owner="alice",
+        proxy_user="bob",
+        app_id="application_1700000000000_0007",
+        app_info=AppInfo(
+            driver_log_url="http://nm:8042/node/containerlogs/container_1/alice",
+            spark_ui_url="http://rm:8088/proxy/application_1700000000000_0007/",
+        ),
+        log=tuple(BATCH_JSON["log"]),
+    )
+
+
+def test_batch_from_json_reads_post_answer() -> None:
+    batch = Batch.from_json({"id": 0, "state": "starting", "log": []})
+    assert (batch.id, batch.state, batch.log, batch.app_id) == (0, BatchState.STARTING, (), None)
+
+
+def test_batch_from_json_tolerates_nulls() -> None:
+    batch = Batch.from_json({"id": 1, "name": None, "state": "dead", "appId": None, "appInfo": None, "log": None})
+    assert (batch.name, batch.app_info, batch.log) == (None, AppInfo(), ())
+
+
+def test_batch_from_json_reads_executor_log_urls() -> None:
+    batch = Batch.from_json({"id": 1, "state": "success", "appInfo": {"executorLogUrls": "1: http://x"}})
+    assert batch.app_info.executor_log_urls == "1: http://x"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"state": "running"}, id="missing-id"),
+        pytest.param({"id": "seven", "state": "running"}, id="text-id"),
+        pytest.param({"id": None}, id="null-id"),
+        pytest.param(["id", 1], id="not-object"),
+    ],
+)
+def test_batch_from_json_malformed_raises_livy_error(data: Any) -> None:
+    with pytest.raises(LivyError):
+        Batch.from_json(data)
+
+
+def test_batchlist_from_json_empty_hdinsight_list() -> None:
+    assert BatchList.from_json({"from": 0, "total": 0, "sessions": []}) == BatchList(start=0, total=0, batches=())
+
+
+def test_batchlist_from_json_total_counts_all_sessions() -> None:
+    page = BatchList.from_json({"from": 1, "total": 5, "sessions": [BATCH_JSON]})
+    assert (page.start, page.total, [b.id for b in page.batches]) == (1, 5, [7])
+
+
+def test_batch_state_endpoint_answer_parses() -> None:
+    answer = {"id": 7, "state": "success"}
+    assert BatchState.parse(answer["state"]) is BatchState.SUCCESS
+
+
+def test_logpage_from_json_uses_total() -> None:
+    page = LogPage.from_json({"id": 7, "from": 100, "total": 250, "log": ["a", "b"]})
+    assert page == LogPage(id=7, start=100, total=250, lines=("a", "b"))
+    assert page.end == 102
+
+
+def test_logpage_from_json_accepts_documented_size_key() -> None:
+    assert LogPage.from_json({"id": 7, "from": 0, "size": 3, "log": ["a"]}).total == 3
+
+
+def test_logpage_from_json_without_total_counts_lines() -> None:
+    assert LogPage.from_json({"id": 7, "from": 0, "log": ["a", "b"]}).total == 2
+
+
+@pytest.mark.parametrize("state", ALL_STATES)
+def test_batchstate_parses_every_livy_state(state: str) -> None:
+    assert BatchState.parse(state).value == state
+
+
+def test_batchstate_has_all_eleven_states() -> None:
+    assert sorted(s.value for s in BatchState) == sorted(ALL_STATES)
+
+
+def test_batchstate_terminal_set() -> None:
+    assert {s.value for s in BatchState if s.is_terminal} == {"success", "dead", "killed", "error"}
+    assert {s.value for s in TERMINAL_STATES} == {"success", "dead", "killed", "error"}
+
+
+def test_batchstate_unknown_state_is_tolerated_and_not_terminal() -> None:
+    state = BatchState.parse("paused_by_operator")
+    assert not state.is_terminal
+    assert Batch.from_json({"id": 1, "state": "paused_by_operator"}).state is state
+
+
+def test_batchstate_compares_and_prints_as_text() -> None:
+    assert BatchState.SUCCESS == "success"
+    assert f"{BatchState.DEAD}" == "dead"
+    assert BatchState.SUCCESS.is_success and not BatchState.DEAD.is_success
+
+
+def test_session_from_json_reads_kind_and_readiness() -> None:
+    session = Session.from_json({"id": 3, "kind": "pyspark", "state": "idle", "appInfo": {}, "log": []})
+    assert (session.id, session.kind, session.is_ready) == (3, "pyspark", True)
+
+
+def test_sessionlist_from_json() -> None:
+    sessions = SessionList.from_json({"from": 0, "total": 1, "sessions": [{"id": 3, "state": "busy"}]})
+    assert [s.state for s in sessions.sessions] == [BatchState.BUSY]
+
+
+def test_statement_from_json_ok_output() -> None:
+    stmt = Statement.from_json(
+        {
+            "id": 0,
+            "code": "1 + 1",
+            "state": "available",
+            "output": {"status": "ok", "execution_count": 0, "data": {"text/plain": "2"}},
+            "progress": 1.0,
+        }
+    )
+    assert stmt.state is StatementState.AVAILABLE and stmt.state.is_terminal
+    assert stmt.output is not None and stmt.output.ok
+    assert (stmt.output.text, stmt.output.execution_count, stmt.progress) == ("2", 0, 1.0)
+
+
+def test_statement_from_json_error_output() -> None:
+    stmt = Statement.from_json(
+        {
+            "id": 1,
+            "code": "x",
+            "state": "available",
+            "output": {
+                "status": "error",
+                "execution_count": 1,
+                "ename": "NameError",
+                "evalue": "name 'x' is not defined",
+                "traceback": ["Traceback ...", "NameError: name 'x' is not defined"],
+            },
+        }
+    )
+    assert stmt.output is not None and not stmt.output.ok
+    assert stmt.output.text == "NameError: name 'x' is not defined"
+    assert len(stmt.output.traceback) == 2
+
+
+def test_statement_from_json_waiting_without_output() -> None:
+    stmt = Statement.from_json({"id": 2, "code": "x", "state": "waiting", "output": None, "progress": None})
+    assert (stmt.output, stmt.progress, stmt.state.is_terminal) == (None, 0.0, False)
+
+
+def test_statement_from_json_unknown_state_is_waiting() -> None:
+    assert Statement.from_json({"id": 2, "state": "queued"}).state is StatementState.WAITING
+
+
+@pytest.mark.parametrize("state", [s.value for s in StatementState])
+def test_statementstate_parses_every_state(state: str) -> None:
+    assert StatementState(state).value == state
+
+
+def test_statementoutput_from_json_empty_is_none() -> None:
+    assert StatementOutput.from_json({}) is None
+
+
+def test_livy_error_from_models_is_hdiaks_error() -> None:
+    with pytest.raises(HdiaksError):
+        LogPage.from_json({"id": 1, "from": "start"})
