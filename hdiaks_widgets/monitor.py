@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 ErrorKind = Literal["auth", "network", "server", "config", "purged", "failed", "error", "internal"]
 # Errors that another poll will not fix: stop at once instead of retrying.
 _FATAL_KINDS = frozenset({"auth", "config", "error", "internal"})
-_ERROR_LINE = re.compile(r"\b(ERROR|FATAL|Exception|Error:|Traceback|Caused by)\b")
+_ERROR_LINE = re.compile(r"ERROR|FATAL|Exception|Error\b|Traceback|Caused by")
 
 
 class LivyLike(Protocol):
