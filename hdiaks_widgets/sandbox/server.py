@@ -1,0 +1,291 @@
+"""The Livy-compatible REST app (Flask): batches, interactive sessions and the test namespace.
+
+Routes follow ``docs/rest-api.md`` of apache/incubator-livy (see PROTOCOL.md §2). Errors are
+``{"msg": ...}`` like Livy's ``ResponseMessage``. ``/_sandbox/...`` is not part of Livy: it
+drives fault injection and lets tests look at deleted batches and their processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from flask import Flask, Response, g, request
+
+from hdiaks_widgets.sandbox.apps import Examples
+from hdiaks_widgets.sandbox.batches import BatchRegistry, NotFound
+from hdiaks_widgets.sandbox.bodies import (
+    BATCH_CLASS,
+    BATCH_FIELDS,
+    SESSION_CLASS,
+    SESSION_FIELDS,
+    STATEMENT_CLASS,
+    STATEMENT_FIELDS,
+    BadRequest,
+    parse_body,
+)
+from hdiaks_widgets.sandbox.faults import FaultBook, FaultRule
+from hdiaks_widgets.sandbox.procs import group_members
+from hdiaks_widgets.sandbox.sessions import SessionRegistry
+
+__all__ = ["Authorizer", "CSRF_MESSAGE", "create_app"]
+
+# Given the request headers, return None to let the request through or a message to answer 401.
+Authorizer = Callable[[Mapping[str, str]], "str | None"]
+
+CSRF_MESSAGE = "Missing Required Header for CSRF protection."
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+_CONTROL_PREFIX = "/_sandbox/"
+
+
+def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(json.dumps(data), status=status, headers=dict(headers or {}), mimetype="application/json")
+
+
+def _msg(message: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    return _json({"msg": message}, status, headers)
+
+
+def _int_arg(name: str, default: int | None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"Invalid value for query parameter {name}: {raw!r}") from exc
+
+
+def _drop_connection() -> None:
+    """Close the client's TCP connection; werkzeug then fails to write and gives up quietly."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def create_app(
+    *,
+    batches: BatchRegistry,
+    sessions: SessionRegistry,
+    faults: FaultBook | None = None,
+    examples: Examples | None = None,
+    csrf: bool = False,
+    authorizer: Authorizer | None = None,
+) -> Flask:
+    app = Flask("hdiaks_widgets.sandbox")
+    book = faults or FaultBook()
+
+    @app.before_request
+    def _gate() -> Response | None:
+        path = request.path
+        if path.startswith(_CONTROL_PREFIX):
+            return None
+        rule = book.observe(request.method, path)
+        g.fault = rule
+        if rule is not None:
+            if rule.kind == "slow":
+                time.sleep(rule.seconds)
+            elif rule.kind == "drop":
+                _drop_connection()
+                return Response(b"", status=500)
+            elif rule.kind == "status":
+                headers = {}
+                if rule.retry_after is not None:
+                    value = rule.retry_after
+                    headers["Retry-After"] = str(int(value)) if value == int(value) else str(value)
+                return _msg(rule.message or f"sandbox fault: HTTP {rule.status}", rule.status, headers)
+        if authorizer is not None:
+            refusal = authorizer(cast("Mapping[str, str]", request.headers))
+            if refusal is not None:
+                return _msg(refusal, 401, {"WWW-Authenticate": "Bearer"})
+        if csrf and request.method not in _SAFE_METHODS and "X-Requested-By" not in request.headers:
+            return _msg(CSRF_MESSAGE, 400)
+        return None
+
+    @app.after_request
+    def _after(response: Response) -> Response:
+        rule: FaultRule | None = g.get("fault")
+        if rule is not None and rule.kind == "drop_after":
+            _drop_connection()
+        return response
+
+    @app.errorhandler(NotFound)
+    def _not_found(exc: NotFound) -> Response:
+        return _msg(str(exc), 404)
+
+    @app.errorhandler(BadRequest)
+    def _bad_request(exc: BadRequest) -> Response:
+        return _msg(exc.message, 400)
+
+    @app.errorhandler(404)
+    def _no_route(_: Exception) -> Response:
+        return _msg(f"Not found: {request.path}", 404)
+
+    @app.errorhandler(405)
+    def _no_method(_: Exception) -> Response:
+        return _msg(f"Method {request.method} not allowed on {request.path}", 405)
+
+    @app.errorhandler(500)
+    def _internal(exc: Exception) -> Response:
+        return _msg(str(getattr(exc, "original_exception", exc)), 500)
+
+    # -- batches ------------------------------------------------------------------------------
+
+    @app.get("/batches")
+    def list_batches() -> Response:
+        start = _int_arg("from", 0) or 0
+        size = _int_arg("size", 100)
+        total, page = batches.listing(start, 100 if size is None else size)
+        return _json({"from": start, "total": total, "sessions": [r.view(batches.base_url) for r in page]})
+
+    @app.post("/batches")
+    def create_batch() -> Response:
+        body = parse_body(request.get_data(), BATCH_FIELDS, BATCH_CLASS)
+        rec = batches.create(body)
+        return _json(rec.view(batches.base_url), 201, {"Location": f"/{rec.id}"})
+
+    @app.get("/batches/<ident>")
+    def get_batch(ident: str) -> Response:
+        return _json(batches.get(ident).view(batches.base_url))
+
+    @app.get("/batches/<ident>/state")
+    def batch_state(ident: str) -> Response:
+        rec = batches.get(ident)
+        return _json({"id": rec.id, "state": rec.state})
+
+    @app.get("/batches/<ident>/log")
+    def batch_log(ident: str) -> Response:
+        rec = batches.get(ident)
+        size = _int_arg("size", 100)
+        return _json(rec.log.page_json(rec.id, _int_arg("from", None), 100 if size is None else size))
+
+    @app.delete("/batches/<ident>")
+    def delete_batch(ident: str) -> Response:
+        batches.delete(ident)
+        return _json({"msg": "deleted"})
+
+    # -- interactive sessions -----------------------------------------------------------------
+
+    @app.get("/sessions")
+    def list_sessions() -> Response:
+        start = _int_arg("from", 0) or 0
+        size = _int_arg("size", 100)
+        total, page = sessions.listing(start, 100 if size is None else size)
+        return _json({"from": start, "total": total, "sessions": [r.view() for r in page]})
+
+    @app.post("/sessions")
+    def create_session() -> Response:
+        rec = sessions.create(parse_body(request.get_data(), SESSION_FIELDS, SESSION_CLASS))
+        return _json(rec.view(), 201, {"Location": f"/{rec.id}"})
+
+    @app.get("/sessions/<ident>")
+    def get_session(ident: str) -> Response:
+        return _json(sessions.get(ident).view())
+
+    @app.get("/sessions/<ident>/state")
+    def session_state(ident: str) -> Response:
+        rec = sessions.get(ident)
+        return _json({"id": rec.id, "state": rec.state})
+
+    @app.get("/sessions/<ident>/log")
+    def session_log(ident: str) -> Response:
+        rec = sessions.get(ident)
+        size = _int_arg("size", 100)
+        return _json(rec.log.page_json(rec.id, _int_arg("from", None), 100 if size is None else size))
+
+    @app.delete("/sessions/<ident>")
+    def delete_session(ident: str) -> Response:
+        sessions.delete(ident)
+        return _json({"msg": "deleted"})
+
+    @app.get("/sessions/<ident>/statements")
+    def list_statements(ident: str) -> Response:
+        rec = sessions.get(ident)
+        with rec.lock:
+            views = [s.view() for s in rec.statements]
+        if request.args.get("order") == "desc":
+            views.reverse()
+        start = _int_arg("from", 0) or 0
+        size = _int_arg("size", None)
+        page = views[start:] if size is None or size < 0 else views[start : start + size]
+        return _json({"total_statements": len(views), "statements": page})
+
+    @app.post("/sessions/<ident>/statements")
+    def run_statement(ident: str) -> Response:
+        rec = sessions.get(ident)
+        body = parse_body(request.get_data(), STATEMENT_FIELDS, STATEMENT_CLASS)
+        if "code" not in body:
+            raise BadRequest("Rejected, Reason: requirement failed: code is required")
+        stmt = sessions.submit(rec, str(body["code"]), body.get("kind"))
+        return _json(stmt.view(), 201, {"Location": f"/statements/{stmt.id}"})
+
+    @app.get("/sessions/<ident>/statements/<stmt_id>")
+    def get_statement(ident: str, stmt_id: str) -> Response:
+        rec = sessions.get(ident)
+        return _json(sessions.statement(rec, stmt_id).view())
+
+    @app.post("/sessions/<ident>/statements/<stmt_id>/cancel")
+    def cancel_statement(ident: str, stmt_id: str) -> Response:
+        rec = sessions.get(ident)
+        sessions.cancel(rec, sessions.statement(rec, stmt_id))
+        return _json({"msg": "canceled"})
+
+    # -- sandbox control (not Livy) -----------------------------------------------------------
+
+    @app.get("/_sandbox/faults")
+    def get_faults() -> Response:
+        return _json(book.to_json())
+
+    @app.post("/_sandbox/faults")
+    def add_faults() -> Response:
+        try:
+            data = json.loads(request.get_data() or b"null")
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"invalid JSON: {exc}") from exc
+        rules = [FaultRule.from_json(item) for item in (data if isinstance(data, list) else [data])]
+        book.add(rules)
+        return _json(book.to_json(), 201)
+
+    @app.delete("/_sandbox/faults")
+    def clear_faults() -> Response:
+        book.clear()
+        return _json({"msg": "cleared"})
+
+    @app.get("/_sandbox/info")
+    def info() -> Response:
+        return _json(
+            {
+                "url": batches.base_url,
+                "root": str(batches.root),
+                "master": batches.master,
+                "max_running": batches.max_running,
+                "retain_seconds": batches.retain_seconds,
+                "csrf": csrf,
+                "examples": examples.to_json() if examples else None,
+            }
+        )
+
+    @app.get("/_sandbox/batches/<int:ident>")
+    def batch_processes(ident: int) -> Response:
+        """A batch, deleted or not, with the PIDs still alive in its process group."""
+        deleted = False
+        try:
+            rec = batches.get(str(ident))
+        except NotFound:
+            rec, deleted = batches.deleted(ident), True
+        return _json(
+            {
+                "batch": rec.view(batches.base_url),
+                "deleted": deleted,
+                "pgid": rec.pgid,
+                "live_pids": group_members(rec.pgid) if rec.pgid else [],
+                "leftover_pids": rec.leftover_pids,
+            }
+        )
+
+    return app

@@ -1,0 +1,192 @@
+"""Start and stop the sandbox: :class:`SandboxServer` (Python API) and :func:`main` (CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from hdiaks_widgets.errors import HdiaksError
+from hdiaks_widgets.sandbox.apps import Examples, build_examples, spark_home
+from hdiaks_widgets.sandbox.batches import BatchRegistry
+from hdiaks_widgets.sandbox.faults import FaultBook
+from hdiaks_widgets.sandbox.server import Authorizer, create_app
+from hdiaks_widgets.sandbox.sessions import SessionRegistry
+from hdiaks_widgets.sandbox.storage import Storage
+
+__all__ = ["SandboxServer", "default_root", "main", "run_sandbox"]
+
+log = logging.getLogger(__name__)
+
+
+def default_root() -> Path:
+    """``$HDIAKS_SANDBOX_ROOT``, else ``.sandbox`` under the current directory."""
+    return Path(os.environ.get("HDIAKS_SANDBOX_ROOT") or Path.cwd() / ".sandbox")
+
+
+class SandboxServer:
+    """The sandbox Livy server on a background thread. ``start()``, ``url``, ``stop()``."""
+
+    def __init__(
+        self,
+        *,
+        root: Path | str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        master: str = "local[2]",
+        max_running: int = 1,
+        retain_seconds: float = 600.0,
+        csrf: bool = False,
+        authorizer: Authorizer | None = None,
+    ) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.host = host
+        self.port = port
+        self.csrf = csrf
+        self.authorizer = authorizer
+        self.storage = Storage(self.root)
+        home = spark_home()
+        self.batches = BatchRegistry(
+            root=self.root,
+            storage=self.storage,
+            spark_home=home,
+            master=master,
+            max_running=max_running,
+            retain_seconds=retain_seconds,
+        )
+        self.sessions = SessionRegistry(
+            root=self.root, storage=self.storage, spark_home=home, master=master, retain_seconds=retain_seconds
+        )
+        self.faults = FaultBook()
+        self.examples: Examples | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise HdiaksError("the sandbox is not started")
+        return f"http://{self.host}:{self._server.server_port}"
+
+    def start(self) -> SandboxServer:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.examples = build_examples(self.root, self.storage)
+        app = create_app(
+            batches=self.batches,
+            sessions=self.sessions,
+            faults=self.faults,
+            examples=self.examples,
+            csrf=self.csrf,
+            authorizer=self.authorizer,
+        )
+        self._server = make_server(self.host, self.port, app, threaded=True)
+        self.batches.base_url = self.url
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
+        self._thread.start()
+        log.info("sandbox listening on %s (root %s)", self.url, self.root)
+        return self
+
+    def stop(self) -> None:
+        """Stop answering, then kill every running Spark job and session worker."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.batches.stop_all()
+        self.sessions.shutdown()
+
+    def ready_info(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "pid": os.getpid(),
+            "root": str(self.root),
+            "csrf": self.csrf,
+            "max_running": self.batches.max_running,
+            "retain_seconds": self.batches.retain_seconds,
+            "master": self.batches.master,
+            "examples": self.examples.to_json() if self.examples else None,
+        }
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def run_sandbox(**options: Any) -> SandboxServer:
+    """Start a sandbox in the background (options as for :class:`SandboxServer`)."""
+    return SandboxServer(**options).start()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m hdiaks_widgets.sandbox",
+        description="Local Livy-compatible server running real spark-submit (local mode).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8998, help="port; 0 picks a free one (default 8998)")
+    p.add_argument("--root", type=Path, default=None, help="data folder (default $HDIAKS_SANDBOX_ROOT or ./.sandbox)")
+    p.add_argument("--master", default="local[2]", help="Spark master for jobs (default local[2])")
+    p.add_argument("--max-running", type=int, default=1, help="Spark jobs running at once (default 1)")
+    p.add_argument("--retain-seconds", type=float, default=600.0, help="keep finished batches this long (600)")
+    p.add_argument("--csrf", action="store_true", help="require X-Requested-By on non-GET requests")
+    p.add_argument("--ready-file", type=Path, default=None, help="write JSON {url, pid, root, examples} here")
+    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return p
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        server = SandboxServer(
+            root=args.root,
+            host=args.host,
+            port=args.port,
+            master=args.master,
+            max_running=args.max_running,
+            retain_seconds=args.retain_seconds,
+            csrf=args.csrf,
+        ).start()
+    except (HdiaksError, OSError) as exc:
+        print(f"sandbox: cannot start: {exc}", file=sys.stderr)
+        return 1
+    print(f"Livy sandbox listening on {server.url} (root {server.root})", flush=True)
+    if args.ready_file is not None:
+        _write_atomic(args.ready_file, json.dumps(server.ready_info(), indent=2) + "\n")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        print("sandbox: stopping; killing running Spark jobs", flush=True)
+        server.stop()
+        if args.ready_file is not None:
+            args.ready_file.unlink(missing_ok=True)
+    return 0

@@ -1,0 +1,207 @@
+"""Shared fixtures: the real Livy sandbox (real Spark), started as a subprocess.
+
+``sandbox`` (session scope) — one sandbox for the whole pytest session; Spark jobs run one at a
+time (``--max-running 1``). It yields a :class:`SandboxHandle`:
+
+- ``url`` (``http://127.0.0.1:<port>``), ``root`` (temp folder), ``pid`` (the server process);
+- ``examples``: short name -> ``abfs://examples@sandbox.dfs.core.windows.net/...`` URI
+  (``jar``, ``pi_py``, ``wordcount_py``, ``fail_py``, ``lines_py``, ``sleep_py``, ``words_txt``);
+  ``example_paths``: the same names -> local files; ``spark_pi_class``, ``word_count_class``;
+- ``options``: the ready-file JSON (``csrf``, ``max_running``, ``retain_seconds``, ``master``...);
+- ``http()``: a new ``requests.Session`` with ``trust_env=False`` (this machine sets proxy and CA
+  variables that must not apply to loopback);
+- ``set_faults(*rules)``: POST rules to ``/_sandbox/faults`` (see hdiaks_widgets.sandbox.faults,
+  e.g. ``{"kind": "status", "status": 503, "retry_after": 1, "count": 2, "methods": ["GET"],
+  "path_prefix": "/batches"}``); ``clear_faults()`` removes rules and request counts;
+  ``request_counts()`` -> ``{"POST /batches": 2, ...}`` since the last clear;
+- ``wait_for_batch(batch_id, timeout=180)`` -> the final batch JSON (success/dead/killed/error);
+- ``processes()``: PIDs of live processes whose command line mentions ``root`` (Spark JVMs,
+  spark-submit, session workers).
+
+``sandbox_faults`` (function scope) — the same ``sandbox``, with faults and counts cleared
+before and after the test. ``sandbox_factory`` (function scope) — ``sandbox_factory(csrf=True,
+max_running=2, retain_seconds=1.0, master="local[1]")`` starts an extra short-lived sandbox in
+the test's ``tmp_path`` and stops it after the test.
+
+Every sandbox is stopped by its own PID (SIGTERM, SIGKILL after 30 s) and the fixture asserts
+that no process mentioning its root (no Spark JVM) is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+TERMINAL = ("success", "dead", "killed", "error")
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    needle = text.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if needle in cmdline and state not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+@dataclass
+class SandboxHandle:
+    url: str
+    root: Path
+    pid: int
+    examples: dict[str, str]
+    example_paths: dict[str, Path]
+    spark_pi_class: str
+    word_count_class: str
+    options: dict[str, Any]
+    proc: subprocess.Popen[bytes] = field(repr=False)
+    log_path: Path = field(repr=False)
+
+    def http(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False
+        return session
+
+    def set_faults(self, *rules: dict[str, Any]) -> None:
+        with self.http() as s:
+            s.post(f"{self.url}/_sandbox/faults", json=list(rules), timeout=10).raise_for_status()
+
+    def clear_faults(self) -> None:
+        with self.http() as s:
+            s.delete(f"{self.url}/_sandbox/faults", timeout=10).raise_for_status()
+
+    def request_counts(self) -> dict[str, int]:
+        with self.http() as s:
+            answer = s.get(f"{self.url}/_sandbox/faults", timeout=10)
+            answer.raise_for_status()
+            return dict(answer.json()["requests"])
+
+    def wait_for_batch(self, batch_id: int | str, timeout: float = 180.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.http() as s:
+            while True:
+                batch = s.get(f"{self.url}/batches/{batch_id}", timeout=10).json()
+                if batch.get("state") in TERMINAL:
+                    return dict(batch)
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"batch {batch_id} still {batch.get('state')} after {timeout}s")
+                time.sleep(0.3)
+
+    def processes(self) -> list[int]:
+        return _processes_mentioning(str(self.root))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = self.processes()
+        assert not left, f"processes of the sandbox at {self.root} outlived it: {left}"
+
+
+def start_sandbox(
+    root: Path,
+    *,
+    max_running: int = 1,
+    retain_seconds: float = 600.0,
+    csrf: bool = False,
+    master: str = "local[2]",
+    timeout: float = 120.0,
+) -> SandboxHandle:
+    """Start ``python -m hdiaks_widgets.sandbox`` on a free port and wait for its ready file."""
+    root.mkdir(parents=True, exist_ok=True)
+    ready = root / "ready.json"
+    log_path = root / "sandbox.log"
+    cmd = [
+        sys.executable, "-m", "hdiaks_widgets.sandbox",
+        "--host", "127.0.0.1", "--port", "0", "--root", str(root),
+        "--max-running", str(max_running), "--retain-seconds", str(retain_seconds),
+        "--master", master, "--ready-file", str(ready),
+    ]  # fmt: skip
+    if csrf:
+        cmd.append("--csrf")
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"sandbox exited with {proc.returncode}:\n{log_path.read_text()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"sandbox not ready after {timeout}s:\n{log_path.read_text()}")
+        time.sleep(0.1)
+    info = json.loads(ready.read_text())
+    examples = info["examples"]
+    return SandboxHandle(
+        url=info["url"],
+        root=root,
+        pid=proc.pid,
+        examples=dict(examples["uris"]),
+        example_paths={k: Path(v) for k, v in examples["paths"].items()},
+        spark_pi_class=examples["spark_pi_class"],
+        word_count_class=examples["word_count_class"],
+        options=info,
+        proc=proc,
+        log_path=log_path,
+    )
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
+    """The one shared sandbox of the pytest session (see the module docstring)."""
+    handle = start_sandbox(tmp_path_factory.mktemp("sandbox"))
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def sandbox_faults(sandbox: SandboxHandle) -> Iterator[SandboxHandle]:
+    """The shared sandbox with fault rules and request counts cleared before and after the test."""
+    sandbox.clear_faults()
+    try:
+        yield sandbox
+    finally:
+        sandbox.clear_faults()
+
+
+@pytest.fixture
+def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., SandboxHandle]]:
+    """Start extra sandboxes with other options; each is stopped after the test."""
+    started: list[SandboxHandle] = []
+
+    def factory(**options: Any) -> SandboxHandle:
+        handle = start_sandbox(tmp_path / f"sandbox-{len(started)}", **options)
+        started.append(handle)
+        return handle
+
+    try:
+        yield factory
+    finally:
+        for handle in started:
+            handle.stop()
