@@ -20,8 +20,10 @@ time (``--max-running 1``). It yields a :class:`SandboxHandle`:
 
 ``sandbox_faults`` (function scope) — the same ``sandbox``, with faults and counts cleared
 before and after the test. ``sandbox_factory`` (function scope) — ``sandbox_factory(csrf=True,
-max_running=2, retain_seconds=1.0, master="local[1]")`` starts an extra short-lived sandbox in
-the test's ``tmp_path`` and stops it after the test.
+max_running=2, retain_seconds=1.0, master="local[1]", bearer=True, bearer_audience=None)``
+starts an extra short-lived sandbox in the test's ``tmp_path`` and stops it after the test
+(``bearer=True``: only tokens of the sandbox identity endpoint sharing that root are accepted,
+see ``hdiaks_widgets.sandbox.identity.make_bearer_authorizer``; the handle's ``root`` is it).
 
 Every sandbox is stopped by its own PID (SIGTERM, SIGKILL after 30 s) and the fixture asserts
 that no process mentioning its root (no Spark JVM) is left.
@@ -130,6 +132,8 @@ def start_sandbox(
     retain_seconds: float = 600.0,
     csrf: bool = False,
     master: str = "local[2]",
+    bearer: bool = False,
+    bearer_audience: str | None = None,
     timeout: float = 120.0,
 ) -> SandboxHandle:
     """Start ``python -m hdiaks_widgets.sandbox`` on a free port and wait for its ready file."""
@@ -144,6 +148,10 @@ def start_sandbox(
     ]  # fmt: skip
     if csrf:
         cmd.append("--csrf")
+    if bearer:
+        cmd.append("--bearer")
+    if bearer_audience is not None:
+        cmd += ["--bearer-audience", bearer_audience]
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout

@@ -311,6 +311,25 @@ def test_sandbox_authorizer_refusal_is_401_bearer(tmp_path: Path) -> None:
     assert allowed.status_code == 200
 
 
+def test_sandbox_bearer_option_refuses_request_without_token(
+    sandbox_factory: Callable[..., SandboxHandle],
+) -> None:
+    box = sandbox_factory(bearer=True)
+    with box.http() as s:
+        answer = s.get(f"{box.url}/batches", timeout=10)
+    assert (answer.status_code, answer.headers["WWW-Authenticate"]) == (401, "Bearer")
+
+
+@pytest.mark.spark
+def test_sandbox_sigterm_kills_running_job(sandbox_factory: Callable[..., SandboxHandle]) -> None:
+    box = sandbox_factory()
+    batch_id = _submit(box, {"file": box.examples["sleep_py"], "args": ["300"]}).json()["id"]
+    _wait_state(box, batch_id, "running")
+    assert box.processes()
+    box.stop()  # SIGTERM; stop() asserts that no process mentioning the root is left
+    assert box.proc.returncode == 0
+
+
 # -- fault injection ---------------------------------------------------------------------------
 
 

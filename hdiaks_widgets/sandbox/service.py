@@ -111,6 +111,7 @@ class SandboxServer:
             "pid": os.getpid(),
             "root": str(self.root),
             "csrf": self.csrf,
+            "authorizer": self.authorizer is not None,
             "max_running": self.batches.max_running,
             "retain_seconds": self.batches.retain_seconds,
             "master": self.batches.master,
@@ -143,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-running", type=int, default=1, help="Spark jobs running at once (default 1)")
     p.add_argument("--retain-seconds", type=float, default=600.0, help="keep finished batches this long (600)")
     p.add_argument("--csrf", action="store_true", help="require X-Requested-By on non-GET requests")
+    p.add_argument(
+        "--bearer",
+        action="store_true",
+        help="require a bearer token issued by the sandbox identity endpoint (same --root)",
+    )
+    p.add_argument("--bearer-audience", default=None, help="with --bearer: the token audience to accept")
     p.add_argument("--ready-file", type=Path, default=None, help="write JSON {url, pid, root, examples} here")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p
@@ -165,15 +172,23 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    root = args.root if args.root is not None else default_root()
+    authorizer: Authorizer | None = None
+    if args.bearer:
+        # Imported only when asked for: the identity endpoint is a separate, optional component.
+        from hdiaks_widgets.sandbox.identity import make_bearer_authorizer
+
+        authorizer = make_bearer_authorizer(root, audience=args.bearer_audience)
     try:
         server = SandboxServer(
-            root=args.root,
+            root=root,
             host=args.host,
             port=args.port,
             master=args.master,
             max_running=args.max_running,
             retain_seconds=args.retain_seconds,
             csrf=args.csrf,
+            authorizer=authorizer,
         ).start()
     except (HdiaksError, OSError) as exc:
         print(f"sandbox: cannot start: {exc}", file=sys.stderr)
