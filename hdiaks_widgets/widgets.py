@@ -1,0 +1,822 @@
+"""The notebook UI: a job form, a live status panel, batch tables and a log panel (ipywidgets).
+
+Views render state and forward events (STYLE.md rule 8). Work happens below: ``config`` validates,
+``livy`` submits and kills, ``monitor`` polls in a background thread, ``tables`` renders.
+
+Threads: a monitor thread reaches the widgets only through :meth:`JobApp.apply`, which sets
+``HTML.value`` of a few widgets under ``hold_sync()`` (rule 9); nothing here writes to an
+``Output`` widget from a thread. Submitting also runs in a thread, so a click never blocks the
+kernel, and an in-flight flag makes a double click submit once.
+
+Every failure is shown as a sentence (``monitor.describe_error``), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import ipywidgets as w
+import pandas as pd
+
+from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.errors import ConfigProblem, HdiaksError
+from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.models import Batch, BatchList, LogPage
+from hdiaks_widgets.monitor import BatchMonitor, Snapshot, describe_error
+from hdiaks_widgets.tables import (
+    LogRecord,
+    Stream,
+    batch_html,
+    batch_table,
+    filter_log,
+    link_html,
+    log_html,
+    log_table,
+    parse_lines,
+    state_html,
+)
+
+__all__ = ["DEFAULT_SANDBOX_URL", "JobApp", "JobForm", "app", "default_config"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:8998"
+SANDBOX_URL_ENV = "HDIAKS_SANDBOX_URL"
+_EXAMPLE_JAR = "abfs://examples@sandbox.dfs.core.windows.net/jars/spark-examples.jar"
+_SPARK_PI = "org.apache.spark.examples.SparkPi"
+_LEVEL_CHOICES = ("ALL", "DEBUG", "INFO", "WARN", "ERROR")
+_WHOLE = re.compile(r"^[+-]?\d{1,18}$")
+_DESC = {"description_width": "150px"}
+_WIDE = w.Layout(width="95%")
+
+
+class LivyClientLike(Protocol):
+    """What the UI needs from a client: ``LivyClient`` or a small fake in tests."""
+
+    def submit_batch(self, spec: BatchSpec) -> Batch: ...
+
+    def get_batch(self, batch_id: int | str) -> Batch: ...
+
+    def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage: ...
+
+    def list_batches(self, *, start: int = 0, size: int = 100) -> BatchList: ...
+
+    def kill_batch(self, batch_id: int | str) -> None: ...
+
+
+ClientFactory = Callable[[ClusterProfile], LivyClientLike]
+
+
+def sandbox_profile(url: str | None = None) -> ClusterProfile:
+    """The local sandbox profile; the URL comes from ``$HDIAKS_SANDBOX_URL`` when not given."""
+    return ClusterProfile(
+        name="sandbox", flavour="sandbox", url=url or os.environ.get(SANDBOX_URL_ENV) or DEFAULT_SANDBOX_URL
+    )
+
+
+def default_config(url: str | None = None) -> JobConfig:
+    """SparkPi on the sandbox: what the quickstart shows before the user changes anything."""
+    return JobConfig(
+        profile=sandbox_profile(url),
+        spec=BatchSpec(file=_EXAMPLE_JAR, class_name=_SPARK_PI, args=("10",), name="spark-pi"),
+    )
+
+
+def _known_profiles() -> tuple[dict[str, ClusterProfile], str | None]:
+    """Saved profiles (``hdiaks_widgets.profiles``) and a sentence if they could not be read."""
+    try:
+        from hdiaks_widgets import profiles as _profiles
+    except ImportError:
+        return {}, None
+    try:
+        return dict(_profiles.load_profiles()), None
+    except Exception as exc:  # noqa: BLE001 - a broken profiles file must not break the form
+        return {}, f"Saved profiles could not be read: {describe_error(exc)[1]}"
+
+
+def _message_html(messages: Sequence[str]) -> str:
+    if not messages:
+        return ""
+    items = "<br>".join(html.escape(m) for m in messages)
+    return f'<div class="hdiaks-msg" style="color:#cf222e;font-size:12px;margin-left:155px">{items}</div>'
+
+
+def _note_html(text: str, *, ok: bool = True) -> str:
+    colour = "#1a7f37" if ok else "#cf222e"
+    return f'<div class="hdiaks-note" style="color:{colour}">{html.escape(text)}</div>'
+
+
+def _lines(text: str) -> tuple[str, ...]:
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _opt(text: str) -> str | None:
+    return text if text.strip() else None
+
+
+class JobForm:
+    """The job form. ``config()`` turns the fields into a :class:`JobConfig` plus every problem;
+    each problem is shown under its field as the user types."""
+
+    def __init__(
+        self,
+        cfg: JobConfig | None = None,
+        *,
+        profiles: Mapping[str, ClusterProfile] | None = None,
+    ) -> None:
+        cfg = cfg or default_config()
+        loaded, profile_note = ({}, None) if profiles is not None else _known_profiles()
+        self._profiles: dict[str, ClusterProfile] = {"sandbox": sandbox_profile()}
+        self._profiles.update(profiles if profiles is not None else loaded)
+        self._profiles[cfg.profile.name] = cfg.profile
+        self._listeners: list[Callable[[list[ConfigProblem]], None]] = []
+        self._quiet = False
+        self.problems: list[ConfigProblem] = []
+
+        self.profile = w.Dropdown(options=sorted(self._profiles), value=cfg.profile.name,
+                                  description="Profile", style=_DESC)
+        self.url = w.Text(description="Livy URL", placeholder="http://127.0.0.1:8998", style=_DESC, layout=_WIDE)
+        self.fqdn = w.Text(description="Cluster FQDN", placeholder="mycluster.mypool.<id>.eastus.hdinsightaks.net",
+                           style=_DESC, layout=_WIDE)
+        self.file = w.Text(description="App file", placeholder="abfs://container@account.dfs.core.windows.net/app.jar",
+                           style=_DESC, layout=_WIDE)
+        self.class_name = w.Text(description="Main class", placeholder="org.apache.spark.examples.SparkPi",
+                                 style=_DESC, layout=_WIDE)
+        self.args = w.Textarea(description="Arguments", placeholder="one argument per line", style=_DESC,
+                               layout=w.Layout(width="95%", height="60px"))
+        self.name = w.Text(description="Job name", placeholder="spark-pi", style=_DESC, layout=_WIDE)
+        self.unique_name = w.Checkbox(value=True, description="add a unique suffix to the job name on submit",
+                                      indent=False)
+        self.driver_memory = w.Text(description="Driver memory", placeholder="e.g. 2g", style=_DESC)
+        self.driver_cores = w.Text(description="Driver cores", placeholder="e.g. 1", style=_DESC)
+        self.executor_memory = w.Text(description="Executor memory", placeholder="e.g. 4g", style=_DESC)
+        self.executor_cores = w.Text(description="Executor cores", placeholder="e.g. 2", style=_DESC)
+        self.num_executors = w.Text(description="Executors", placeholder="e.g. 2", style=_DESC)
+        self.jars = w.Textarea(description="Extra jars", placeholder="one path per line", style=_DESC, layout=_WIDE)
+        self.py_files = w.Textarea(description="Py files", placeholder="one path per line", style=_DESC,
+                                   layout=_WIDE)
+        self.files = w.Textarea(description="Files", placeholder="one path per line", style=_DESC, layout=_WIDE)
+        self.proxy_user = w.Text(description="Proxy user", style=_DESC)
+        self.queue = w.Text(description="Queue", style=_DESC)
+        self.conf_rows = w.VBox([])
+        self.add_conf_button = w.Button(description="Add Spark setting", icon="plus")
+        self.add_conf_button.add_class("hdiaks-add-conf")
+        self.config_path = w.Text(value="job.json", description="Config file", style=_DESC)
+        self.save_button = w.Button(description="Save", icon="save")
+        self.load_button = w.Button(description="Load", icon="folder-open")
+        self.file_note = w.HTML()
+        self.profile_note = w.HTML(_note_html(profile_note, ok=False) if profile_note else "")
+        self._extra_profile = cfg.profile
+
+        self.messages: dict[str, w.HTML] = {
+            key: w.HTML()
+            for key in (
+                "profile", "profile.url", "profile.fqdn", "spec.file", "spec.class_name", "spec.args",
+                "spec.name", "spec.driver_memory", "spec.driver_cores", "spec.executor_memory",
+                "spec.executor_cores", "spec.num_executors", "spec.conf", "spec.jars", "spec.py_files",
+                "spec.files", "spec.proxy_user", "spec.queue", "other",
+            )
+        }  # fmt: skip
+        m = self.messages
+        self._url_box = w.VBox([self.url, m["profile.url"]])
+        self._fqdn_box = w.VBox([self.fqdn, m["profile.fqdn"]])
+        resources = w.VBox([
+            w.HBox([self.driver_memory, self.driver_cores]),
+            m["spec.driver_memory"], m["spec.driver_cores"],
+            w.HBox([self.executor_memory, self.executor_cores]),
+            m["spec.executor_memory"], m["spec.executor_cores"],
+            self.num_executors, m["spec.num_executors"],
+        ])  # fmt: skip
+        advanced = w.VBox([
+            w.HTML("<b>Spark configuration</b>"), self.conf_rows, self.add_conf_button, m["spec.conf"],
+            self.jars, m["spec.jars"], self.py_files, m["spec.py_files"], self.files, m["spec.files"],
+            self.proxy_user, m["spec.proxy_user"], self.queue, m["spec.queue"],
+        ])  # fmt: skip
+        self.advanced = w.Accordion(children=[advanced], titles=("Advanced",), selected_index=None)
+        self.widget = w.VBox([
+            w.HBox([self.profile]), m["profile"], self.profile_note,
+            self._url_box, self._fqdn_box,
+            self.file, m["spec.file"], self.class_name, m["spec.class_name"],
+            self.args, m["spec.args"], self.name, m["spec.name"], self.unique_name,
+            w.HTML("<b>Resources</b>"), resources, self.advanced, m["other"],
+            w.HBox([self.config_path, self.save_button, self.load_button]), self.file_note,
+        ])  # fmt: skip
+        self.widget.add_class("hdiaks-form")
+
+        self.set_config(cfg)
+        for widget in (self.url, self.fqdn, self.file, self.class_name, self.args, self.name,
+                       self.driver_memory, self.driver_cores, self.executor_memory, self.executor_cores,
+                       self.num_executors, self.jars, self.py_files, self.files, self.proxy_user, self.queue):
+            widget.observe(self._on_field_change, names="value")
+        self.profile.observe(self._on_profile_change, names="value")
+        self.add_conf_button.on_click(self._on_add_conf_click)
+        self.save_button.on_click(self._on_save_click)
+        self.load_button.on_click(self._on_load_click)
+        self.validate()
+
+    # -- public ------------------------------------------------------------------------------
+
+    def on_validate(self, listener: Callable[[list[ConfigProblem]], None]) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    def selected_profile(self) -> ClusterProfile:
+        base = self._profiles.get(self.profile.value) or self._extra_profile
+        if base.flavour in ("hdinsight-aks", "hdinsight"):
+            return replace(base, fqdn=self.fqdn.value.strip() or None)
+        return replace(base, url=self.url.value.strip() or None)
+
+    def config(self) -> tuple[JobConfig, list[ConfigProblem]]:
+        """The configuration the fields describe and every problem with it. Never raises."""
+        problems: list[ConfigProblem] = []
+        ints: dict[str, int | None] = {}
+        for attr in ("driver_cores", "executor_cores", "num_executors"):
+            text = getattr(self, attr).value.strip()
+            if not text:
+                ints[attr] = None
+            elif _WHOLE.match(text):
+                ints[attr] = int(text)
+            else:
+                ints[attr] = None
+                problems.append(ConfigProblem(f"spec.{attr}", f"must be a whole number like 2, got {text[:40]!r}"))
+        conf, conf_problems = self._conf()
+        problems += conf_problems
+        spec = BatchSpec(
+            file=self.file.value.strip(),
+            class_name=_opt(self.class_name.value.strip()),
+            args=tuple(line for line in self.args.value.split("\n") if line != "") if self.args.value else (),
+            name=_opt(self.name.value),
+            proxy_user=_opt(self.proxy_user.value),
+            jars=_lines(self.jars.value),
+            py_files=_lines(self.py_files.value),
+            files=_lines(self.files.value),
+            driver_memory=_opt(self.driver_memory.value.strip()),
+            executor_memory=_opt(self.executor_memory.value.strip()),
+            queue=_opt(self.queue.value),
+            conf=conf,
+            driver_cores=ints["driver_cores"],
+            executor_cores=ints["executor_cores"],
+            num_executors=ints["num_executors"],
+        )
+        cfg = JobConfig(profile=self.selected_profile(), spec=spec)
+        try:
+            problems = cfg.problems() + problems
+        except Exception as exc:  # noqa: BLE001 - validation must answer, not crash the form
+            problems.append(ConfigProblem("other", f"could not check the form: {exc}"))
+        return cfg, problems
+
+    def validate(self) -> list[ConfigProblem]:
+        """Check the fields and show each problem under its field."""
+        _, problems = self.config()
+        self.problems = problems
+        grouped: dict[str, list[str]] = {key: [] for key in self.messages}
+        for p in problems:
+            key = p.field.split("[", 1)[0]
+            detail = p.field[len(key):]
+            text = f"{detail[1:-1]}: {p.message}" if detail.startswith("[") else p.message
+            if key.startswith("profile.") and key not in grouped:
+                key = "profile"
+            grouped.get(key, grouped["other"]).append(text)
+        with contextlib.ExitStack() as stack:
+            for widget in self.messages.values():
+                stack.enter_context(widget.hold_sync())
+            for key, widget in self.messages.items():
+                value = _message_html(grouped[key])
+                if widget.value != value:
+                    widget.value = value
+        for listener in list(self._listeners):
+            listener(problems)
+        return problems
+
+    def set_config(self, cfg: JobConfig) -> None:
+        """Show a configuration in the fields (used by Load and by ``app(cfg)``)."""
+        self._quiet = True
+        try:
+            name = cfg.profile.name
+            self._profiles.setdefault(name, cfg.profile)
+            if name not in self.profile.options:
+                self.profile.options = sorted(self._profiles)
+            self._profiles[name] = cfg.profile
+            self.profile.value = name
+            self._show_profile(cfg.profile)
+            s = cfg.spec
+            self.file.value = s.file
+            self.class_name.value = s.class_name or ""
+            self.args.value = "\n".join(s.args)
+            self.name.value = s.name or ""
+            self.driver_memory.value = s.driver_memory or ""
+            self.driver_cores.value = "" if s.driver_cores is None else str(s.driver_cores)
+            self.executor_memory.value = s.executor_memory or ""
+            self.executor_cores.value = "" if s.executor_cores is None else str(s.executor_cores)
+            self.num_executors.value = "" if s.num_executors is None else str(s.num_executors)
+            self.jars.value = "\n".join(s.jars)
+            self.py_files.value = "\n".join(s.py_files)
+            self.files.value = "\n".join(s.files)
+            self.proxy_user.value = s.proxy_user or ""
+            self.queue.value = s.queue or ""
+            self.conf_rows.children = ()
+            for key, value in s.conf.items():
+                self.add_conf_row(str(key), str(value))
+        finally:
+            self._quiet = False
+        self.validate()
+
+    def add_conf_row(self, key: str = "", value: str = "") -> w.HBox:
+        key_w = w.Text(value=key, placeholder="spark.executor.memoryOverhead", layout=w.Layout(width="40%"))
+        value_w = w.Text(value=value, placeholder="value", layout=w.Layout(width="40%"))
+        remove = w.Button(icon="trash", tooltip="Remove this setting", layout=w.Layout(width="40px"))
+        row = w.HBox([key_w, value_w, remove])
+        row.add_class("hdiaks-conf-row")
+        key_w.observe(self._on_field_change, names="value")
+        value_w.observe(self._on_field_change, names="value")
+        remove.on_click(lambda _b, r=row: self._remove_conf_row(r))
+        self.conf_rows.children = (*self.conf_rows.children, row)
+        if not self._quiet:
+            self.validate()
+        return row
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def _on_field_change(self, change: Mapping[str, Any]) -> None:
+        if not self._quiet:
+            self.validate()
+
+    def _on_profile_change(self, change: Mapping[str, Any]) -> None:
+        profile = self._profiles.get(change["new"])
+        if profile is None:
+            return
+        self._quiet = True
+        try:
+            self._show_profile(profile)
+        finally:
+            self._quiet = False
+        self.validate()
+
+    def _on_add_conf_click(self, _button: w.Button) -> None:
+        self.add_conf_row()
+
+    def _on_save_click(self, _button: w.Button) -> None:
+        cfg, problems = self.config()
+        try:
+            path = cfg.save(self.config_path.value.strip() or "job.json")
+        except (OSError, HdiaksError) as exc:
+            self.file_note.value = _note_html(f"Could not save: {describe_error(exc)[1]}", ok=False)
+            return
+        note = f"Saved to {path}."
+        if problems:
+            note += f" The configuration still has {len(problems)} problem(s) shown above."
+        self.file_note.value = _note_html(note, ok=not problems)
+
+    def _on_load_click(self, _button: w.Button) -> None:
+        try:
+            cfg = JobConfig.load(self.config_path.value.strip() or "job.json")
+        except Exception as exc:  # noqa: BLE001 - any bad file becomes a sentence
+            self.file_note.value = _note_html(f"Could not load: {describe_error(exc)[1]}", ok=False)
+            return
+        self.set_config(cfg)
+        self.file_note.value = _note_html(f"Loaded {self.config_path.value.strip()}.")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _show_profile(self, profile: ClusterProfile) -> None:
+        cluster = profile.flavour in ("hdinsight-aks", "hdinsight")
+        self.fqdn.value = (profile.fqdn or "") if cluster else ""
+        self.url.value = "" if cluster else (profile.url or "")
+        self._fqdn_box.layout.display = None if cluster else "none"
+        self._url_box.layout.display = "none" if cluster else None
+
+    def _remove_conf_row(self, row: w.HBox) -> None:
+        self.conf_rows.children = tuple(r for r in self.conf_rows.children if r is not row)
+        self.validate()
+
+    def _conf(self) -> tuple[dict[str, str], list[ConfigProblem]]:
+        conf: dict[str, str] = {}
+        problems: list[ConfigProblem] = []
+        for row in self.conf_rows.children:
+            key_w, value_w = row.children[0], row.children[1]
+            key, value = str(key_w.value).strip(), str(value_w.value)
+            if not key and not value.strip():
+                continue
+            if not key:
+                problems.append(ConfigProblem("spec.conf", "a setting has a value but no name"))
+            elif key in conf:
+                problems.append(ConfigProblem(f"spec.conf[{key}]", "is set twice; keep one row"))
+            else:
+                conf[key] = value
+        return conf, problems
+
+
+class JobApp:
+    """Form + live status + tables + logs for batches submitted from this notebook."""
+
+    def __init__(
+        self,
+        cfg: JobConfig | None = None,
+        *,
+        client_factory: ClientFactory | None = None,
+        profiles: Mapping[str, ClusterProfile] | None = None,
+        monitor_interval: float = 0.5,
+        max_interval: float = 5.0,
+        history_page_size: int = 20,
+        log_last: int = 200,
+        download_dir: str | os.PathLike[str] = ".",
+    ) -> None:
+        self.form = JobForm(cfg, profiles=profiles)
+        self._client_factory: ClientFactory = client_factory or _default_client
+        self._clients: dict[ClusterProfile, LivyClientLike] = {}
+        self._interval = monitor_interval
+        self._max_interval = max_interval
+        self._history_size = history_page_size
+        self._history_start = 0
+        self._history_total = 0
+        self._download_dir = Path(download_dir)
+        self._lock = threading.RLock()
+        self._in_flight = False
+        self.monitors: dict[int, BatchMonitor] = {}
+        self.snapshots: dict[int, Snapshot] = {}
+        self._clients_of: dict[int, LivyClientLike] = {}
+        self._records: dict[int, list[LogRecord]] = {}
+        self._frames: dict[int, pd.DataFrame] = {}
+        self._parsed: dict[int, tuple[int, Stream]] = {}
+        self.current: int | None = None
+
+        self.submit_button = w.Button(description="Submit", button_style="primary", icon="play")
+        self.submit_button.add_class("hdiaks-submit")
+        self.message = w.HTML()
+        self.message.add_class("hdiaks-message")
+        self.batch_selector = w.Dropdown(options=[], description="Batch", style={"description_width": "50px"})
+        self.kill_button = w.Button(description="Kill", button_style="danger", icon="stop", disabled=True)
+        self.kill_button.add_class("hdiaks-kill")
+        self.kill_yes = w.Button(description="Yes, kill it", button_style="danger")
+        self.kill_no = w.Button(description="Cancel")
+        self.kill_question = w.HTML()
+        self.kill_confirm = w.HBox([self.kill_question, self.kill_yes, self.kill_no],
+                                   layout=w.Layout(display="none"))
+        self.status = w.HTML(self._status_html(None))
+        self.status.add_class("hdiaks-status")
+        self.batches = w.HTML(batch_html(batch_table([])))
+        self.batches.add_class("hdiaks-batches")
+        self.history_button = w.Button(description="Show cluster history", icon="list")
+        self.history_prev = w.Button(description="◀ Newer", disabled=True)
+        self.history_next = w.Button(description="Older ▶", disabled=True)
+        self.history_label = w.HTML()
+        self.history = w.HTML()
+        self.history.add_class("hdiaks-history")
+        self.log_level = w.Dropdown(options=_LEVEL_CHOICES, value="ALL", description="Level",
+                                    style={"description_width": "50px"}, layout=w.Layout(width="160px"))
+        self.log_text = w.Text(placeholder="filter text", description="Text", style={"description_width": "40px"})
+        self.log_last = w.BoundedIntText(value=log_last, min=0, max=1_000_000, description="Last N",
+                                         style={"description_width": "60px"}, layout=w.Layout(width="160px"))
+        self.download_button = w.Button(description="Download full log", icon="download", disabled=True)
+        self.log_note = w.HTML()
+        self.log = w.HTML()
+        self.log.add_class("hdiaks-log")
+
+        history_box = w.VBox([
+            w.HBox([self.history_button, self.history_prev, self.history_next, self.history_label]),
+            self.history,
+        ])  # fmt: skip
+        self.widget = w.VBox([
+            self.form.widget,
+            w.HBox([self.submit_button, self.batch_selector, self.kill_button]),
+            self.kill_confirm, self.message, self.status,
+            w.HTML("<b>Batches submitted from this notebook</b>"), self.batches,
+            w.Accordion(children=[history_box], titles=("Cluster batch history",), selected_index=None),
+            w.HTML("<b>Driver log</b>"),
+            w.HBox([self.log_level, self.log_text, self.log_last, self.download_button]),
+            self.log_note, self.log,
+        ])  # fmt: skip
+        self.widget.add_class("hdiaks-app")
+
+        self.form.on_validate(self._on_form_validate)
+        self.submit_button.on_click(self._on_submit_click)
+        self.kill_button.on_click(self._on_kill_click)
+        self.kill_yes.on_click(self._on_kill_yes_click)
+        self.kill_no.on_click(self._on_kill_no_click)
+        self.batch_selector.observe(self._on_batch_selector_change, names="value")
+        self.history_button.on_click(self._on_history_click)
+        self.history_prev.on_click(self._on_history_prev_click)
+        self.history_next.on_click(self._on_history_next_click)
+        for widget in (self.log_level, self.log_text, self.log_last):
+            widget.observe(self._on_log_filter_change, names="value")
+        self.download_button.on_click(self._on_download_click)
+        self._sync_submit()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def submitting(self) -> bool:
+        return self._in_flight
+
+    def submit(self) -> Batch | None:
+        """Submit the form's job now (in the calling thread) and start watching it.
+
+        Returns the batch, or ``None`` when the form is invalid, a submit is already in flight,
+        or Livy refused (the reason is shown in the UI and in ``message``).
+        """
+        cfg = self._begin_submit()
+        if cfg is None:
+            return None
+        return self._submit(cfg)
+
+    def wait(self, timeout: float | None = None, *, batch_id: int | None = None) -> Snapshot | None:
+        """Block until the batch (default: the current one) finishes; its latest snapshot."""
+        bid = self.current if batch_id is None else batch_id
+        monitor = self.monitors.get(bid) if bid is not None else None
+        if monitor is None:
+            return None
+        snap = monitor.wait(timeout)
+        return self.snapshots.get(snap.batch_id, snap)
+
+    def batches_table(self) -> pd.DataFrame:
+        """Every batch submitted from this app, as a DataFrame."""
+        with self._lock:
+            snaps = [s for s in self.snapshots.values() if s.batch is not None]
+        return batch_table([s.batch for s in snaps if s.batch is not None],
+                           elapsed={s.batch_id: round(s.elapsed, 1) for s in snaps})
+
+    def log_table(self, batch_id: int | None = None, *, filtered: bool = False) -> pd.DataFrame:
+        """The parsed driver log of a batch (default: the current one)."""
+        bid = self.current if batch_id is None else batch_id
+        with self._lock:
+            frame = self._frames.get(bid) if bid is not None else None
+        if frame is None:
+            frame = log_table([])
+        return self._filtered(frame) if filtered else frame
+
+    def history_table(self, *, start: int = 0, size: int | None = None) -> pd.DataFrame:
+        """One page of the cluster's batch history (``GET /batches?from=&size=``)."""
+        page = self._client(self.form.selected_profile()).list_batches(start=start, size=size or self._history_size)
+        self._history_total = page.total
+        return batch_table(page.batches)
+
+    def watch(self, batch_id: int, *, profile: ClusterProfile | None = None) -> BatchMonitor:
+        """Watch an existing batch (submitted elsewhere) in this app."""
+        client = self._client(profile or self.form.selected_profile())
+        return self._start_monitor(client, int(batch_id), None)
+
+    def apply(self, snap: Snapshot) -> None:
+        """The one way from monitor threads to the widgets: show a snapshot."""
+        try:
+            with self._lock:
+                self.snapshots[snap.batch_id] = snap
+                self._extend_log(snap)
+                with self.status.hold_sync(), self.batches.hold_sync(), self.log.hold_sync(), \
+                        self.kill_button.hold_sync(), self.download_button.hold_sync():
+                    self.batches.value = batch_html(self.batches_table())
+                    if snap.batch_id == self.current:
+                        self._render_current()
+        except Exception as exc:  # noqa: BLE001 - a view error is shown, never raised in the thread
+            log.warning("could not show batch %s: %s", snap.batch_id, exc)
+            self.message.value = _note_html(f"Could not show batch {snap.batch_id}: {describe_error(exc)[1]}",
+                                            ok=False)
+
+    def close(self) -> None:
+        """Stop every monitor (returns at once)."""
+        for monitor in self.monitors.values():
+            monitor.stop()
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def _on_form_validate(self, _problems: list[ConfigProblem]) -> None:
+        self._sync_submit()
+
+    def _on_submit_click(self, _button: w.Button) -> None:
+        cfg = self._begin_submit()
+        if cfg is not None:
+            threading.Thread(target=self._submit, args=(cfg,), name="hdiaks-submit", daemon=True).start()
+
+    def _on_kill_click(self, _button: w.Button) -> None:
+        if self.current is None:
+            return
+        snap = self.snapshots.get(self.current)
+        name = snap.batch.name if snap is not None and snap.batch is not None else None
+        label = f"batch {self.current}" + (f" ({name})" if name else "")
+        self.kill_question.value = f"<b>Kill {html.escape(label)}?</b> This stops the Spark application."
+        self.kill_confirm.layout.display = "flex"
+
+    def _on_kill_yes_click(self, _button: w.Button) -> None:
+        self.kill_confirm.layout.display = "none"
+        bid = self.current
+        client = self._clients_of.get(bid) if bid is not None else None
+        if bid is None or client is None:
+            return
+        try:
+            client.kill_batch(bid)
+        except Exception as exc:  # noqa: BLE001 - shown as a sentence
+            self.message.value = _note_html(f"Could not kill batch {bid}: {describe_error(exc)[1]}", ok=False)
+            return
+        self.message.value = _note_html(f"Kill requested for batch {bid}.")
+
+    def _on_kill_no_click(self, _button: w.Button) -> None:
+        self.kill_confirm.layout.display = "none"
+
+    def _on_batch_selector_change(self, change: Mapping[str, Any]) -> None:
+        if change["new"] is None:
+            return
+        with self._lock:
+            self.current = int(change["new"])
+            self._render_current()
+
+    def _on_history_click(self, _button: w.Button) -> None:
+        self._show_history(0)
+
+    def _on_history_prev_click(self, _button: w.Button) -> None:
+        self._show_history(max(0, self._history_start - self._history_size))
+
+    def _on_history_next_click(self, _button: w.Button) -> None:
+        self._show_history(self._history_start + self._history_size)
+
+    def _on_log_filter_change(self, _change: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._render_current()
+
+    def _on_download_click(self, _button: w.Button) -> None:
+        bid = self.current
+        snap = self.snapshots.get(bid) if bid is not None else None
+        if snap is None:
+            return
+        target = self._download_dir / f"batch-{bid}.log"
+        try:
+            target.write_text("".join(f"{line}\n" for line in snap.lines), encoding="utf-8")
+        except OSError as exc:
+            self.log_note.value = _note_html(f"Could not write {target}: {exc.strerror}", ok=False)
+            return
+        more = "" if snap.finished else " (the job is still running; download again for the rest)"
+        self.log_note.value = _note_html(f"Saved {len(snap.lines)} log lines to {target.resolve()}{more}.")
+
+    # -- submit ------------------------------------------------------------------------------
+
+    def _begin_submit(self) -> JobConfig | None:
+        """Claim the in-flight flag (so a double click submits once) and read the form."""
+        with self._lock:
+            if self._in_flight:
+                return None
+            cfg, problems = self.form.config()
+            if problems:
+                self.form.validate()
+                self.message.value = _note_html(
+                    f"Fix the {len(problems)} problem(s) shown in the form before submitting.", ok=False
+                )
+                return None
+            self._in_flight = True
+            self._sync_submit()
+        self.message.value = _note_html("Submitting…")
+        return cfg
+
+    def _submit(self, cfg: JobConfig) -> Batch | None:
+        spec = cfg.spec
+        if self.form.unique_name.value:
+            base = spec.name or "job"
+            spec = replace(spec, name=f"{base[:180]}-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}")
+        batch: Batch | None = None
+        try:
+            client = self._client(cfg.profile)
+            batch = client.submit_batch(spec)
+            self._start_monitor(client, batch.id, batch)
+            note = _note_html(f"Submitted batch {batch.id} ({batch.name}).")
+        except Exception as exc:  # noqa: BLE001 - a submit failure is a sentence in the UI
+            note = _note_html(f"Not submitted: {describe_error(exc)[1]}", ok=False)
+        finally:
+            with self._lock:
+                self._in_flight = False
+                self._sync_submit()
+        self.message.value = note
+        return batch
+
+    def _start_monitor(self, client: LivyClientLike, batch_id: int, batch: Batch | None) -> BatchMonitor:
+        with self._lock:
+            old = self.monitors.get(batch_id)
+            if old is not None:
+                old.stop()
+            monitor = BatchMonitor(client, batch_id, on_snapshot=self.apply, interval=self._interval,
+                                   max_interval=self._max_interval)
+            self.monitors[batch_id] = monitor
+            self._clients_of[batch_id] = client
+            self.snapshots[batch_id] = replace(monitor.snapshot, batch=batch)
+            self.current = batch_id
+            with self.batch_selector.hold_sync():
+                self.batch_selector.options = [(f"{bid}", bid) for bid in sorted(self.monitors, reverse=True)]
+                self.batch_selector.value = batch_id
+            self.apply(self.snapshots[batch_id])
+        monitor.start()
+        return monitor
+
+    def _client(self, profile: ClusterProfile) -> LivyClientLike:
+        client = self._clients.get(profile)
+        if client is None:
+            client = self._client_factory(profile)
+            self._clients[profile] = client
+        return client
+
+    def _sync_submit(self) -> None:
+        disabled = self._in_flight or not self.form.valid
+        with self.submit_button.hold_sync():
+            self.submit_button.disabled = disabled
+            self.submit_button.description = "Submitting…" if self._in_flight else "Submit"
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _extend_log(self, snap: Snapshot) -> None:
+        """Parse only the lines not parsed before (a snapshot carries every line so far)."""
+        bid = snap.batch_id
+        done, stream = self._parsed.get(bid, (0, "stdout"))
+        fresh = snap.lines[done:]
+        if not fresh:
+            return
+        records, stream = parse_lines(fresh, start=snap.log_start + done, stream=stream)
+        self._parsed[bid] = (done + len(fresh), stream)
+        if not records:
+            return
+        new = log_table(records)
+        old = self._frames.get(bid)
+        self._frames[bid] = new if old is None or old.empty else pd.concat([old, new], ignore_index=True)
+
+    def _filtered(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return filter_log(frame, level=self.log_level.value, text=self.log_text.value or None,
+                          last=int(self.log_last.value))
+
+    def _render_current(self) -> None:
+        snap = self.snapshots.get(self.current) if self.current is not None else None
+        self.status.value = self._status_html(snap)
+        frame = self._frames.get(self.current) if self.current is not None else None
+        shown = self._filtered(frame if frame is not None else log_table([]))
+        total = 0 if frame is None else len(frame)
+        self.log.value = (
+            f'<div style="font-size:12px;color:#57606a">{len(shown)} of {total} lines shown</div>'
+            + log_html(shown)
+        )
+        running = snap is not None and not snap.finished
+        self.kill_button.disabled = not running
+        self.download_button.disabled = snap is None or not snap.lines
+
+    def _status_html(self, snap: Snapshot | None) -> str:
+        if snap is None:
+            return '<div class="hdiaks-status-line" style="color:#57606a">No batch submitted yet.</div>'
+        parts = [
+            f"<b>Batch {snap.batch_id}</b>",
+            html.escape(snap.batch.name or "") if snap.batch is not None else "",
+            state_html(snap.state_label),
+            f"elapsed {snap.elapsed:.1f} s",
+        ]
+        if snap.app_id:
+            parts.append(f"app id <code>{html.escape(snap.app_id)}</code>")
+        if snap.spark_ui_url:
+            parts.append(link_html(snap.spark_ui_url, "Spark UI"))
+        if snap.driver_log_url:
+            parts.append(link_html(snap.driver_log_url, "driver log"))
+        if not snap.finished:
+            parts.append('<span style="color:#57606a">watching…</span>')
+        line = " · ".join(p for p in parts if p)
+        out = f'<div class="hdiaks-status-line" data-state="{html.escape(snap.state_label, quote=True)}">{line}</div>'
+        if snap.error:
+            ok = snap.purged and snap.succeeded
+            out += _note_html(snap.error, ok=ok)
+        return out
+
+    def _show_history(self, start: int) -> None:
+        try:
+            frame = self.history_table(start=start)
+        except Exception as exc:  # noqa: BLE001 - shown as a sentence
+            self.history.value = _note_html(f"Could not list batches: {describe_error(exc)[1]}", ok=False)
+            return
+        self._history_start = start
+        end = start + len(frame)
+        with self.history.hold_sync(), self.history_label.hold_sync():
+            self.history.value = batch_html(frame)
+            self.history_label.value = f"batches {start + 1 if len(frame) else 0}–{end} of {self._history_total}"
+            self.history_prev.disabled = start <= 0
+            self.history_next.disabled = end >= self._history_total
+
+
+def _default_client(profile: ClusterProfile) -> LivyClientLike:
+    return LivyClient.from_profile(profile)
+
+
+def app(
+    cfg: JobConfig | None = None,
+    *,
+    client_factory: ClientFactory | None = None,
+    profiles: Mapping[str, ClusterProfile] | None = None,
+    **options: Any,
+) -> JobApp:
+    """The notebook UI for ``cfg`` (default: SparkPi on the sandbox). Display it as a cell's value."""
+    return JobApp(cfg, client_factory=client_factory, profiles=profiles, **options)
+

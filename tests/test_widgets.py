@@ -1,0 +1,416 @@
+"""widgets: the form, status, tables and logs built headless; set values, click, observe.
+
+A small fake client stands in for Livy (injected through ``client_factory``); one test drives a
+real Jupyter kernel against the sandbox to show the kernel answers while a job is watched.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.errors import AuthError, BatchNotFound, LivyError
+from hdiaks_widgets.models import AppInfo, Batch, BatchList, BatchState, LogPage
+from hdiaks_widgets.widgets import JobApp, JobForm, app, default_config
+
+PI_LOG = [
+    "stdout: ",
+    "Pi is roughly 3.14158",
+    "stderr: ",
+    "25/11/24 08:01:02 INFO SparkContext: Running Spark version 4.0.0",
+    "25/11/24 08:01:03 WARN NativeCodeLoader: Unable to load native-hadoop library",
+    "25/11/24 08:01:04 ERROR Evil: <script>alert('x')</script>",
+    "25/11/24 08:01:05 INFO SparkContext: Successfully stopped SparkContext",
+]
+
+
+class FakeLivy:
+    """Batches move through ``states`` one get_batch call at a time; the log is served by offset."""
+
+    def __init__(
+        self,
+        states: Sequence[str] = ("starting", "running", "success"),
+        log: Sequence[str] = PI_LOG,
+        *,
+        submit_error: BaseException | None = None,
+        history: int = 0,
+    ) -> None:
+        self.states = list(states)
+        self.log = list(log)
+        self.submit_error = submit_error
+        self.submitted: list[BatchSpec] = []
+        self.killed: list[int] = []
+        self.release = threading.Event()
+        self.release.set()
+        self.entered = threading.Event()
+        self.calls = 0
+        self.history = [Batch(id=i, state=BatchState.SUCCESS, name=f"old-{i}") for i in range(history)]
+
+    def submit_batch(self, spec: BatchSpec) -> Batch:
+        self.entered.set()
+        self.release.wait(30)
+        if self.submit_error is not None:
+            raise self.submit_error
+        self.submitted.append(spec)
+        return Batch(id=len(self.submitted) - 1, state=BatchState.STARTING, name=spec.name)
+
+    def get_batch(self, batch_id: int | str) -> Batch:
+        self.calls += 1
+        state = self.states[min(self.calls, len(self.states)) - 1]
+        if state == "404":
+            raise BatchNotFound(batch_id, '{"msg":"not found"}')
+        info = AppInfo(spark_ui_url="http://127.0.0.1:4040/", driver_log_url="javascript:alert(1)")
+        return Batch(id=int(batch_id), state=BatchState(state), name="spark-pi", app_id="local-42", app_info=info)
+
+    def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
+        first = 0 if start is None else start
+        return LogPage(id=int(batch_id), start=first, total=len(self.log), lines=tuple(self.log[first : first + size]))
+
+    def list_batches(self, *, start: int = 0, size: int = 100) -> BatchList:
+        return BatchList(start=start, total=len(self.history), batches=tuple(self.history[start : start + size]))
+
+    def kill_batch(self, batch_id: int | str) -> None:
+        self.killed.append(int(batch_id))
+
+
+def _app(fake: FakeLivy, cfg: JobConfig | None = None, **kw: object) -> JobApp:
+    return app(cfg, client_factory=lambda profile: fake, profiles={}, monitor_interval=0.01, **kw)  # type: ignore[arg-type]
+
+
+def _messages(form: JobForm) -> dict[str, str]:
+    return {key: widget.value for key, widget in form.messages.items() if widget.value}
+
+
+# -- form ----------------------------------------------------------------------------------------
+
+
+def test_form_default_config_is_valid_and_submit_enabled() -> None:
+    ui = _app(FakeLivy())
+    assert ui.form.valid and _messages(ui.form) == {}
+    assert not ui.submit_button.disabled
+    cfg, problems = ui.form.config()
+    assert problems == [] and cfg.spec.class_name == "org.apache.spark.examples.SparkPi"
+
+
+def test_form_shows_each_message_under_its_field() -> None:
+    form = JobForm(profiles={})
+    form.driver_memory.value = "lots"
+    form.name.value = "1234"
+    shown = _messages(form)
+    assert set(shown) == {"spec.driver_memory", "spec.name"}
+    assert "512m" in shown["spec.driver_memory"] and "digits" in shown["spec.name"]
+
+
+TEXT_FIELDS = ["url", "file", "class_name", "args", "name", "driver_memory", "driver_cores", "executor_memory",
+               "executor_cores", "num_executors", "jars", "py_files", "files", "proxy_user", "queue"]
+HOSTILE = {
+    "empty": "",
+    "spaces": "   ",
+    "nul": "a\x00b",
+    "script": "<script>alert(1)</script>",
+    "huge-number": "9" * 5000,
+    "negative": "-1",
+    "emoji": "😀",
+    "newline": "a\nb",
+    "sql": "' OR 1=1 --",
+    "traversal": "../../etc/passwd",
+    "long": "x" * 10000,
+}
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+def test_form_hostile_value_gives_message_not_exception(field: str, value: str) -> None:
+    ui = _app(FakeLivy())
+    getattr(ui.form, field).value = value  # must not raise
+    shown = _messages(ui.form)
+    assert all("<script>" not in text for text in shown.values())
+    # every problem is shown somewhere, and an invalid form cannot be submitted
+    assert bool(shown) == bool(ui.form.problems)
+    assert ui.submit_button.disabled == bool(ui.form.problems)
+
+
+@pytest.mark.parametrize(
+    "field,value,key",
+    [
+        ("url", "not a url", "profile.url"),
+        ("file", "<script>alert(1)</script>", "spec.file"),
+        ("class_name", "1abc", "spec.class_name"),
+        ("args", "ok\nbad\x00arg", "spec.args"),
+        ("name", "a/b", "spec.name"),
+        ("driver_memory", "9" * 5000, "spec.driver_memory"),
+        ("driver_cores", "9" * 5000, "spec.driver_cores"),
+        ("executor_cores", "-1", "spec.executor_cores"),
+        ("num_executors", "two", "spec.num_executors"),
+        ("jars", "ftp://host/x.jar", "spec.jars"),
+        ("py_files", "javascript:alert(1)", "spec.py_files"),
+        ("files", "C:\\x y", "spec.files"),
+        ("proxy_user", "a b", "spec.proxy_user"),
+        ("queue", "a\nb", "spec.queue"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 20 else None,
+)
+def test_form_invalid_value_message_under_field(field: str, value: str, key: str) -> None:
+    form = JobForm(profiles={})
+    getattr(form, field).value = value
+    assert key in _messages(form)
+    assert not form.valid
+
+
+def test_form_conf_rows_add_and_remove() -> None:
+    form = JobForm(profiles={})
+    form.add_conf_button.click()
+    row = form.conf_rows.children[0]
+    row.children[0].value = "spark.executor.memoryOverhead"
+    row.children[1].value = "512m"
+    assert form.config()[0].spec.conf == {"spark.executor.memoryOverhead": "512m"}
+    row.children[2].click()
+    assert form.conf_rows.children == () and form.config()[0].spec.conf == {}
+
+
+@pytest.mark.parametrize("key,value", [("bad key", "1"), ("", "orphan"), ("k", "line\nbreak")],
+                         ids=["space", "no-key", "newline"])
+def test_form_conf_bad_row_gives_message(key: str, value: str) -> None:
+    form = JobForm(profiles={})
+    form.add_conf_row(key, value)
+    assert "spec.conf" in _messages(form)
+
+
+def test_form_conf_duplicate_key_gives_message() -> None:
+    form = JobForm(profiles={})
+    form.add_conf_row("spark.a", "1")
+    form.add_conf_row("spark.a", "2")
+    assert "set twice" in _messages(form)["spec.conf"]
+
+
+def test_form_profile_switch_shows_fqdn_field() -> None:
+    prod = ClusterProfile(name="prod", flavour="hdinsight-aks", fqdn="c.pool.abc.eastus.hdinsightaks.net")
+    form = JobForm(profiles={"prod": prod})
+    assert "sandbox" in form.profile.options and "prod" in form.profile.options
+    form.profile.value = "prod"
+    assert form._fqdn_box.layout.display is None and form._url_box.layout.display == "none"
+    assert form.fqdn.value == prod.fqdn
+    form.fqdn.value = "https://c.pool.abc.eastus.hdinsightaks.net/"
+    assert "scheme" in _messages(form)["profile.fqdn"]
+
+
+def test_form_save_and_load_round_trip(tmp_path: Path) -> None:
+    form = JobForm(profiles={})
+    form.name.value = "round-trip"
+    form.add_conf_row("spark.x", "y")
+    form.config_path.value = str(tmp_path / "job.json")
+    form.save_button.click()
+    assert "Saved" in form.file_note.value
+    other = JobForm(profiles={})
+    other.config_path.value = str(tmp_path / "job.json")
+    other.load_button.click()
+    assert other.name.value == "round-trip"
+    assert other.config()[0] == form.config()[0]
+
+
+def test_form_load_bad_file_shows_sentence(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    form = JobForm(profiles={})
+    form.config_path.value = str(tmp_path / "bad.json")
+    form.load_button.click()
+    assert "Could not load" in form.file_note.value and "Traceback" not in form.file_note.value
+
+
+# -- app -----------------------------------------------------------------------------------------
+
+
+def test_app_submit_disabled_while_form_invalid() -> None:
+    ui = _app(FakeLivy())
+    ui.form.file.value = ""
+    assert ui.submit_button.disabled
+    ui.form.file.value = default_config().spec.file
+    assert not ui.submit_button.disabled
+
+
+def test_app_double_click_submits_once() -> None:
+    fake = FakeLivy()
+    fake.release.clear()
+    ui = _app(fake)
+    ui.submit_button.click()
+    assert fake.entered.wait(30)
+    assert ui.submit_button.disabled and ui.submitting
+    ui.submit_button.click()
+    assert ui.submit() is None
+    fake.release.set()
+    snap = None
+    for _ in range(300):
+        snap = ui.wait(timeout=30)
+        if snap is not None:
+            break
+        threading.Event().wait(0.02)
+    assert snap is not None and snap.finished
+    assert len(fake.submitted) == 1
+    assert not ui.submit_button.disabled
+
+
+def test_app_submit_shows_status_links_and_log() -> None:
+    ui = _app(FakeLivy())
+    batch = ui.submit()
+    assert batch is not None and batch.name is not None and batch.name.startswith("spark-pi-")
+    snap = ui.wait(timeout=30)
+    assert snap is not None and snap.succeeded
+    assert 'data-state="success"' in ui.status.value
+    assert '<a href="http://127.0.0.1:4040/"' in ui.status.value
+    assert 'href="javascript' not in ui.status.value
+    assert "Pi is roughly" in ui.log.value
+    table = ui.batches_table()
+    assert list(table["state"]) == ["success"] and list(table["app_id"]) == ["local-42"]
+
+
+def test_app_hostile_log_lines_are_escaped() -> None:
+    ui = _app(FakeLivy())
+    ui.submit()
+    ui.wait(timeout=30)
+    assert "<script>" not in ui.log.value
+    assert "&lt;script&gt;" in ui.log.value
+
+
+def test_app_log_filters_level_text_and_last() -> None:
+    ui = _app(FakeLivy())
+    ui.submit()
+    ui.wait(timeout=30)
+    ui.log_level.value = "ERROR"
+    assert list(ui.log_table(filtered=True)["level"]) == ["", "ERROR"]
+    ui.log_level.value = "ALL"
+    ui.log_text.value = "stopped"
+    assert list(ui.log_table(filtered=True)["logger"]) == ["SparkContext"]
+    ui.log_text.value = ""
+    ui.log_last.value = 2
+    assert len(ui.log_table(filtered=True)) == 2
+    assert "2 of 5 lines shown" in ui.log.value
+
+
+@pytest.mark.parametrize(
+    "exc,words",
+    [
+        (LivyError("Cannot reach Livy at http://127.0.0.1:1 (POST /batches): ConnectionError"), "Cannot reach"),
+        (AuthError("AADSTS7000215: Invalid client secret provided"), "Sign-in failed"),
+    ],
+    ids=["network", "auth"],
+)
+def test_app_submit_failure_is_a_sentence(exc: BaseException, words: str) -> None:
+    ui = _app(FakeLivy(submit_error=exc))
+    assert ui.submit() is None
+    assert words in ui.message.value and "Traceback" not in ui.message.value
+    assert not ui.submit_button.disabled
+
+
+def test_app_failed_job_shows_last_error_lines() -> None:
+    log = ["stderr: ", "Traceback (most recent call last):", "RuntimeError: sandbox example failure: boom"]
+    ui = _app(FakeLivy(("running", "dead"), log))
+    ui.submit()
+    snap = ui.wait(timeout=30)
+    assert snap is not None and snap.state is BatchState.DEAD
+    assert "RuntimeError: sandbox example failure: boom" in ui.status.value
+    assert 'data-state="dead"' in ui.status.value
+
+
+def test_app_purged_batch_is_shown_as_purged() -> None:
+    ui = _app(FakeLivy(("running", "404")))
+    ui.submit()
+    snap = ui.wait(timeout=30)
+    assert snap is not None and snap.purged
+    assert "purged" in ui.status.value
+
+
+def test_app_kill_asks_for_confirmation() -> None:
+    fake = FakeLivy(("running",) * 1000)
+    ui = _app(fake, max_interval=0.05)
+    batch = ui.submit()
+    assert batch is not None and not ui.kill_button.disabled
+    ui.kill_button.click()
+    assert ui.kill_confirm.layout.display == "flex" and fake.killed == []
+    ui.kill_no.click()
+    assert ui.kill_confirm.layout.display == "none" and fake.killed == []
+    ui.kill_button.click()
+    ui.kill_yes.click()
+    assert fake.killed == [batch.id]
+    assert "Kill requested" in ui.message.value
+    ui.close()
+
+
+def test_app_download_writes_full_log(tmp_path: Path) -> None:
+    ui = _app(FakeLivy(), download_dir=tmp_path)
+    batch = ui.submit()
+    ui.wait(timeout=30)
+    ui.download_button.click()
+    assert batch is not None
+    assert (tmp_path / f"batch-{batch.id}.log").read_text(encoding="utf-8").splitlines() == PI_LOG
+    assert "Saved 7 log lines" in ui.log_note.value
+
+
+def test_app_history_pages() -> None:
+    ui = _app(FakeLivy(history=45))
+    ui.history_button.click()
+    assert "batches 1–20 of 45" in ui.history_label.value and ui.history_prev.disabled
+    ui.history_next.click()
+    ui.history_next.click()
+    assert "batches 41–45 of 45" in ui.history_label.value and ui.history_next.disabled
+    assert "old-44" in ui.history.value
+    ui.history_prev.click()
+    assert "batches 21–40 of 45" in ui.history_label.value
+
+
+def test_app_history_error_is_a_sentence() -> None:
+    class Down(FakeLivy):
+        def list_batches(self, *, start: int = 0, size: int = 100) -> BatchList:
+            raise LivyError("Cannot reach Livy at http://127.0.0.1:1")
+
+    ui = _app(Down())
+    ui.history_button.click()
+    assert "Could not list batches" in ui.history.value
+
+
+# -- real kernel, real sandbox -------------------------------------------------------------------
+
+
+@pytest.mark.spark
+@pytest.mark.notebook
+def test_app_kernel_answers_while_a_job_is_watched(sandbox) -> None:  # type: ignore[no-untyped-def]
+    """A real ipykernel runs the app against the sandbox; while the monitor thread watches a
+    running Spark job, execute_requests complete and the monitor keeps producing snapshots."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        def run(code: str) -> str:
+            reply = kc.execute_interactive(code, timeout=120, output_hook=lambda msg: outputs.append(msg))
+            assert reply["content"]["status"] == "ok", reply["content"]
+            return "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+
+        outputs: list[dict] = []
+        run(
+            "from hdiaks_widgets import JobConfig, ClusterProfile, BatchSpec, app\n"
+            f"cfg = JobConfig(profile=ClusterProfile(name='sandbox', flavour='sandbox', url={sandbox.url!r}),\n"
+            f"                spec=BatchSpec(file={sandbox.examples['sleep_py']!r}, args=('4',), name='kernel-free'))\n"
+            "ui = app(cfg, monitor_interval=0.2, max_interval=0.5)\n"
+            "batch = ui.submit()\n"
+            "print(batch.id)\n"
+        )
+        polls = []
+        finished = False
+        while not finished:
+            outputs = []
+            text = run("s = ui.snapshots[batch.id]; print(s.polls, s.finished, s.state_label)")
+            count, done, _state = text.split()
+            polls.append(int(count))
+            finished = done == "True"
+            threading.Event().wait(0.3)
+        outputs = []
+        final = run("s = ui.wait(timeout=120); print(s.state_label, len(s.lines))")
+        assert final.split()[0] == "success"
+        # several requests answered while the job was being watched, and the polls kept rising
+        assert len([p for p in polls[:-1]]) >= 2
+        assert polls == sorted(polls) and polls[-1] > polls[0]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
