@@ -369,3 +369,18 @@ def test_secrets_never_appear_in_logs_reprs_or_errors(
     assert CANARY not in haystack
     for token in tokens:
         assert token not in haystack
+
+
+def test_auth_services_profile_reaches_bearer_protected_endpoint(tmp_path: Any) -> None:
+    from hdiaks_widgets.sandbox.identity import start_auth_services
+
+    services = start_auth_services(tmp_path)  # the ready-made setup `sandbox --auth` uses
+    try:
+        profile = services.profile("http://127.0.0.1:8998").validate()
+        auth = build_auth(profile, environ=services.environment)
+        resp = requests.get(services.authority_host + "/_identity/whoami", auth=auth, verify=str(services.ca_pem),
+                            timeout=10)
+        assert resp.json()["appid"] == services.service_principal["client_id"]
+        assert services.write_endpoints(tmp_path).stat().st_mode & 0o077 == 0
+    finally:
+        services.shutdown()

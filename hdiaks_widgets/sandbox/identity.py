@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from hdiaks_widgets.config import ClusterProfile
 from hdiaks_widgets.sandbox.tls import TlsFiles, ensure_certificates, server_ssl_context
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -608,6 +609,29 @@ class AuthServices:
             "service_principal": dict(self.service_principal),
         }
 
+    def write_endpoints(self, root: str | os.PathLike[str]) -> Path:
+        """Write ``<root>/auth/endpoints.json`` (mode 0600, with this process's pid); returns it."""
+        path = Path(root) / "auth" / "endpoints.json"
+        _write_private_json(path, dict(self.describe(), pid=os.getpid()))
+        return path
+
+    def profile(self, livy_url: str, *, name: str = "sandbox-auth") -> ClusterProfile:
+        """A profile for a bearer-protected Livy sandbox: service principal from this vault.
+
+        The vault reader's settings are ``self.environment`` (pass as ``build_auth(environ=...)``
+        or export them).
+        """
+        return ClusterProfile(
+            name=name,
+            flavour="sandbox",
+            url=livy_url,
+            auth="service-principal",
+            authority_host=self.authority_host,
+            secret_source="keyvault",  # noqa: S106 - a source name, not a secret
+            vault_url=self.vault_url,
+            verify=str(self.tls.ca_pem),
+        )
+
     def shutdown(self) -> None:
         self.vault.shutdown()
         self.identity.shutdown()
@@ -707,9 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.root, args.host, identity_port=args.identity_port, vault_port=args.vault_port, **options
     )
     try:
-        _write_private_json(
-            Path(args.root) / "auth" / "endpoints.json", dict(services.describe(), pid=os.getpid())
-        )
+        services.write_endpoints(args.root)
         stop.wait()
     finally:
         services.shutdown()
