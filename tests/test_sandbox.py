@@ -224,7 +224,30 @@ def test_sandbox_pyspark_session_runs_python_and_sql(sandbox: SandboxHandle) -> 
     assert outputs[1]["output"]["data"]["application/json"]["data"] == [[1, "a"]]
 
 
+@pytest.mark.spark
+def test_sandbox_serves_third_party_pylivy_batch(sandbox: SandboxHandle) -> None:
+    from livy import LivyBatch, SessionState  # the `livy` package on PyPI, unchanged
+
+    with sandbox.http() as session:
+        batch = LivyBatch.create(
+            sandbox.url,
+            file=sandbox.examples["jar"],
+            class_name=sandbox.spark_pi_class,
+            args=["2"],
+            requests_session=session,
+        )
+        batch.wait()
+        assert batch.state == SessionState.SUCCESS
+        assert any(line.startswith("Pi is roughly") for line in batch.log())
+
+
 # -- protocol answers without Spark ------------------------------------------------------------
+
+
+def test_sandbox_unknown_statement_is_404(sandbox: SandboxHandle) -> None:
+    with sandbox.http() as s:
+        answer = s.get(f"{sandbox.url}/sessions/424242/statements/0", timeout=10)
+    assert (answer.status_code, answer.json()) == (404, {"msg": "Session '424242' not found."})
 
 
 def test_sandbox_unknown_id_is_404_with_livy_message(sandbox: SandboxHandle) -> None:

@@ -37,6 +37,7 @@ __all__ = ["Authorizer", "CSRF_MESSAGE", "create_app"]
 # Given the request headers, return None to let the request through or a message to answer 401.
 Authorizer = Callable[[Mapping[str, str]], "str | None"]
 
+LIVY_VERSION = "0.8.0-incubating"
 CSRF_MESSAGE = "Missing Required Header for CSRF protection."
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _CONTROL_PREFIX = "/_sandbox/"
@@ -133,6 +134,12 @@ def create_app(
     @app.errorhandler(500)
     def _internal(exc: Exception) -> Response:
         return _msg(str(getattr(exc, "original_exception", exc)), 500)
+
+    @app.get("/version")
+    def version() -> Response:
+        # Livy's VersionServlet; pylivy asks for it to choose its protocol.
+        return _json({"version": LIVY_VERSION, "user": None, "revision": "hdiaks-sandbox", "branch": "", "date": "",
+                      "url": ""})  # fmt: skip
 
     # -- batches ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from hdiaks_widgets.sandbox.batches import lookup
+from hdiaks_widgets.sandbox.batches import NotFound, lookup
 from hdiaks_widgets.sandbox.bodies import BadRequest
 from hdiaks_widgets.sandbox.logbuf import LogBuffer
 from hdiaks_widgets.sandbox.procs import kill_group, spark_env
@@ -33,6 +33,14 @@ log = logging.getLogger(__name__)
 
 SESSION_KINDS = ("pyspark", "sql")
 STATEMENT_KINDS = ("pyspark", "python", "sql")
+
+
+class StatementNotFound(NotFound):
+    """Livy answers 404 ``Statement not found`` for an unknown statement id."""
+
+    def __init__(self) -> None:
+        Exception.__init__(self, "Statement not found")
+        self.ident = ""
 
 
 def _now_ms() -> int:
@@ -192,7 +200,7 @@ class SessionRegistry:
         with rec.lock:
             if ident.isdigit() and int(ident) < len(rec.statements):
                 return rec.statements[int(ident)]
-        raise BadRequest(f"Statement {ident} not found in session {rec.id}")
+        raise StatementNotFound()
 
     def cancel(self, rec: SessionRecord, stmt: StatementRecord) -> None:
         with rec.lock:
