@@ -31,11 +31,6 @@ that no process mentioning its root (no Spark JVM) is left.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,23 +40,9 @@ from typing import Any
 import pytest
 import requests
 
+from hdiaks_widgets.sandbox.launcher import SandboxProcess, processes_mentioning, start_sandbox_process
+
 TERMINAL = ("success", "dead", "killed", "error")
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    needle = text.encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if needle in cmdline and state not in ("Z", "X"):
-            found.append(int(entry))
-    return found
 
 
 @dataclass
@@ -74,8 +55,11 @@ class SandboxHandle:
     spark_pi_class: str
     word_count_class: str
     options: dict[str, Any]
-    proc: subprocess.Popen[bytes] = field(repr=False)
-    log_path: Path = field(repr=False)
+    process: SandboxProcess = field(repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
 
     def http(self) -> requests.Session:
         session = requests.Session()
@@ -108,20 +92,10 @@ class SandboxHandle:
                 time.sleep(0.3)
 
     def processes(self) -> list[int]:
-        return _processes_mentioning(str(self.root))
+        return processes_mentioning(str(self.root))
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while self.processes() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = self.processes()
+        left = self.process.stop(timeout)
         assert not left, f"processes of the sandbox at {self.root} outlived it: {left}"
 
 
@@ -134,47 +108,26 @@ def start_sandbox(
     master: str = "local[2]",
     bearer: bool = False,
     bearer_audience: str | None = None,
+    auth: bool = False,
     timeout: float = 120.0,
 ) -> SandboxHandle:
     """Start ``python -m hdiaks_widgets.sandbox`` on a free port and wait for its ready file."""
-    root.mkdir(parents=True, exist_ok=True)
-    ready = root / "ready.json"
-    log_path = root / "sandbox.log"
-    cmd = [
-        sys.executable, "-m", "hdiaks_widgets.sandbox",
-        "--host", "127.0.0.1", "--port", "0", "--root", str(root),
-        "--max-running", str(max_running), "--retain-seconds", str(retain_seconds),
-        "--master", master, "--ready-file", str(ready),
-    ]  # fmt: skip
-    if csrf:
-        cmd.append("--csrf")
-    if bearer:
-        cmd.append("--bearer")
-    if bearer_audience is not None:
-        cmd += ["--bearer-audience", bearer_audience]
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    while not ready.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"sandbox exited with {proc.returncode}:\n{log_path.read_text()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"sandbox not ready after {timeout}s:\n{log_path.read_text()}")
-        time.sleep(0.1)
-    info = json.loads(ready.read_text())
+    process = start_sandbox_process(
+        root, max_running=max_running, retain_seconds=retain_seconds, csrf=csrf, master=master,
+        bearer=bearer, bearer_audience=bearer_audience, auth=auth, timeout=timeout,
+    )  # fmt: skip
+    info = process.info
     examples = info["examples"]
     return SandboxHandle(
-        url=info["url"],
-        root=root,
-        pid=proc.pid,
+        url=process.url,
+        root=process.root,
+        pid=process.pid,
         examples=dict(examples["uris"]),
         example_paths={k: Path(v) for k, v in examples["paths"].items()},
         spark_pi_class=examples["spark_pi_class"],
         word_count_class=examples["word_count_class"],
         options=info,
-        proc=proc,
-        log_path=log_path,
+        process=process,
     )
 
 

@@ -150,6 +150,12 @@ def _parser() -> argparse.ArgumentParser:
         help="require a bearer token issued by the sandbox identity endpoint (same --root)",
     )
     p.add_argument("--bearer-audience", default=None, help="with --bearer: the token audience to accept")
+    p.add_argument(
+        "--auth",
+        action="store_true",
+        help="also serve the HTTPS identity + Key Vault endpoints and require their bearer tokens "
+        "(endpoints and the vault reader's settings go to <root>/auth/endpoints.json)",
+    )
     p.add_argument("--ready-file", type=Path, default=None, help="write JSON {url, pid, root, examples} here")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p
@@ -174,10 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     root = args.root if args.root is not None else default_root()
     authorizer: Authorizer | None = None
-    if args.bearer:
+    services = None
+    if args.bearer or args.auth:
         # Imported only when asked for: the identity endpoint is a separate, optional component.
-        from hdiaks_widgets.sandbox.identity import make_bearer_authorizer
+        from hdiaks_widgets.sandbox.identity import make_bearer_authorizer, start_auth_services
 
+        if args.auth:
+            services = start_auth_services(root, args.host)
         authorizer = make_bearer_authorizer(root, audience=args.bearer_audience)
     try:
         server = SandboxServer(
@@ -191,9 +200,18 @@ def main(argv: list[str] | None = None) -> int:
             authorizer=authorizer,
         ).start()
     except (HdiaksError, OSError) as exc:
+        if services is not None:
+            services.shutdown()
         print(f"sandbox: cannot start: {exc}", file=sys.stderr)
         return 1
     print(f"Livy sandbox listening on {server.url} (root {server.root})", flush=True)
+    if services is not None:
+        endpoints = services.write_endpoints(root)
+        print(
+            f"identity {services.authority_host}  vault {services.vault_url}  CA {services.ca_pem}\n"
+            f"client settings: {endpoints}",
+            flush=True,
+        )
     if args.ready_file is not None:
         _write_atomic(args.ready_file, json.dumps(server.ready_info(), indent=2) + "\n")
     try:
@@ -202,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         print("sandbox: stopping; killing running Spark jobs", flush=True)
         server.stop()
+        if services is not None:
+            services.shutdown()
         if args.ready_file is not None:
             args.ready_file.unlink(missing_ok=True)
     return 0

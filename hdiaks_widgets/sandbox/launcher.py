@@ -1,0 +1,131 @@
+"""Start the sandbox as a child process and stop it by its own PID.
+
+Used by ``hdiaks demo``, ``hdiaks lab`` and the test fixtures: the server runs in its own
+process (``python -m hdiaks_widgets.sandbox``), reports readiness through a ready file, and is
+stopped with SIGTERM (SIGKILL after a grace period), which kills its running Spark jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SandboxProcess", "processes_mentioning", "start_sandbox_process"]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs of live processes whose command line contains ``text`` (e.g. a sandbox root)."""
+    found = []
+    needle = text.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if needle in cmdline and state not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+@dataclass
+class SandboxProcess:
+    """A running sandbox child process: its URL, PID, root and ready-file information."""
+
+    url: str
+    root: Path
+    pid: int
+    info: dict[str, Any]
+    proc: subprocess.Popen[bytes] = field(repr=False)
+    log_path: Path = field(repr=False)
+
+    @property
+    def examples(self) -> dict[str, str]:
+        """Short name -> ``abfs://examples@sandbox.dfs.core.windows.net/...`` URI."""
+        return dict(self.info["examples"]["uris"])
+
+    def endpoints(self) -> dict[str, Any]:
+        """With ``auth=True``: identity/vault URLs, CA path and the vault reader's settings."""
+        path = self.root / "auth" / "endpoints.json"
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def processes(self) -> list[int]:
+        return processes_mentioning(str(self.root))
+
+    def stop(self, timeout: float = 30.0) -> list[int]:
+        """Stop the server by its PID; return PIDs of its processes still alive afterwards."""
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.processes()
+
+    def __enter__(self) -> SandboxProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_sandbox_process(
+    root: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_running: int = 1,
+    retain_seconds: float = 600.0,
+    csrf: bool = False,
+    master: str = "local[2]",
+    auth: bool = False,
+    bearer: bool = False,
+    bearer_audience: str | None = None,
+    timeout: float = 180.0,
+) -> SandboxProcess:
+    """Start ``python -m hdiaks_widgets.sandbox`` and wait until it is listening."""
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    ready = root / "ready.json"
+    ready.unlink(missing_ok=True)
+    log_path = root / "sandbox.log"
+    cmd = [
+        sys.executable, "-m", "hdiaks_widgets.sandbox",
+        "--host", host, "--port", str(port), "--root", str(root),
+        "--max-running", str(max_running), "--retain-seconds", str(retain_seconds),
+        "--master", master, "--ready-file", str(ready),
+    ]  # fmt: skip
+    if csrf:
+        cmd.append("--csrf")
+    if auth:
+        cmd.append("--auth")
+    if bearer:
+        cmd.append("--bearer")
+    if bearer_audience is not None:
+        cmd += ["--bearer-audience", bearer_audience]
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"sandbox exited with {proc.returncode}:\n{log_path.read_text()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(timeout=10)
+            raise RuntimeError(f"sandbox not ready after {timeout:g}s:\n{log_path.read_text()}")
+        time.sleep(0.1)
+    info = json.loads(ready.read_text(encoding="utf-8"))
+    return SandboxProcess(url=info["url"], root=root, pid=proc.pid, info=info, proc=proc, log_path=log_path)
