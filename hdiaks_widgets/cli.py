@@ -75,8 +75,11 @@ def _follow(client: LivyClient, batch_id: int, *, start: int, emit: Callable[[st
     """Print new log lines until the batch reaches a terminal state; return the final batch."""
     from hdiaks_widgets.monitor import follow_batch
 
-    return follow_batch(client, batch_id, start=start, on_lines=lambda lines: [emit(x) for x in lines],
-                        poll_interval=poll)
+    def on_lines(lines: Sequence[str]) -> None:
+        for line in lines:
+            emit(line)
+
+    return follow_batch(client, batch_id, start=start, on_lines=on_lines, poll_interval=poll)
 
 
 # -- subcommands --------------------------------------------------------------------------
@@ -174,7 +177,7 @@ def cmd_export_dag(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from hdiaks_widgets.sandbox.__main__ import main as sandbox_main
+    from hdiaks_widgets.sandbox.service import main as sandbox_main
 
     argv = ["--host", args.host, "--port", str(args.port), "--max-running", str(args.max_running)]
     if args.root:

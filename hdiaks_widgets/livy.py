@@ -138,12 +138,17 @@ class LivyClient:
         secret_store: SecretStore | None = None,
         session: requests.Session | None = None,
         retry: RetryPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> LivyClient:
-        """Build a client for a profile, resolving its auth method and secret store."""
+        """Build a client for a profile, resolving its auth method and secret store.
+
+        ``environ`` replaces ``os.environ`` where settings come from the environment (the Key
+        Vault reader's ``AZURE_*`` variables, or an environment secret store).
+        """
         from hdiaks_widgets import auth as _auth
 
         profile.validate()
-        auth = _auth.build_auth(profile, secret_store=secret_store)
+        auth = _auth.build_auth(profile, secret_store=secret_store, environ=environ)
         return cls(
             profile.base_url,
             session=session,

@@ -20,12 +20,26 @@ from typing import Any
 __all__ = ["SandboxProcess", "processes_mentioning", "start_sandbox_process"]
 
 
+def _ancestors() -> set[int]:
+    """This process and its ancestors (a caller's own command line may mention the root)."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return pids
+
+
 def processes_mentioning(text: str) -> list[int]:
-    """PIDs of live processes whose command line contains ``text`` (e.g. a sandbox root)."""
+    """PIDs of live processes whose command line contains ``text`` (e.g. a sandbox root),
+    other than this process and its ancestors."""
     found = []
     needle = text.encode()
+    mine = _ancestors()
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+        if not entry.isdigit() or int(entry) in mine:
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()

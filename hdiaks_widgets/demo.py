@@ -1,0 +1,179 @@
+"""``hdiaks demo`` and ``hdiaks lab``: the product end to end on the local sandbox.
+
+The demo walks the production path with local stand-ins: the service principal's id, secret and
+tenant are read from the sandbox's Key Vault endpoint, MSAL gets a token from its identity
+endpoint, and the Livy sandbox accepts only that token. Then a real Spark job runs (a SparkPi
+jar addressed by an ``abfs://`` path), a failing job shows ``dead`` with its error lines, and the
+configuration is exported as an Airflow DAG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.errors import HdiaksError
+from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.models import Batch, BatchState
+from hdiaks_widgets.monitor import failure_lines, follow_batch
+from hdiaks_widgets.tables import batch_table, log_table
+
+__all__ = ["run_demo", "run_lab"]
+
+SPARK_PI_CLASS = "org.apache.spark.examples.SparkPi"
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _frame_text(frame: pd.DataFrame) -> str:
+    with pd.option_context("display.max_colwidth", 70, "display.width", 200):
+        return frame.to_string(index=False)
+
+
+def _batches_text(batches: Sequence[Batch]) -> str:
+    return _frame_text(batch_table(batches)[["id", "name", "state", "app_id", "driver_log"]])
+
+
+def _whole_log(client: LivyClient, batch_id: int) -> list[str]:
+    return [line for page in client.iter_log(batch_id) for line in page.lines]
+
+
+def _run_job(client: LivyClient, spec: BatchSpec) -> tuple[Batch, list[str]]:
+    batch = client.submit_batch(spec)
+    _say(f"  submitted batch {batch.id} ({batch.name}) -> {batch.state.value}")
+    started = time.monotonic()
+    final = follow_batch(client, batch.id, poll_interval=0.5, timeout=600)
+    _say(f"  batch {final.id} reached {final.state.value} in {time.monotonic() - started:.1f} s")
+    return final, _whole_log(client, final.id)
+
+
+def _auth_profile(url: str, endpoints: dict[str, Any]) -> ClusterProfile:
+    return ClusterProfile(
+        name="sandbox-auth",
+        flavour="sandbox",
+        url=url,
+        auth="service-principal",
+        authority_host=endpoints["authority_host"],
+        secret_source="keyvault",  # noqa: S106 - a source name, not a secret
+        vault_url=endpoints["vault_url"],
+        verify=endpoints["ca_pem"],
+    )
+
+
+def run_demo(root: str | os.PathLike[str] = ".sandbox", out: str | os.PathLike[str] = "demo-output",
+             *, json_output: bool = False) -> int:
+    """Run the end-to-end demo; returns the process exit code (0 when everything worked)."""
+    from hdiaks_widgets.dag_export import export_dag_files
+    from hdiaks_widgets.sandbox.launcher import start_sandbox_process
+
+    _say("hdiaks demo: starting the local sandbox (Livy + real Spark, identity and Key Vault over HTTPS)")
+    _say("  first start compiles the example apps; later starts reuse them")
+    sandbox = start_sandbox_process(root, auth=True)
+    summary: dict[str, Any] = {"sandbox": sandbox.url}
+    try:
+        endpoints = sandbox.endpoints()
+        profile = _auth_profile(sandbox.url, endpoints)
+        _say(f"  Livy     {sandbox.url} (bearer tokens required)")
+        _say(f"  identity {endpoints['authority_host']}")
+        _say(f"  vault    {endpoints['vault_url']}")
+        _say()
+        _say("1. secrets from Key Vault -> MSAL token -> Livy")
+        # The vault reader's AZURE_* settings; the cluster service principal lives in the vault.
+        client = LivyClient.from_profile(profile, environ=endpoints["environment"])
+        stamp = time.strftime("%H%M%S")
+        cfg = JobConfig(
+            profile=profile,
+            spec=BatchSpec(
+                file=sandbox.examples["jar"],
+                class_name=SPARK_PI_CLASS,
+                args=("10",),
+                name=f"demo-spark-pi-{stamp}",
+                driver_memory="512m",
+                conf={"spark.sql.shuffle.partitions": "4"},
+            ),
+        ).validate()
+        _say(f"  app jar  {cfg.spec.file}")
+        _say(f"  class    {cfg.spec.class_name}")
+        _say()
+        _say("2. SparkPi from an abfs:// jar")
+        pi, pi_log = _run_job(client, cfg.spec)
+        pi_lines = [line for line in pi_log if "Pi is roughly" in line]
+        _say()
+        _say("2a. batch table")
+        _say(_batches_text([pi]))
+        _say()
+        _say(f"2b. log table: last 8 of {len(pi_log)} lines")
+        _say(_frame_text(log_table(pi_log).tail(8)[["line", "level", "logger", "message", "stream"]]))
+        _say()
+        for line in pi_lines:
+            _say(f"  >>> {line}")
+        _say()
+        _say("3. a job that fails")
+        fail, fail_log = _run_job(client, BatchSpec(file=sandbox.examples["fail_py"], name=f"demo-fail-{stamp}"))
+        _say(_batches_text([pi, fail]))
+        _say("  its error lines:")
+        for line in failure_lines(fail_log, limit=4):
+            _say(f"  !!! {line}")
+        _say()
+        _say("4. export the job as an Airflow DAG")
+        paths = export_dag_files(cfg, Path(out), dag_id="spark_pi_demo")
+        for path in paths:
+            _say(f"  wrote {path}")
+        summary.update(
+            pi={"id": pi.id, "state": pi.state.value, "app_id": pi.app_id, "result": pi_lines},
+            fail={"id": fail.id, "state": fail.state.value, "error": failure_lines(fail_log, limit=4)},
+            files=[str(p) for p in paths],
+        )
+        client.close()
+        ok = pi.state is BatchState.SUCCESS and bool(pi_lines) and fail.state is BatchState.DEAD
+    except HdiaksError as exc:
+        print(f"hdiaks demo: error: {exc}", file=sys.stderr)
+        ok = False
+    finally:
+        _say()
+        _say("5. stopping the sandbox")
+        left = sandbox.stop()
+        if left:
+            print(f"hdiaks demo: processes left behind: {left}", file=sys.stderr)
+            ok = False
+    if json_output:
+        print(json.dumps(summary, indent=2))
+    _say("demo finished: " + ("everything worked" if ok else "something failed (see above)"))
+    return 0 if ok else 1
+
+
+def run_lab(root: str | os.PathLike[str] = ".sandbox", *, port: int = 8888,
+            notebook: str = "notebooks/01_submit_job.ipynb", extra_args: Sequence[str] = ()) -> int:
+    """Start the sandbox, then JupyterLab on the quickstart notebook; stop both on exit."""
+    from hdiaks_widgets.sandbox.launcher import start_sandbox_process
+
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
+    if jupyter is None:
+        print("hdiaks lab: error: JupyterLab is not installed; run 'make setup'", file=sys.stderr)
+        return 1
+    sandbox = start_sandbox_process(root, port=0)
+    _say(f"sandbox running at {sandbox.url}; opening {notebook}")
+    env = dict(os.environ, HDIAKS_SANDBOX_URL=sandbox.url)
+    cmd = [jupyter, "lab", notebook, f"--port={port}", *extra_args]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    lab = subprocess.Popen(cmd, env=env)
+    try:
+        return lab.wait()
+    except KeyboardInterrupt:
+        lab.terminate()
+        return lab.wait(timeout=30)
+    finally:
+        sandbox.stop()
