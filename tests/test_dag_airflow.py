@@ -297,6 +297,19 @@ def test_dags_test_failing_job_fails_task_with_error_lines(rig3: AirflowRig) -> 
     assert "DagRun Finished" not in out or "state=failed" in out
 
 
+@pytest.mark.spark
+def test_dags_test_timeout_kills_the_batch(rig3: AirflowRig) -> None:
+    sandbox = rig3.sandbox
+    spec = BatchSpec(file=sandbox.examples["sleep_py"], args=("120",), name="sleepy")
+    rig3.export("hdiaks_timeout", spec, retries=0, timeout=3)
+    sandbox.clear_faults()  # resets the request counts
+    run = rig3.dags_test("hdiaks_timeout")
+    counts = sandbox.request_counts()
+    out = run.stdout + run.stderr
+    assert "still" in out and "after 3 s" in out, out[-4000:]
+    assert [k for k in counts if k.startswith("DELETE /batches/")], counts
+
+
 @pytest.fixture(scope="module")
 def rig2(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox) -> AirflowRig:
     return make_rig("2", tmp_path_factory.mktemp("airflow2"), sandbox, auth_sandbox)
