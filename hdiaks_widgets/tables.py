@@ -272,7 +272,10 @@ def link_html(url: str | None, text: str | None = None) -> str:
     good = safe_url(url)
     if good is None:
         return label
-    return f'<a href="{html.escape(good, quote=True)}" target="_blank" rel="noopener noreferrer">{label}</a>'
+    return (
+        f'<a href="{html.escape(good, quote=True)}" target="_blank" rel="noopener noreferrer" '
+        f'style="color:#0969da;text-decoration:underline">{label}</a>'
+    )
 
 
 def state_html(state: str) -> str:
@@ -296,7 +299,7 @@ _TABLE_STYLE = (
     '<style>.hdiaks-table{border-collapse:collapse;font-size:12px;font-family:monospace}'
     ".hdiaks-table th,.hdiaks-table td{border-bottom:1px solid #ddd;padding:2px 6px;"
     "text-align:left;vertical-align:top}.hdiaks-table td.msg{white-space:pre-wrap;"
-    "word-break:break-all}</style>"
+    "word-break:break-word;min-width:30em}.hdiaks-table td.time{white-space:nowrap}</style>"
 )
 
 
@@ -318,7 +321,7 @@ def batch_html(frame: pd.DataFrame) -> str:
                 cells.append(f"<td>{_cell(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
-        f'{_TABLE_STYLE}<table class="hdiaks-table hdiaks-batches"><thead><tr>{head}</tr></thead>'
+        f'{_TABLE_STYLE}<table class="hdiaks-table hdiaks-batch-table"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
     )
 
@@ -333,10 +336,10 @@ def log_html(frame: pd.DataFrame) -> str:
         style = f' style="color:{colour}"' if colour else ""
         cells = []
         for col in frame.columns:
-            css = ' class="msg"' if col == "message" else ""
+            css = ' class="msg"' if col == "message" else (' class="time"' if col == "time" else "")
             cells.append(f"<td{css}>{_cell(data.get(col))}</td>")
         body.append(f"<tr{style}>" + "".join(cells) + "</tr>")
     return (
-        f'{_TABLE_STYLE}<table class="hdiaks-table hdiaks-log"><thead><tr>{head}</tr></thead>'
+        f'{_TABLE_STYLE}<table class="hdiaks-table hdiaks-log-table"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
     )

@@ -157,7 +157,7 @@ class JobForm:
                                layout=w.Layout(width="95%", height="60px"))
         self.name = w.Text(description="Job name", placeholder="spark-pi", style=_DESC, layout=_WIDE)
         self.unique_name = w.Checkbox(value=True, description="add a unique suffix to the job name on submit",
-                                      indent=False)
+                                      indent=False, layout=w.Layout(width="auto", margin="0 0 0 155px"))
         self.driver_memory = w.Text(description="Driver memory", placeholder="e.g. 2g", style=_DESC)
         self.driver_cores = w.Text(description="Driver cores", placeholder="e.g. 1", style=_DESC)
         self.executor_memory = w.Text(description="Executor memory", placeholder="e.g. 4g", style=_DESC)
@@ -481,9 +481,10 @@ class JobApp:
         self.log_text = w.Text(placeholder="filter text", description="Text", style={"description_width": "40px"})
         self.log_last = w.BoundedIntText(value=log_last, min=0, max=1_000_000, description="Last N",
                                          style={"description_width": "60px"}, layout=w.Layout(width="160px"))
-        self.download_button = w.Button(description="Download full log", icon="download", disabled=True)
+        self.download_button = w.Button(description="Download full log", icon="download", disabled=True,
+                                        layout=w.Layout(width="auto"))
         self.log_note = w.HTML()
-        self.log = w.HTML()
+        self.log = w.HTML(layout=w.Layout(max_height="520px", overflow="auto"))
         self.log.add_class("hdiaks-log")
 
         history_box = w.VBox([
@@ -763,7 +764,7 @@ class JobApp:
             f'<div style="font-size:12px;color:#57606a">{len(shown)} of {total} lines shown</div>'
             + log_html(shown)
         )
-        running = snap is not None and not snap.finished
+        running = snap is not None and not snap.finished and not (snap.state and snap.state.is_terminal)
         self.kill_button.disabled = not running
         self.download_button.disabled = snap is None or not snap.lines
 
@@ -782,7 +783,7 @@ class JobApp:
             parts.append(link_html(snap.spark_ui_url, "Spark UI"))
         if snap.driver_log_url:
             parts.append(link_html(snap.driver_log_url, "driver log"))
-        if not snap.finished:
+        if not snap.finished and not (snap.state and snap.state.is_terminal):
             parts.append('<span style="color:#57606a">watching…</span>')
         line = " · ".join(p for p in parts if p)
         out = f'<div class="hdiaks-status-line" data-state="{html.escape(snap.state_label, quote=True)}">{line}</div>'

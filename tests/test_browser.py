@@ -1,0 +1,140 @@
+"""The quickstart in a real browser: JupyterLab in headless Chromium, a real Spark job on the sandbox.
+
+JupyterLab runs as a subprocess on a free loopback port (no token) and is stopped by its PID.
+Chromium is Debian's (``mk/browser.mk`` installs it); playwright only drives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+pytestmark = [pytest.mark.browser, pytest.mark.spark]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _quiet_lab_settings(settings: Path) -> None:
+    """No news or update pop-ups over the notebook."""
+    target = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8")
+
+
+@pytest.fixture
+def lab(sandbox: Any, tmp_path: Path) -> Iterator[str]:
+    """A JupyterLab server on the quickstart notebook; yields its base URL."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "notebooks" / "01_submit_job.ipynb", work / "01_submit_job.ipynb")
+    env = {k: v for k, v in os.environ.items() if k != "HDIAKS_AUTOSUBMIT"}
+    env.update({
+        "HDIAKS_SANDBOX_URL": sandbox.url,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+    })  # fmt: skip
+    _quiet_lab_settings(tmp_path / "settings")
+    port = _free_port()
+    log_path = tmp_path / "jupyterlab.log"
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--allow-root", "--IdentityProvider.token=", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--ServerApp.root_dir={work}",
+        "--ServerApp.port_retries=0",
+    ]  # fmt: skip
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        http = requests.Session()
+        http.trust_env = False
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"jupyter lab exited:\n{log_path.read_text()}")
+            try:
+                if http.get(f"{base}/api/status", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"jupyter lab did not start:\n{log_path.read_text()}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser-deps)")
+def test_browser_quickstart_submit_shows_success_and_pi(lab: str) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "browser-quickstart.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            page.goto(f"{lab}/lab/tree/01_submit_job.ipynb")
+            page.locator(".jp-Notebook").first.wait_for(timeout=120_000)
+            # JupyterLab may ask which kernel to start: accept the default (Python 3).
+            choose = page.locator(".jp-Dialog").get_by_role("button", name="Select Kernel")
+            try:
+                choose.wait_for(timeout=10_000)
+                choose.click()
+            except PlaywrightTimeout:
+                pass
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
+                timeout=120_000
+            )
+            # Run ▸ Run All Cells
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            page.get_by_text("Nothing submitted yet").first.wait_for(timeout=180_000)
+
+            submit = page.locator("button.hdiaks-submit")
+            expect(submit).to_be_enabled(timeout=60_000)
+            submit.click()
+
+            success = page.locator(".hdiaks-status .hdiaks-state[data-state='success']")
+            success.wait_for(timeout=300_000)
+            expect(page.locator(".hdiaks-log")).to_contain_text("Pi is roughly", timeout=60_000)
+            expect(page.locator(".hdiaks-batches")).to_contain_text("success")
+            page.locator(".hdiaks-log-table td", has_text="Pi is roughly").first.scroll_into_view_if_needed()
+            page.locator(".hdiaks-status").scroll_into_view_if_needed()
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
