@@ -78,7 +78,6 @@ class Snapshot:
     log_offset: int = 0  # the ``from`` of the next log request
     log_total: int = 0  # Livy's total line count at the last poll
     started_at: float = 0.0  # clock() when watching began (monotonic seconds)
-    started_wall: float = field(default_factory=time.time)
     updated_at: float = 0.0
     polls: int = 0
     errors: int = 0  # consecutive failed polls
