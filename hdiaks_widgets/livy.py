@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile
@@ -198,9 +199,12 @@ class LivyClient:
                 f"TLS verification failed for {self.base_url}: check the profile's 'verify' "
                 f"setting (true, or the path of the CA bundle) ({_reason(exc)})"
             ) from exc
-        except requests.exceptions.Timeout as exc:
-            raise LivyError(f"Livy at {self.base_url} did not answer {method} {path} in time") from exc
         except requests.exceptions.RequestException as exc:
+            if isinstance(exc, requests.exceptions.Timeout) or _is_read_timeout(exc):
+                raise LivyError(
+                    f"Livy at {self.base_url} did not answer {method} {path} within "
+                    f"{self._timeout[1]:g} s (read timeout)"
+                ) from exc
             raise LivyError(
                 f"Cannot reach Livy at {self.base_url} ({method} {path}): {_reason(exc)}"
             ) from exc
@@ -431,6 +435,12 @@ def _reason(exc: BaseException) -> str:
     if detail:
         text += f": {detail[:200]}"
     return text
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    """urllib3 wraps a read timeout that exhausted the retries in a ConnectionError."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, ReadTimeoutError)
 
 
 def _maybe_sent(exc: LivyError) -> bool:
