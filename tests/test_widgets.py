@@ -409,7 +409,7 @@ def test_app_kernel_answers_while_a_job_is_watched(sandbox) -> None:  # type: ig
         final = run("s = ui.wait(timeout=120); print(s.state_label, len(s.lines))")
         assert final.split()[0] == "success"
         # several requests answered while the job was being watched, and the polls kept rising
-        assert len([p for p in polls[:-1]]) >= 2
+        assert len(polls) >= 3  # at least two answers came back before the job had finished
         assert polls == sorted(polls) and polls[-1] > polls[0]
     finally:
         kc.stop_channels()
