@@ -224,23 +224,6 @@ def test_sandbox_pyspark_session_runs_python_and_sql(sandbox: SandboxHandle) -> 
     assert outputs[1]["output"]["data"]["application/json"]["data"] == [[1, "a"]]
 
 
-@pytest.mark.spark
-def test_sandbox_serves_third_party_pylivy_batch(sandbox: SandboxHandle) -> None:
-    from livy import LivyBatch, SessionState  # the `livy` package on PyPI, unchanged
-
-    with sandbox.http() as session:
-        batch = LivyBatch.create(
-            sandbox.url,
-            file=sandbox.examples["jar"],
-            class_name=sandbox.spark_pi_class,
-            args=["2"],
-            requests_session=session,
-        )
-        batch.wait()
-        assert batch.state == SessionState.SUCCESS
-        assert any(line.startswith("Pi is roughly") for line in batch.log())
-
-
 # -- protocol answers without Spark ------------------------------------------------------------
 
 
