@@ -126,7 +126,7 @@ class BatchNotFound(LivyHTTPError):
         self.batch_id = batch_id
         super().__init__(404, body, **kw)
         self.args = (
-            f"Batch {batch_id!r} not found on the Livy server (it may have been purged "
+            f"Batch {batch_id} not found on the Livy server (it may have been purged "
             f"after the server's retention time): {self.body}",
         )
 

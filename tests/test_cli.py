@@ -1,0 +1,179 @@
+"""The ``hdiaks`` command against the sandbox: exit codes, one-line errors, --json output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SandboxHandle
+
+from hdiaks_widgets.cli import main
+from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    def _run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run
+
+
+@pytest.fixture(scope="module")
+def job_json(sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = JobConfig(
+        profile=ClusterProfile(name="sandbox", flavour="sandbox", url=sandbox.url),
+        spec=BatchSpec(file=sandbox.examples["pi_py"], args=("3",), name="cli-pi"),
+    )
+    return cfg.save(tmp_path_factory.mktemp("cli") / "job.json")
+
+
+@pytest.fixture(scope="module")
+def submitted(job_json: Path) -> dict[str, Any]:
+    """One `hdiaks submit --wait --json` run (real Spark), shared by the read-only tests."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hdiaks_widgets.cli", "submit", "--config", str(job_json),
+         "--name", f"cli-pi-{time.monotonic_ns()}", "--wait", "--poll", "0.3", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+@pytest.mark.spark
+def test_cli_submit_wait_json_reports_success(submitted: dict[str, Any]) -> None:
+    assert submitted["state"] == "success"
+    assert submitted["appId"].startswith("local-")
+
+
+@pytest.mark.spark
+def test_cli_status_json(run: Run, job_json: Path, submitted: dict[str, Any]) -> None:
+    code, out, _ = run("status", str(submitted["id"]), "--config", str(job_json), "--json")
+    assert code == 0
+    assert json.loads(out)["state"] == "success"
+
+
+@pytest.mark.spark
+def test_cli_status_by_name(run: Run, job_json: Path, submitted: dict[str, Any]) -> None:
+    code, out, _ = run("status", submitted["name"], "--config", str(job_json))
+    assert code == 0
+    assert f"batch {submitted['id']} ({submitted['name']}): success" in out
+
+
+@pytest.mark.spark
+def test_cli_logs_prints_whole_log(run: Run, job_json: Path, submitted: dict[str, Any]) -> None:
+    code, out, _ = run("logs", str(submitted["id"]), "--config", str(job_json))
+    assert code == 0
+    assert "Pi is roughly" in out
+
+
+@pytest.mark.spark
+def test_cli_logs_size_prints_the_tail(run: Run, job_json: Path, submitted: dict[str, Any]) -> None:
+    code, out, _ = run("logs", str(submitted["id"]), "--config", str(job_json), "--size", "4", "--json")
+    page = json.loads(out)
+    assert code == 0
+    assert len(page["log"]) == 4
+    assert page["from"] == page["total"] - 4
+
+
+@pytest.mark.spark
+def test_cli_logs_follow_of_finished_batch_exits_zero(run: Run, job_json: Path, submitted: dict[str, Any]) -> None:
+    code, out, _ = run("logs", str(submitted["id"]), "--config", str(job_json), "--follow", "--poll", "0.2")
+    assert code == 0
+    assert "Pi is roughly" in out
+
+
+@pytest.mark.spark
+def test_cli_list_json_includes_the_batch(run: Run, job_json: Path, submitted: dict[str, Any]) -> None:
+    code, out, _ = run("list", "--config", str(job_json), "--json")
+    assert code == 0
+    assert submitted["id"] in [b["id"] for b in json.loads(out)["batches"]]
+
+
+def test_cli_unknown_batch_is_one_line_error(run: Run, job_json: Path) -> None:
+    code, out, err = run("status", "424242", "--config", str(job_json))
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("hdiaks: error: Batch 424242 not found")
+
+
+def test_cli_kill_unknown_batch_fails(run: Run, job_json: Path) -> None:
+    code, _, err = run("kill", "424243", "--config", str(job_json), "--json")
+    assert code == 1
+    assert "not found" in err
+
+
+def test_cli_invalid_config_names_every_field(run: Run, tmp_path: Path) -> None:
+    bad = JobConfig(
+        profile=ClusterProfile(name="aks", flavour="hdinsight-aks", fqdn="https://x.hdinsightaks.net/"),
+        spec=BatchSpec(file="C:\\app.jar", driver_memory="4 gigs"),
+    )
+    path = bad.save(tmp_path / "bad.json")
+    code, out, err = run("submit", "--config", str(path))
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    for field in ("profile.fqdn", "spec.file", "spec.driver_memory"):
+        assert field in err
+
+
+def test_cli_unreadable_config_is_one_line_error(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "job.json").write_text("{not json", encoding="utf-8")
+    code, _, err = run("list", "--config", str(tmp_path / "job.json"))
+    assert code == 2
+    assert err.count("\n") == 1 and "line 1" in err
+
+
+def test_cli_unreachable_server_is_one_line_error(run: Run) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = run("list", "--url", f"http://127.0.0.1:{port}")
+    assert code == 1
+    assert err.count("\n") == 1 and "Cannot reach Livy" in err
+
+
+def test_cli_export_dag_writes_files(run: Run, job_json: Path, tmp_path: Path) -> None:
+    code, out, _ = run("export-dag", "--config", str(job_json), "--dag-id", "cli_pi", "--out", str(tmp_path), "--json")
+    files = [Path(p) for p in json.loads(out)["files"]]
+    assert code == 0
+    assert {p.name for p in files} == {"cli_pi.py", "cli_pi.trigger-conf.json", "cli_pi.setup.md"}
+    assert all(p.exists() for p in files)
+
+
+def test_cli_console_script_help_lists_every_subcommand() -> None:
+    script = Path(sys.executable).parent / "hdiaks"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    for sub in ("submit", "status", "logs", "kill", "list", "export-dag", "sandbox", "demo", "lab"):
+        assert sub in done.stdout
+
+
+@pytest.mark.spark
+def test_cli_demo_runs_end_to_end(tmp_path: Path) -> None:
+    """`hdiaks demo` (what `make demo` runs): vault -> MSAL -> Livy, SparkPi, a failing job, a DAG."""
+    script = Path(sys.executable).parent / "hdiaks"
+    done = subprocess.run(
+        [str(script), "demo", "--root", str(tmp_path / "root"), "--out", str(tmp_path / "out"), "--json"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Pi is roughly 3.1" in done.stdout
+    assert "everything worked" in done.stdout
+    summary = json.loads(done.stdout[done.stdout.index("{\n"): done.stdout.rindex("}") + 1])
+    assert summary["pi"]["state"] == "success"
+    assert summary["fail"]["state"] == "dead"
+    assert any("fails on purpose" in line for line in summary["fail"]["error"])
+    assert (tmp_path / "out" / "spark_pi_demo.py").exists()
