@@ -333,7 +333,7 @@ def test_sandbox_sigterm_kills_running_job(sandbox_factory: Callable[..., Sandbo
     _wait_state(box, batch_id, "running")
     assert box.processes()
     box.stop()  # SIGTERM; stop() asserts that no process mentioning the root is left
-    assert box.proc.returncode == 0
+    assert box.process.proc.returncode == 0
 
 
 # -- fault injection ---------------------------------------------------------------------------

@@ -1,0 +1,94 @@
+"""Secrets never leak: a full submit / monitor / fail run on the bearer-protected sandbox with
+known secret values, then a scan of captured logs, exception texts, reprs, printed output and
+written files (job config, exported DAG and its setup sheet, the sandbox's own log)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import SandboxHandle
+
+from hdiaks_widgets.auth import build_auth, vault_token_provider
+from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.dag_export import export_dag_files
+from hdiaks_widgets.errors import AuthError, BatchFailed, LivyHTTPError
+from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.monitor import BatchMonitor
+from hdiaks_widgets.secrets import DictSecretStore, store_for_profile
+
+
+def _files_text(folder: Path) -> str:
+    return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+@pytest.mark.spark
+def test_canary_secrets_and_tokens_appear_nowhere(
+    sandbox_factory: Callable[..., SandboxHandle],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sandbox = sandbox_factory(auth=True)
+    endpoints = sandbox.process.endpoints()
+    env = endpoints["environment"]
+    profile = ClusterProfile(
+        name="canary",
+        flavour="sandbox",
+        url=sandbox.url,
+        auth="service-principal",
+        authority_host=endpoints["authority_host"],
+        secret_source="keyvault",  # noqa: S106 - a source name
+        vault_url=endpoints["vault_url"],
+        verify=endpoints["ca_pem"],
+    )
+    store = store_for_profile(profile, token_provider=vault_token_provider(profile, environ=env), environ=env)
+    canaries = {
+        "vault reader secret": env["AZURE_CLIENT_SECRET"],
+        "service principal secret": store.get("api-secret"),
+    }
+    auth = build_auth(profile, secret_store=store)
+    assert auth is not None
+    canaries["bearer token"] = auth.token().token  # type: ignore[attr-defined]
+
+    texts: dict[str, str] = {}
+    with LivyClient.from_profile(profile, environ=env) as client:
+        batch = client.submit_batch(BatchSpec(file=sandbox.examples["fail_py"], name="canary-fail"))
+        snap = BatchMonitor(client, batch.id, interval=0.3, max_interval=1.0).run()
+        with pytest.raises(BatchFailed) as failed:
+            snap.raise_for_state()
+        texts["batch failure"] = f"{failed.value}\n{failed.value!r}"
+        texts["reprs"] = "\n".join(repr(x) for x in (client, auth, profile, store, snap, snap.batch))
+
+    # The refusal paths: a wrong secret at the identity endpoint, and no token at all.
+    wrong = DictSecretStore(
+        {"api-client-id": "hdiaks-sandbox-app", "tenant-id": endpoints["tenant_id"],
+         "api-secret": canaries["service principal secret"] + "-WRONG"}
+    )  # fmt: skip
+    bad_auth = build_auth(profile, secret_store=wrong)
+    with LivyClient(sandbox.url, auth=bad_auth, verify=profile.verify) as bad, pytest.raises(AuthError) as refused:
+        bad.list_batches()
+    assert "invalid_client" in str(refused.value)
+    with LivyClient(sandbox.url) as anonymous, pytest.raises(LivyHTTPError) as unauthorized:
+        anonymous.list_batches()
+    assert unauthorized.value.status == 401
+    texts["auth failures"] = f"{refused.value}\n{refused.value!r}\n{unauthorized.value}"
+
+    cfg = JobConfig(profile=profile, spec=BatchSpec(file=sandbox.examples["jar"], class_name="a.B", name="canary"))
+    (tmp_path / "out").mkdir()
+    cfg.save(tmp_path / "out" / "job.json")
+    export_dag_files(cfg, tmp_path / "out" / "dags", dag_id="canary")
+    texts["written files"] = _files_text(tmp_path / "out")
+    texts["sandbox log"] = sandbox.log_path.read_text(encoding="utf-8", errors="replace")
+    texts["captured logs"] = caplog.text
+    out, err = capsys.readouterr()
+    texts["printed output"] = out + err
+
+    assert len(caplog.records) > 10, "the run should have logged something to scan"
+    for what, secret in canaries.items():
+        assert len(secret) >= 16
+        for where, text in texts.items():
+            assert secret not in text, f"{what} leaked into {where}"
