@@ -43,6 +43,7 @@ from hdiaks_widgets.models import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from hdiaks_widgets.auth import DeviceCodePrompt
     from hdiaks_widgets.secrets import SecretStore
 
 __all__ = ["LivyClient", "RetryPolicy"]
@@ -140,16 +141,18 @@ class LivyClient:
         session: requests.Session | None = None,
         retry: RetryPolicy | None = None,
         environ: Mapping[str, str] | None = None,
+        on_device_code: Callable[[DeviceCodePrompt], None] | None = None,
     ) -> LivyClient:
         """Build a client for a profile, resolving its auth method and secret store.
 
         ``environ`` replaces ``os.environ`` where settings come from the environment (the Key
         Vault reader's ``AZURE_*`` variables, or an environment secret store).
+        ``on_device_code`` receives the code to show when a device-code profile signs in.
         """
         from hdiaks_widgets import auth as _auth
 
         profile.validate()
-        auth = _auth.build_auth(profile, secret_store=secret_store, environ=environ)
+        auth = _auth.build_auth(profile, secret_store=secret_store, environ=environ, on_device_code=on_device_code)
         return cls(
             profile.base_url,
             session=session,

@@ -13,6 +13,7 @@ Every failure is shown as a sentence (``monitor.describe_error``), never as a tr
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import html
 import logging
@@ -29,8 +30,10 @@ from typing import Any, Protocol
 import ipywidgets as w
 import pandas as pd
 
+from hdiaks_widgets import dag_export
+from hdiaks_widgets.auth import DeviceCodeAuth, DeviceCodePrompt
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-from hdiaks_widgets.errors import ConfigProblem, HdiaksError
+from hdiaks_widgets.errors import AuthError, ConfigError, ConfigProblem, ExportError, HdiaksError
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchList, LogPage
 from hdiaks_widgets.monitor import BatchMonitor, Snapshot, describe_error
@@ -47,7 +50,7 @@ from hdiaks_widgets.tables import (
     state_html,
 )
 
-__all__ = ["DEFAULT_SANDBOX_URL", "JobApp", "JobForm", "app", "default_config"]
+__all__ = ["DEFAULT_SANDBOX_URL", "DagExportPanel", "JobApp", "JobForm", "app", "default_config"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,18 @@ _SPARK_PI = "org.apache.spark.examples.SparkPi"
 _LEVEL_CHOICES = ("ALL", "DEBUG", "INFO", "WARN", "ERROR")
 _WHOLE = re.compile(r"^[+-]?\d{1,18}$")
 _DESC = {"description_width": "150px"}
+_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")  # Airflow's KEY_REGEX, as dag_export checks it
+_SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
+_DAG_STYLES = ("taskflow", "livy-operator")
+# The form's labels, so an export problem reads "App file: ..." rather than "spec.file: ...".
+_FIELD_LABELS = {
+    "profile": "Profile", "profile.url": "Livy URL", "profile.fqdn": "Cluster FQDN", "spec.file": "App file",
+    "spec.class_name": "Main class", "spec.args": "Arguments", "spec.name": "Job name",
+    "spec.driver_memory": "Driver memory", "spec.driver_cores": "Driver cores",
+    "spec.executor_memory": "Executor memory", "spec.executor_cores": "Executor cores",
+    "spec.num_executors": "Executors", "spec.conf": "Spark configuration", "spec.jars": "Extra jars",
+    "spec.py_files": "Py files", "spec.files": "Files", "spec.proxy_user": "Proxy user", "spec.queue": "Queue",
+}  # fmt: skip
 _WIDE = w.Layout(width="95%")
 
 
@@ -123,6 +138,64 @@ def _lines(text: str) -> tuple[str, ...]:
 
 def _opt(text: str) -> str | None:
     return text if text.strip() else None
+
+
+def _problem_sentence(problem: ConfigProblem) -> str:
+    key = problem.field.split("[", 1)[0]
+    label = _FIELD_LABELS.get(key) or _FIELD_LABELS.get(key.rsplit(".", 1)[0]) or problem.field
+    detail = problem.field[len(key):]
+    return f"{label}{' ' + detail if detail else ''}: {problem.message}"
+
+
+def derive_dag_id(job_name: str | None) -> str:
+    """A DAG id from a job name: runs of other characters become ``_`` (as ``dag_export`` does)."""
+    base = re.sub(r"[^A-Za-z0-9_]+", "_", job_name or "").strip("_")
+    return base[:200] or "spark_batch_job"
+
+
+def _highlight(source: str) -> str:
+    """Python source as inline-styled HTML; pygments comes with Jupyter, escaped ``<pre>`` without it."""
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+    except ImportError:
+        return f'<pre style="margin:0">{html.escape(source)}</pre>'
+    return str(highlight(source, PythonLexer(), HtmlFormatter(noclasses=True)))
+
+
+def _download_html(filename: str, data: bytes) -> str:
+    payload = base64.b64encode(data).decode("ascii")
+    name = html.escape(filename, quote=True)
+    return (
+        f'<a class="hdiaks-dag-download" download="{name}" href="data:text/x-python;base64,{payload}" '
+        f'style="color:#0969da;text-decoration:underline">Download {html.escape(filename)}</a>'
+    )
+
+
+def _device_prompt_html(prompt: DeviceCodePrompt) -> str:
+    """The sign-in message with its link clickable and its code in bold; everything else escaped."""
+    uri, code = prompt.verification_uri, prompt.user_code
+    link = link_html(uri) if uri else ""
+    code_html = (f'<code class="hdiaks-user-code" style="font-size:15px;font-weight:bold">'
+                 f"{html.escape(code)}</code>")
+    text = prompt.message or f"Open {uri} and enter the code {code} to sign in."
+    wanted = [t for t in (uri, code) if t]
+    pieces = re.split("(" + "|".join(re.escape(t) for t in wanted) + ")", text) if wanted else [text]
+    out, seen = [], set()
+    for i, piece in enumerate(pieces):
+        if i % 2 and piece == uri:
+            out.append(link)
+        elif i % 2 and piece == code:
+            out.append(code_html)
+        else:
+            out.append(html.escape(piece))
+        seen.add(piece)
+    if uri and uri not in seen:
+        out.append(f" Link: {link}")
+    if code and code not in seen:
+        out.append(f" Code: {code_html}")
+    return f'<div class="hdiaks-device-prompt" style="color:#24292f">{"".join(out)}</div>'
 
 
 class JobForm:
@@ -420,6 +493,143 @@ class JobForm:
         return conf, problems
 
 
+class DagExportPanel:
+    """"Export DAG": turns the form's job into Airflow DAG files (``dag_export.export_dag_files``)
+    and shows the files written, a highlighted preview and a download link. Runs in the kernel's
+    thread: rendering and writing three small files takes milliseconds."""
+
+    def __init__(self, form: JobForm, *, out_dir: str = "dags") -> None:
+        self.form = form
+        self.files: list[Path] = []
+        self.source: str | None = None
+        self._derived = derive_dag_id(form.name.value)
+
+        self.dag_id = w.Text(value=self._derived, description="DAG id", placeholder="letters, digits, _ . -",
+                             style=_DESC, layout=_WIDE)
+        self.dag_id_message = w.HTML()
+        self.schedule = w.Combobox(options=_SCHEDULE_PRESETS, ensure_option=False, description="Schedule",
+                                   placeholder="none (trigger by hand), @daily or a cron expression",
+                                   style=_DESC, layout=_WIDE)
+        self.schedule_message = w.HTML()
+        self.style = w.Dropdown(options=_DAG_STYLES, value="taskflow", description="Style", style=_DESC)
+        self.out_dir = w.Text(value=out_dir, description="Output folder", style=_DESC, layout=_WIDE)
+        self.export_button = w.Button(description="Export", icon="file-code", button_style="info")
+        self.export_button.add_class("hdiaks-export")
+        self.note = w.HTML()
+        self.note.add_class("hdiaks-export-note")
+        self.written = w.HTML()
+        self.written.add_class("hdiaks-export-files")
+        self.download = w.HTML()
+        self.download.add_class("hdiaks-export-download")
+        self.preview = w.HTML()
+        self.preview.add_class("hdiaks-dag-preview")
+        self.preview_box = w.Box([self.preview], layout=w.Layout(max_height="420px", overflow="auto",
+                                                                  border="1px solid #d0d7de", display="none"))
+        self.widget = w.VBox([
+            self.dag_id, self.dag_id_message, self.schedule, self.schedule_message, self.style, self.out_dir,
+            self.export_button, self.note, self.written, self.download, self.preview_box,
+        ])  # fmt: skip
+        self.widget.add_class("hdiaks-export-panel")
+
+        self.form.name.observe(self._on_name_change, names="value")
+        self.dag_id.observe(self._on_dag_id_change, names="value")
+        self.schedule.observe(self._on_schedule_change, names="value")
+        self.export_button.on_click(self._on_export_click)
+
+    # -- public ------------------------------------------------------------------------------
+
+    def options(self) -> tuple[str, str | None, list[str]]:
+        """The DAG id, the schedule (``None`` when empty) and a sentence per problem with them."""
+        dag_id = self.dag_id.value.strip()
+        schedule = self.schedule.value.strip() or None
+        problems: list[str] = []
+        if not dag_id:
+            problems.append("The DAG id is required.")
+        elif not _DAG_ID.match(dag_id):
+            problems.append("The DAG id may hold only letters, digits, '_', '.' and '-' (at most 250).")
+        if schedule is not None and re.search(r"[\x00-\x1f\x7f]", schedule):
+            problems.append("The schedule must be one line: a preset like @daily or a cron expression.")
+        return dag_id, schedule, problems
+
+    def export(self) -> list[Path]:
+        """Validate the form and the export options, write the DAG files, show them. Never raises."""
+        self.files, self.source = [], None
+        with self.note.hold_sync(), self.written.hold_sync(), self.download.hold_sync(), \
+                self.preview.hold_sync():
+            self.written.value = self.download.value = self.preview.value = ""
+            self.preview_box.layout.display = "none"
+            self._show_option_problems()
+            dag_id, schedule, option_problems = self.options()
+            cfg, problems = self.form.config()
+            if problems:
+                self.form.validate()
+            sentences = option_problems + [_problem_sentence(p) for p in problems]
+            if sentences:
+                self.note.value = self._problems_html("Nothing was exported. Fix these first:", sentences)
+                return []
+            out_dir = self.out_dir.value.strip() or "dags"
+            try:
+                files = dag_export.export_dag_files(cfg, out_dir, dag_id=dag_id, schedule=schedule,
+                                                    style=self.style.value)
+                dag_file = next(p for p in files if p.suffix == ".py")
+                data = dag_file.read_bytes()
+            except ConfigError as exc:
+                self.note.value = self._problems_html("Nothing was exported. Fix these first:",
+                                                      [_problem_sentence(p) for p in exc.problems])
+                return []
+            except (ExportError, OSError, StopIteration) as exc:
+                self.note.value = _note_html(f"Could not export the DAG: {self._reason(exc)}", ok=False)
+                return []
+            self.files, self.source = files, data.decode("utf-8")
+            items = "".join(f"<li><code>{html.escape(str(p.resolve()))}</code></li>" for p in files)
+            self.note.value = _note_html(f"Exported DAG {dag_id} ({self.style.value}) to {out_dir}.")
+            self.written.value = f'<ul style="margin:2px 0">{items}</ul>'
+            self.download.value = _download_html(f"{dag_id}.py", data)
+            self.preview.value = _highlight(self.source)
+            self.preview_box.layout.display = None
+        return files
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def _on_name_change(self, change: Mapping[str, Any]) -> None:
+        # The DAG id follows the job name until the user types their own.
+        derived = derive_dag_id(change["new"])
+        if self.dag_id.value == self._derived:
+            self.dag_id.value = derived
+        self._derived = derived
+
+    def _on_dag_id_change(self, _change: Mapping[str, Any]) -> None:
+        self._show_option_problems()
+
+    def _on_schedule_change(self, _change: Mapping[str, Any]) -> None:
+        self._show_option_problems()
+
+    def _on_export_click(self, _button: w.Button) -> None:
+        self.export()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _show_option_problems(self) -> None:
+        _, _, problems = self.options()
+        self.dag_id_message.value = _message_html([p for p in problems if p.startswith("The DAG id")])
+        self.schedule_message.value = _message_html([p for p in problems if p.startswith("The schedule")])
+
+    @staticmethod
+    def _reason(exc: BaseException) -> str:
+        if isinstance(exc, OSError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            return f"{exc.strerror or exc}{where}."
+        if isinstance(exc, StopIteration):
+            return "no DAG file was written."
+        return str(exc)
+
+    @staticmethod
+    def _problems_html(title: str, sentences: Sequence[str]) -> str:
+        items = "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
+        return (f'<div class="hdiaks-note" style="color:#cf222e">{html.escape(title)}'
+                f'<ul style="margin:2px 0">{items}</ul></div>')
+
+
 class JobApp:
     """Form + live status + tables + logs for batches submitted from this notebook."""
 
@@ -434,9 +644,14 @@ class JobApp:
         history_page_size: int = 20,
         log_last: int = 200,
         download_dir: str | os.PathLike[str] = ".",
+        export_dir: str = "dags",
     ) -> None:
         self.form = JobForm(cfg, profiles=profiles)
-        self._client_factory: ClientFactory = client_factory or _default_client
+        self.export = DagExportPanel(self.form, out_dir=export_dir)
+        self._client_factory: ClientFactory = client_factory or self._livy_client
+        self._sign_in_auth: DeviceCodeAuth | None = None
+        self._clients_lock = threading.Lock()
+        self._sign_in_lock = threading.Lock()
         self._clients: dict[ClusterProfile, LivyClientLike] = {}
         self._interval = monitor_interval
         self._max_interval = max_interval
@@ -466,6 +681,15 @@ class JobApp:
         self.kill_question = w.HTML()
         self.kill_confirm = w.HBox([self.kill_question, self.kill_yes, self.kill_no],
                                    layout=w.Layout(display="none"))
+        self.sign_in_button = w.Button(description="Sign in", icon="sign-in",
+                                       tooltip="Sign in with a device code (opens nothing; shows a link and a code)")
+        self.sign_in_button.add_class("hdiaks-sign-in")
+        self.cancel_sign_in_button = w.Button(description="Cancel sign-in", icon="times", disabled=True)
+        self.cancel_sign_in_button.add_class("hdiaks-cancel-sign-in")
+        self.sign_in_note = w.HTML()
+        self.sign_in_note.add_class("hdiaks-sign-in-status")
+        self.sign_in_box = w.VBox([w.HBox([self.sign_in_button, self.cancel_sign_in_button]), self.sign_in_note],
+                                  layout=w.Layout(display="none"))
         self.status = w.HTML(self._status_html(None))
         self.status.add_class("hdiaks-status")
         self.batches = w.HTML(batch_html(batch_table([])))
@@ -491,10 +715,12 @@ class JobApp:
             w.HBox([self.history_button, self.history_prev, self.history_next, self.history_label]),
             self.history,
         ])  # fmt: skip
+        self.export_section = w.Accordion(children=[self.export.widget], titles=("Export DAG",),
+                                          selected_index=None)
         self.widget = w.VBox([
-            self.form.widget,
+            self.form.widget, self.export_section,
             w.HBox([self.submit_button, self.batch_selector, self.kill_button]),
-            self.kill_confirm, self.message, self.status,
+            self.kill_confirm, self.message, self.sign_in_box, self.status,
             w.HTML("<b>Batches submitted from this notebook</b>"), self.batches,
             w.Accordion(children=[history_box], titles=("Cluster batch history",), selected_index=None),
             w.HTML("<b>Driver log</b>"),
@@ -515,7 +741,10 @@ class JobApp:
         for widget in (self.log_level, self.log_text, self.log_last):
             widget.observe(self._on_log_filter_change, names="value")
         self.download_button.on_click(self._on_download_click)
+        self.sign_in_button.on_click(self._on_sign_in_click)
+        self.cancel_sign_in_button.on_click(self._on_cancel_sign_in_click)
         self._sync_submit()
+        self._sync_sign_in()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -590,14 +819,49 @@ class JobApp:
                                             ok=False)
 
     def close(self) -> None:
-        """Stop every monitor (returns at once)."""
+        """Stop every monitor and any sign-in wait (returns at once)."""
         for monitor in self.monitors.values():
             monitor.stop()
+        if self._sign_in_auth is not None:
+            self._sign_in_auth.cancel()
+
+    def sign_in(self) -> DeviceCodeAuth | None:
+        """Start device code sign-in for the selected profile (returns at once; the wait runs in
+        MSAL's background thread). The link and code appear in ``sign_in_note``. ``None`` when the
+        profile does not sign in with a device code or the client could not be built (shown)."""
+        try:
+            auth = _device_auth_of(self._client(self.form.selected_profile()))
+        except Exception as exc:  # noqa: BLE001 - shown as a sentence
+            self._show_sign_in(_note_html(f"Could not sign in: {describe_error(exc)[1]}", ok=False))
+            return None
+        if auth is None:
+            self._show_sign_in(_note_html("This profile does not sign in with a device code.", ok=False))
+            return None
+        if auth.status == "signed-in":
+            self._show_sign_in(_note_html("Already signed in."))
+            return auth
+        self._start_sign_in(auth)
+        return auth
+
+    def cancel_sign_in(self) -> None:
+        """Stop waiting for a device code sign-in (the wait ends within about a second)."""
+        auth = self._sign_in_auth
+        if auth is not None and auth.status == "pending":
+            self._show_sign_in(_note_html("Cancelling sign-in…"))  # before cancel(): on_done may follow at once
+            auth.cancel()
 
     # -- handlers ----------------------------------------------------------------------------
 
     def _on_form_validate(self, _problems: list[ConfigProblem]) -> None:
         self._sync_submit()
+        self._sync_sign_in()
+
+    def _on_sign_in_click(self, _button: w.Button) -> None:
+        # Building the client and asking for a code are network calls: keep the kernel free.
+        threading.Thread(target=self.sign_in, name="hdiaks-sign-in", daemon=True).start()
+
+    def _on_cancel_sign_in_click(self, _button: w.Button) -> None:
+        self.cancel_sign_in()
 
     def _on_submit_click(self, _button: w.Button) -> None:
         cfg = self._begin_submit()
@@ -690,6 +954,7 @@ class JobApp:
         batch: Batch | None = None
         try:
             client = self._client(cfg.profile)
+            self._wait_signed_in(client)
             batch = client.submit_batch(spec)
             self._start_monitor(client, batch.id, batch)
             note = _note_html(f"Submitted batch {batch.id} ({batch.name}).")
@@ -721,11 +986,74 @@ class JobApp:
         return monitor
 
     def _client(self, profile: ClusterProfile) -> LivyClientLike:
-        client = self._clients.get(profile)
-        if client is None:
-            client = self._client_factory(profile)
-            self._clients[profile] = client
-        return client
+        with self._clients_lock:  # not self._lock: building a client may read Key Vault
+            client = self._clients.get(profile)
+            if client is None:
+                client = self._client_factory(profile)
+                self._clients[profile] = client
+            return client
+
+    def _livy_client(self, profile: ClusterProfile) -> LivyClientLike:
+        return LivyClient.from_profile(profile, on_device_code=self._on_device_code)
+
+    # -- device code sign-in ------------------------------------------------------------------
+    # DeviceCodeAuth.start() asks for a code and waits in its own thread; its callbacks come from
+    # that thread (or ours) and only set two widgets' values under hold_sync (rule 9).
+
+    def _start_sign_in(self, auth: DeviceCodeAuth) -> Exception | None:
+        """Start the flow unless it is pending; the error (already shown) when it could not start."""
+        # One start at a time: a second caller (a click during a submit) finds the flow pending.
+        with self._sign_in_lock:
+            if auth.status == "pending":
+                return None
+            self._sign_in_auth = auth
+            self._show_sign_in(_note_html("Asking the identity provider for a sign-in code…"))
+            try:
+                # The code reaches _on_device_code through the client (LivyClient.from_profile) or here.
+                auth.start(None if auth.on_code is not None else self._on_device_code,
+                           on_done=self._on_sign_in_done)
+            except Exception as exc:  # noqa: BLE001 - shown as a sentence
+                self._show_sign_in(_note_html(f"Could not start sign-in: {describe_error(exc)[1]}", ok=False))
+                return exc
+        return None
+
+    def _on_device_code(self, prompt: DeviceCodePrompt) -> None:
+        self._show_sign_in(_device_prompt_html(prompt)
+                           + '<div style="color:#57606a">Waiting for you to sign in…</div>', cancellable=True)
+
+    def _on_sign_in_done(self, error: AuthError | None) -> None:
+        if error is None:
+            self._show_sign_in(_note_html("Signed in."))
+        elif error.error == "cancelled":
+            self._show_sign_in(_note_html("Sign-in was cancelled.", ok=False))
+        else:
+            self._show_sign_in(_note_html(describe_error(error)[1], ok=False))
+
+    def _wait_signed_in(self, client: LivyClientLike) -> None:
+        """Before a submit from a device-code profile: sign in first (in the submit thread)."""
+        auth = _device_auth_of(client)
+        if auth is None or auth.status == "signed-in":
+            return
+        error = self._start_sign_in(auth)
+        if error is not None:
+            raise error
+        self.message.value = _note_html("Sign in with the code shown below; the job is submitted after that.")
+        auth.wait()  # raises AuthError when the sign-in fails or is cancelled
+
+    def _show_sign_in(self, note: str, *, cancellable: bool = False) -> None:
+        try:
+            with self.sign_in_note.hold_sync(), self.cancel_sign_in_button.hold_sync():
+                self.sign_in_note.value = note
+                self.cancel_sign_in_button.disabled = not cancellable
+        except Exception as exc:  # noqa: BLE001 - called from MSAL's thread: log, never raise there
+            log.warning("could not show the sign-in state: %s", exc)
+
+    def _sync_sign_in(self) -> None:
+        try:
+            device = self.form.selected_profile().auth_method == "device-code"
+        except Exception:  # noqa: BLE001 - a half-typed profile has no sign-in
+            device = False
+        self.sign_in_box.layout.display = None if device else "none"
 
     def _sync_submit(self) -> None:
         disabled = self._in_flight or not self.form.valid
@@ -807,8 +1135,13 @@ class JobApp:
             self.history_next.disabled = end >= self._history_total
 
 
-def _default_client(profile: ClusterProfile) -> LivyClientLike:
-    return LivyClient.from_profile(profile)
+def _device_auth_of(client: LivyClientLike) -> DeviceCodeAuth | None:
+    """The client's device code auth, if it has one (``LivyClient`` keeps it as ``_auth``)."""
+    for attr in ("auth", "_auth"):
+        auth = getattr(client, attr, None)
+        if isinstance(auth, DeviceCodeAuth):
+            return auth
+    return None
 
 
 def app(
