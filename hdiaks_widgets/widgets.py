@@ -958,6 +958,9 @@ class JobApp:
             batch = client.submit_batch(spec)
             self._start_monitor(client, batch.id, batch)
             note = _note_html(f"Submitted batch {batch.id} ({batch.name}).")
+        except AuthError as exc:
+            reason = "sign-in was cancelled." if exc.error == "cancelled" else describe_error(exc)[1]
+            note = _note_html(f"Not submitted: {reason}", ok=False)
         except Exception as exc:  # noqa: BLE001 - a submit failure is a sentence in the UI
             note = _note_html(f"Not submitted: {describe_error(exc)[1]}", ok=False)
         finally:

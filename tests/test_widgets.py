@@ -1,18 +1,33 @@
 """widgets: the form, status, tables and logs built headless; set values, click, observe.
 
 A small fake client stands in for Livy (injected through ``client_factory``); one test drives a
-real Jupyter kernel against the sandbox to show the kernel answers while a job is watched.
+real Jupyter kernel against the sandbox to show the kernel answers while a job is watched. The
+device code tests sign in against the sandbox identity endpoint with the real ``msal``.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import ipywidgets as w
 import pytest
+import requests
+from auth_fixtures import (
+    PUBLIC_ID,
+    TENANT,
+    AuthSandbox,
+    auth_sandbox_factory_fixture,  # noqa: F401 - fixture "auth_sandbox_factory"
+    auth_sandbox_fixture,  # noqa: F401 - fixture "auth_sandbox"
+)
 
+from hdiaks_widgets.auth import DeviceCodeAuth
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.dag_export import load_dag_config
 from hdiaks_widgets.errors import AuthError, BatchNotFound, LivyError
 from hdiaks_widgets.models import AppInfo, Batch, BatchList, BatchState, LogPage
 from hdiaks_widgets.widgets import JobApp, JobForm, app, default_config
@@ -368,6 +383,287 @@ def test_app_history_error_is_a_sentence() -> None:
     ui = _app(Down())
     ui.history_button.click()
     assert "Could not list batches" in ui.history.value
+
+
+# -- export DAG ----------------------------------------------------------------------------------
+
+
+def _export(ui: JobApp, out_dir: Path, *, dag_id: str | None = None, schedule: str = "",
+            style: str = "taskflow") -> list[Path]:
+    panel = ui.export
+    if dag_id is not None:
+        panel.dag_id.value = dag_id
+    panel.schedule.value = schedule
+    panel.style.value = style
+    panel.out_dir.value = str(out_dir)
+    panel.export_button.click()
+    return panel.files
+
+
+def _download_bytes(link: str) -> bytes:
+    match = re.search(r'href="data:text/x-python;base64,([A-Za-z0-9+/=]+)"', link)
+    assert match is not None, link
+    return base64.b64decode(match.group(1))
+
+
+def test_export_dag_id_follows_job_name_until_edited() -> None:
+    ui = _app(FakeLivy())
+    assert ui.export.dag_id.value == "spark_pi"
+    ui.form.name.value = "nightly load.v2"
+    assert ui.export.dag_id.value == "nightly_load_v2"
+    ui.export.dag_id.value = "my.own-id"
+    ui.form.name.value = "other"
+    assert ui.export.dag_id.value == "my.own-id"
+
+
+def test_export_section_is_an_accordion_in_the_app() -> None:
+    ui = _app(FakeLivy())
+    assert ui.export_section.titles == ("Export DAG",) and ui.export_section in ui.widget.children
+    assert ui.export.widget in ui.export_section.children
+    assert isinstance(ui.export.schedule, w.Combobox) and "@daily" in ui.export.schedule.options
+    assert ui.export.style.options == ("taskflow", "livy-operator") and ui.export.out_dir.value == "dags"
+
+
+@pytest.mark.parametrize("style", ["taskflow", "livy-operator"])
+def test_export_click_writes_files_preview_and_download(tmp_path: Path, style: str) -> None:
+    ui = _app(FakeLivy())
+    files = _export(ui, tmp_path / "dags", dag_id="nightly_pi", schedule="@daily", style=style)
+    assert [p.name for p in files] == ["nightly_pi.py", "nightly_pi.trigger-conf.json", "nightly_pi.setup.md"]
+    assert all(p.parent == tmp_path / "dags" and p.is_file() for p in files)
+    panel = ui.export
+    assert all(str(p.resolve()) in panel.written.value for p in files)
+    assert "Exported DAG nightly_pi" in panel.note.value
+    # highlighted by pygments with inline styles, inside a scrollable box
+    assert re.search(r'<span style="[^"]*color: ?#[0-9A-Fa-f]{3,6}', panel.preview.value)
+    assert "nightly_pi" in panel.preview.value
+    assert panel.preview_box.layout.overflow == "auto" and panel.preview_box.layout.display is None
+    assert 'download="nightly_pi.py"' in panel.download.value
+    assert _download_bytes(panel.download.value) == files[0].read_bytes()
+    assert load_dag_config(files[0]) == ui.form.config()[0]
+
+
+def test_export_empty_schedule_means_none(tmp_path: Path) -> None:
+    ui = _app(FakeLivy())
+    files = _export(ui, tmp_path, schedule="  ")
+    assert "SCHEDULE = None" in files[0].read_text(encoding="utf-8")
+
+
+def test_export_invalid_form_shows_problems_and_writes_nothing(tmp_path: Path) -> None:
+    ui = _app(FakeLivy())
+    ui.form.file.value = ""
+    ui.form.driver_cores.value = "two"
+    assert _export(ui, tmp_path / "dags") == []
+    note = ui.export.note.value
+    assert "Nothing was exported" in note and "App file:" in note and "Driver cores:" in note
+    assert "Traceback" not in note and "spec.file" not in note
+    assert not (tmp_path / "dags").exists()
+    assert ui.export.preview.value == "" and ui.export.download.value == ""
+
+
+HOSTILE_DAG_IDS = {
+    "empty": "",
+    "space": "my dag",
+    "quote": 'a"b',
+    "single-quote": "a'b",
+    "newline": "a\nb",
+    "jinja": "{{ ds }}",
+    "script": "</script><script>alert(1)</script>",
+    "slash": "../evil",
+    "unicode": "dág",
+    "too-long": "x" * 251,
+}
+
+
+@pytest.mark.parametrize("dag_id", list(HOSTILE_DAG_IDS.values()), ids=list(HOSTILE_DAG_IDS))
+def test_export_hostile_dag_id_gives_message_not_exception(tmp_path: Path, dag_id: str) -> None:
+    ui = _app(FakeLivy())
+    assert _export(ui, tmp_path / "dags", dag_id=dag_id) == []
+    assert "DAG id" in ui.export.dag_id_message.value and "DAG id" in ui.export.note.value
+    assert "<script>" not in ui.export.note.value + ui.export.dag_id_message.value
+    assert not (tmp_path / "dags").exists()
+
+
+@pytest.mark.parametrize("schedule", ["@daily\nrm -rf /", "0 0 * * *\x00"], ids=["newline", "nul"])
+def test_export_hostile_schedule_gives_message(tmp_path: Path, schedule: str) -> None:
+    ui = _app(FakeLivy())
+    assert _export(ui, tmp_path / "dags", schedule=schedule) == []
+    assert "schedule" in ui.export.schedule_message.value and not (tmp_path / "dags").exists()
+
+
+HOSTILE_JOB_VALUES: dict[str, tuple[str, str]] = {
+    "args-quotes": ("args", "it's \"quoted\"\n'''\n\"\"\"\n\\"),
+    "args-jinja": ("args", "{{ ds }}\n{% raw %}{{ var.value.x }}"),
+    "args-script": ("args", "</script><script>alert(1)</script>\n<b>bold</b>"),
+    "name-quote": ("name", "a\"b'c"),
+    "name-jinja": ("name", "{{ dag_run.conf }}"),
+    "queue-braces": ("queue", "{}{{}}"),
+}
+
+
+@pytest.mark.parametrize("field,value", list(HOSTILE_JOB_VALUES.values()), ids=list(HOSTILE_JOB_VALUES))
+def test_export_hostile_job_values_are_carried_and_escaped(tmp_path: Path, field: str, value: str) -> None:
+    ui = _app(FakeLivy())
+    getattr(ui.form, field).value = value
+    files = _export(ui, tmp_path, dag_id="hostile")
+    assert files, ui.export.note.value
+    assert load_dag_config(files[0]) == ui.form.config()[0]  # carried exactly
+    preview = ui.export.preview.value
+    assert "<script>" not in preview and "</script>" not in preview and "<b>" not in preview
+    assert _download_bytes(ui.export.download.value) == files[0].read_bytes()
+
+
+def test_export_hostile_conf_value_is_carried(tmp_path: Path) -> None:
+    ui = _app(FakeLivy())
+    ui.form.add_conf_row("spark.app.note", "'\"{{ ds }}</script>")
+    files = _export(ui, tmp_path, dag_id="conf_value")
+    assert load_dag_config(files[0]).spec.conf == {"spark.app.note": "'\"{{ ds }}</script>"}
+    assert "</script>" not in ui.export.preview.value
+
+
+def test_export_hostile_job_name_gives_message_not_exception(tmp_path: Path) -> None:
+    ui = _app(FakeLivy())
+    ui.form.name.value = "</script>"
+    assert _export(ui, tmp_path / "dags", dag_id="ok") == []
+    assert "Job name:" in ui.export.note.value and "</script>" not in ui.export.note.value
+    assert not (tmp_path / "dags").exists()
+
+
+def test_export_unwritable_folder_is_a_sentence(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    ui = _app(FakeLivy())
+    assert _export(ui, blocker / "dags") == []
+    assert "Could not export the DAG" in ui.export.note.value and "Traceback" not in ui.export.note.value
+
+
+def test_export_preview_without_pygments_is_escaped_pre(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pygments", None)  # "import pygments" now raises ImportError
+    ui = _app(FakeLivy())
+    ui.form.args.value = "</script>"
+    _export(ui, tmp_path, dag_id="plain")
+    preview = ui.export.preview.value
+    assert preview.startswith("<pre") and "&lt;/script&gt;" in preview and "</script>" not in preview
+
+
+# -- device code sign-in -------------------------------------------------------------------------
+
+
+def _device_cfg(sb: AuthSandbox) -> JobConfig:
+    profile = ClusterProfile(
+        name="entra", flavour="hdinsight-aks", fqdn="mycluster.pool.eastus.hdinsightaks.net",
+        auth="device-code", client_id=PUBLIC_ID, tenant_id=TENANT, authority_host=sb.authority_host,
+        verify=sb.ca_pem,
+    )
+    return JobConfig(profile=profile, spec=default_config().spec)
+
+
+def _device_auth(sb: AuthSandbox) -> DeviceCodeAuth:
+    return DeviceCodeAuth(tenant_id=TENANT, client_id=PUBLIC_ID, authority_host=sb.authority_host, verify=sb.ca_pem)
+
+
+def _until(widget: w.HTML, text: str, timeout: float = 30) -> str:
+    """The first value of ``widget`` holding ``text`` (observed, so a passing value is not missed)."""
+    seen: list[str] = []
+    hit = threading.Event()
+
+    def look(change: dict[str, Any] | None = None) -> None:
+        value = widget.value if change is None else change["new"]
+        if text in value and not hit.is_set():
+            seen.append(value)
+            hit.set()
+
+    widget.observe(look, names="value")
+    try:
+        look()
+        assert hit.wait(timeout), f"{text!r} never shown; last: {widget.value!r}"
+    finally:
+        widget.unobserve(look, names="value")
+    return seen[0]
+
+
+def test_app_sign_in_hidden_for_profiles_without_device_code() -> None:
+    ui = _app(FakeLivy())
+    assert ui.sign_in_box.layout.display == "none"
+
+
+def test_app_device_code_prompt_shown_and_sign_in_completes(auth_sandbox: AuthSandbox) -> None:
+    ui = app(_device_cfg(auth_sandbox), profiles={})  # the real LivyClient.from_profile(on_device_code=)
+    assert ui.sign_in_box.layout.display is None
+    shown: list[str] = []
+    ui.sign_in_note.observe(lambda change: shown.append(change["new"]), names="value")
+    auth = ui.sign_in()  # what the button's thread runs; returns once the code is shown
+    assert isinstance(auth, DeviceCodeAuth)
+    _until(ui.sign_in_note, "Signed in.")
+    prompt = next(v for v in shown if "hdiaks-user-code" in v)
+    assert f'<a href="{auth_sandbox.authority_host}/_identity/device"' in prompt
+    assert re.search(r'<code class="hdiaks-user-code"[^>]*>[A-Z0-9]{9}</code>', prompt)
+    assert auth.status == "signed-in"
+    resp = requests.get(auth_sandbox.whoami_url, auth=auth, verify=auth_sandbox.ca_pem, timeout=10)
+    assert resp.status_code == 200 and resp.json()["appid"] == PUBLIC_ID
+
+
+def test_app_sign_in_click_shows_prompt_until_approved(auth_sandbox_factory: Callable[..., AuthSandbox]) -> None:
+    sb = auth_sandbox_factory(device_approval="manual")
+    ui = app(_device_cfg(sb), profiles={})
+    ui.sign_in_button.click()  # returns at once; the code is fetched in a thread
+    prompt = _until(ui.sign_in_note, "hdiaks-user-code")
+    assert not ui.cancel_sign_in_button.disabled
+    code = re.search(r'<code class="hdiaks-user-code"[^>]*>([A-Z0-9]+)</code>', prompt)
+    assert code is not None and f'href="{sb.authority_host}/_identity/device"' in prompt
+    requests.post(sb.authority_host + "/_identity/approve", json={"user_code": code.group(1)},
+                  verify=sb.ca_pem, timeout=10).raise_for_status()
+    _until(ui.sign_in_note, "Signed in.")
+    assert ui.cancel_sign_in_button.disabled
+
+
+def test_app_cancel_sign_in_stops_the_wait(auth_sandbox_factory: Callable[..., AuthSandbox]) -> None:
+    sb = auth_sandbox_factory(device_approval="manual")
+    ui = app(_device_cfg(sb), profiles={})
+    auth = ui.sign_in()
+    assert auth is not None and auth.status == "pending"
+    ui.cancel_sign_in_button.click()
+    with pytest.raises(AuthError, match="cancelled"):
+        auth.wait(timeout=30)
+    _until(ui.sign_in_note, "Sign-in was cancelled.")
+    assert auth.status == "cancelled" and ui.cancel_sign_in_button.disabled
+
+
+def test_app_submit_signs_in_first_with_device_code(auth_sandbox: AuthSandbox) -> None:
+    device = _device_auth(auth_sandbox)
+
+    class SignedFake(FakeLivy):
+        auth = device
+
+        def submit_batch(self, spec: BatchSpec) -> Batch:
+            if device.status != "signed-in":  # a real Livy call would be refused
+                raise AuthError("Not signed in")
+            return super().submit_batch(spec)
+
+    ui = _app(SignedFake(), _device_cfg(auth_sandbox))
+    batch = ui.submit()
+    assert batch is not None and "Submitted batch" in ui.message.value
+    assert device.status == "signed-in"
+    ui.close()
+
+
+def test_app_submit_after_cancelled_sign_in_is_a_sentence(auth_sandbox_factory: Callable[..., AuthSandbox]
+                                                           ) -> None:
+    sb = auth_sandbox_factory(device_approval="manual")
+    device = _device_auth(sb)
+
+    class SignedFake(FakeLivy):
+        auth = device
+
+    fake = SignedFake()
+    ui = _app(fake, _device_cfg(sb))
+    ui.submit_button.click()  # the submit thread waits for the sign-in
+    _until(ui.sign_in_note, "hdiaks-user-code")
+    ui.cancel_sign_in_button.click()
+    note = _until(ui.message, "Not submitted")
+    assert "Not submitted: sign-in was cancelled." in note and "Traceback" not in note
+    assert fake.submitted == []
 
 
 # -- real kernel, real sandbox -------------------------------------------------------------------
