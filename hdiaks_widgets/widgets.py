@@ -8,6 +8,13 @@ Threads: a monitor thread reaches the widgets only through :meth:`JobApp.apply`,
 ``Output`` widget from a thread. Submitting also runs in a thread, so a click never blocks the
 kernel, and an in-flight flag makes a double click submit once.
 
+Device code sign-in (a ``device-code`` profile): ``DeviceCodeAuth`` asks for a code and waits in
+its own thread; its callbacks only set the sign-in note and the Cancel button under ``hold_sync()``.
+A submit from such a profile waits for the sign-in in the submit thread, never in the kernel's.
+
+"Export DAG" (:class:`DagExportPanel`) writes the files with ``dag_export.export_dag_files`` in
+the kernel's thread (milliseconds) and shows them, a highlighted preview and a download link.
+
 Every failure is shown as a sentence (``monitor.describe_error``), never as a traceback.
 """
 
