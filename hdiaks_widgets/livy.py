@@ -165,6 +165,11 @@ class LivyClient:
     def __repr__(self) -> str:
         return f"LivyClient({self.base_url!r})"
 
+    @property
+    def auth(self) -> requests.auth.AuthBase | None:
+        """The auth plug-in in use (e.g. a device code sign-in the UI has to drive)."""
+        return self._auth
+
     def close(self) -> None:
         if self._own_session:
             self._session.close()

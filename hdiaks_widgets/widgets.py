@@ -1146,12 +1146,9 @@ class JobApp:
 
 
 def _device_auth_of(client: LivyClientLike) -> DeviceCodeAuth | None:
-    """The client's device code auth, if it has one (``LivyClient`` keeps it as ``_auth``)."""
-    for attr in ("auth", "_auth"):
-        auth = getattr(client, attr, None)
-        if isinstance(auth, DeviceCodeAuth):
-            return auth
-    return None
+    """The client's device code auth, if it has one."""
+    auth = getattr(client, "auth", None)
+    return auth if isinstance(auth, DeviceCodeAuth) else None
 
 
 def app(
