@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -170,10 +171,21 @@ def run_lab(root: str | os.PathLike[str] = ".sandbox", *, port: int = 8888,
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     lab = subprocess.Popen(cmd, env=env)
+
+    def _stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM (a closed terminal, a supervisor) must stop JupyterLab and the sandbox too.
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         return lab.wait()
     except KeyboardInterrupt:
         lab.terminate()
-        return lab.wait(timeout=30)
+        try:
+            return lab.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            lab.kill()
+            return lab.wait(timeout=10)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sandbox.stop()

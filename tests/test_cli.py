@@ -177,3 +177,52 @@ def test_cli_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert summary["fail"]["state"] == "dead"
     assert any("fails on purpose" in line for line in summary["fail"]["error"])
     assert (tmp_path / "out" / "spark_pi_demo.py").exists()
+
+
+@pytest.mark.notebook
+def test_cli_lab_serves_quickstart_and_sigterm_stops_everything(tmp_path: Path) -> None:
+    """`hdiaks lab` (what `make lab` runs): sandbox + JupyterLab; SIGTERM stops both."""
+    import os
+    import signal
+    import socket
+
+    import requests
+
+    from hdiaks_widgets.sandbox.launcher import processes_mentioning
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = tmp_path / "root"
+    script = Path(sys.executable).parent / "hdiaks"
+    log = (tmp_path / "lab.log").open("wb")
+    proc = subprocess.Popen(
+        [str(script), "lab", "--root", str(root), "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[1], stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    http = requests.Session()
+    http.trust_env = False
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, (tmp_path / "lab.log").read_text()
+            try:
+                answer = http.get(f"http://127.0.0.1:{port}/lab", timeout=5, allow_redirects=False)
+                if answer.status_code in (200, 302):
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "JupyterLab never answered"
+            time.sleep(0.5)
+        sandbox_url = json.loads((root / "ready.json").read_text())["url"]
+        assert http.get(f"{sandbox_url}/batches", timeout=10).json()["total"] == 0
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.close()
+    deadline = time.monotonic() + 30
+    while processes_mentioning(str(root)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_mentioning(str(root)) == []
+    with pytest.raises(requests.ConnectionError):
+        http.get(f"http://127.0.0.1:{port}/lab", timeout=5)
