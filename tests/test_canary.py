@@ -92,3 +92,64 @@ def test_canary_secrets_and_tokens_appear_nowhere(
         assert len(secret) >= 16
         for where, text in texts.items():
             assert secret not in text, f"{what} leaked into {where}"
+
+
+NOTEBOOK_CELLS = [
+    """import json, os
+from hdiaks_widgets import BatchSpec, ClusterProfile, JobConfig, app
+from hdiaks_widgets.livy import LivyClient
+endpoints = json.load(open(os.environ["CANARY_ENDPOINTS"]))
+os.environ.update(endpoints["environment"])  # the vault reader, exported as a user would
+profile = ClusterProfile(
+    name="canary", flavour="sandbox", url=os.environ["CANARY_LIVY_URL"], auth="service-principal",
+    authority_host=endpoints["authority_host"], secret_source="keyvault",
+    vault_url=endpoints["vault_url"], verify=endpoints["ca_pem"],
+)
+cfg = JobConfig(profile=profile, spec=BatchSpec(file=os.environ["CANARY_APP"], name="nb-canary"))
+ui = app(cfg)
+ui""",
+    """ui.submit()
+snap = ui.wait(300)
+print(snap.state_label, snap.error)""",
+    "ui.batches_table()",
+    "ui.log_table().tail(5)",
+    """client = LivyClient.from_profile(profile)
+print(repr(client), repr(client.auth), repr(profile))
+client.list_batches()""",
+]
+JWT_HEADER = "eyJhbGciOiAiSFMyNTYiLCAidHlwIjogIkpXVCJ9"  # how every sandbox token starts
+
+
+@pytest.mark.spark
+@pytest.mark.notebook
+def test_canary_saved_notebook_holds_no_secret_or_token(
+    sandbox_factory: Callable[..., SandboxHandle], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    sandbox = sandbox_factory(auth=True)
+    endpoints = sandbox.process.endpoints()
+    env = endpoints["environment"]
+    profile = ClusterProfile(
+        name="canary", flavour="sandbox", url=sandbox.url, auth="service-principal",
+        authority_host=endpoints["authority_host"], secret_source="keyvault",  # noqa: S106
+        vault_url=endpoints["vault_url"], verify=endpoints["ca_pem"],
+    )  # fmt: skip
+    store = store_for_profile(profile, token_provider=vault_token_provider(profile, environ=env), environ=env)
+    canaries = {"vault reader secret": env["AZURE_CLIENT_SECRET"], "service principal secret": store.get("api-secret")}
+
+    monkeypatch.setenv("CANARY_ENDPOINTS", str(sandbox.root / "auth" / "endpoints.json"))
+    monkeypatch.setenv("CANARY_LIVY_URL", sandbox.url)
+    monkeypatch.setenv("CANARY_APP", sandbox.examples["pi_py"])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in NOTEBOOK_CELLS])
+    NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True).execute()
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(nb, path)
+    saved = path.read_text(encoding="utf-8")
+
+    assert "success None" in saved, "the job should have succeeded in the notebook"
+    assert "application/vnd.jupyter.widget-state+json" in saved
+    for what, secret in canaries.items():
+        assert secret not in saved, f"{what} leaked into the saved notebook"
+    assert JWT_HEADER not in saved, "a bearer token leaked into the saved notebook"
