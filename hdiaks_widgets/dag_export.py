@@ -79,7 +79,10 @@ hdiaks_widgets.dag_export.load_dag_config(path). Re-export rather than edit by h
 """
 
 from __future__ import annotations
+'''
 
+# Each style imports only what its runtime uses (the generated files pass ruff F401).
+_TASKFLOW_IMPORTS = """
 import datetime
 import hashlib
 import logging
@@ -98,11 +101,24 @@ except ImportError:  # Airflow 2.4 - 2.x
     from airflow.decorators import dag, task
     from airflow.models.param import Param
 from airflow.exceptions import AirflowException
-'''
+"""
 
-_OPERATOR_IMPORT = '''\
+_OPERATOR_IMPORTS = """
+import datetime
+import hashlib
+import logging
+from urllib.parse import urlsplit
+
+import requests
+
+try:  # Airflow 3
+    from airflow.sdk import Param, dag
+except ImportError:  # Airflow 2.4 - 2.x
+    from airflow.decorators import dag
+    from airflow.models.param import Param
+from airflow.exceptions import AirflowException
 from airflow.providers.apache.livy.operators.livy import LivyOperator
-'''
+"""
 
 _CONSTANTS_TITLE = """
 # --- Values from the job form (generated from repr() of each value) ---------------------------
@@ -688,9 +704,7 @@ def render_dag(
         constants["CONN_ID"] = conn_id
     constants["JOB_CONFIG"] = cfg.to_dict()
     block = "".join(f"{name} = {_literal(value)}\n" for name, value in constants.items())
-    parts = [_HEADER]
-    if style == "livy-operator":
-        parts.append(_OPERATOR_IMPORT)
+    parts = [_HEADER, _OPERATOR_IMPORTS if style == "livy-operator" else _TASKFLOW_IMPORTS]
     parts += [_CONSTANTS_TITLE, block, _COMMON_RUNTIME]
     parts.append(_OPERATOR_RUNTIME if style == "livy-operator" else _TASKFLOW_RUNTIME)
     source = "".join(parts)

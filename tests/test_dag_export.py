@@ -6,6 +6,8 @@ import ast
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from hdiaks_widgets.dag_export import (
 from hdiaks_widgets.errors import ConfigError, ExportError
 
 GOLDEN = Path(__file__).parent / "golden"
+RUFF = Path(sys.executable).parent / "ruff"
 STYLES = ("taskflow", "livy-operator")
 
 HOSTILE = [
@@ -120,6 +123,18 @@ def test_render_dag_property_any_text_round_trips(
     source = render_dag(cfg, dag_id="prop")
     ast.parse(source)
     assert read_dag_config(source) == cfg
+
+
+@pytest.mark.parametrize("kind", ["sample", "hostile"])
+@pytest.mark.parametrize("style", STYLES)
+def test_render_dag_passes_ruff_pyflakes_for_python_3_8(style: str, kind: str, tmp_path: Path) -> None:
+    # Unused imports, undefined names, syntax errors; py38: Airflow hosts may run old Pythons.
+    cfg = sample_config() if kind == "sample" else hostile_config("".join(str(p.values[0]) for p in HOSTILE))
+    dag_file = tmp_path / "dag.py"
+    dag_file.write_text(render_dag(cfg, dag_id="x", style=style), encoding="utf-8")  # type: ignore[arg-type]
+    cmd = [str(RUFF), "check", "--isolated", "--no-cache", "--select", "F,E9", "--target-version", "py38"]
+    proc = subprocess.run([*cmd, str(dag_file)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_render_dag_never_imports_hdiaks_widgets() -> None:

@@ -18,19 +18,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
-import re
-import time
-from collections import deque
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 try:  # Airflow 3
-    from airflow.sdk import Param, dag, task
+    from airflow.sdk import Param, dag
 except ImportError:  # Airflow 2.4 - 2.x
-    from airflow.decorators import dag, task
+    from airflow.decorators import dag
     from airflow.models.param import Param
 from airflow.exceptions import AirflowException
 from airflow.providers.apache.livy.operators.livy import LivyOperator
