@@ -33,7 +33,7 @@ from pathlib import Path
 
 import requests
 from livy import LivyBatch
-from livy import LivyClient as PyLivyClient
+from livy.client import LivyClient as PyLivyClient
 
 from hdiaks_widgets import LivyClient
 from hdiaks_widgets.config import BatchSpec
@@ -432,13 +432,14 @@ def endpoint(key: str) -> str:
 def tail_table(tails: list[Tail]) -> list[str]:
     body = [
         [t.watcher, str(t.log_total), str(t.lines_transferred), f"{t.lines_transferred / max(1, t.log_total):.2f}",
-         str(t.distinct_lines), str(t.missed), str(t.polls), str(t.request_total),
+         str(t.distinct_lines), str(t.lines_transferred - t.distinct_lines), str(t.missed), str(t.polls),
+         str(t.request_total),
          ", ".join(f"{endpoint(k)}: {v}" for k, v in sorted(t.requests.items())),
          f"{t.seconds:.1f}"]
         for t in tails
     ]  # fmt: skip
     header = ["watcher", "lines in log", "lines transferred", "transferred / log", "distinct lines seen",
-              "lines never seen", "polls", "HTTP requests", "by endpoint", "watch s"]  # fmt: skip
+              "lines re-sent", "lines never seen", "polls", "HTTP requests", "by endpoint", "watch s"]  # fmt: skip
     return table(header, body)
 
 
@@ -519,7 +520,8 @@ def render(info: dict[str, str], args: argparse.Namespace, total: int, rows: lis
         "project's brief attributes to the Microsoft sample (not re-checked against that sample here).",
         "",
         "`lines transferred` counts every log line in every response; `distinct lines seen` counts log "
-        "offsets that appeared in at least one response; `lines never seen` = lines in the final log that "
+        "offsets that appeared in at least one response; `lines re-sent` = transferred − distinct (the same "
+        "line sent again by a later poll); `lines never seen` = lines in the final log that "
         "the watcher never received (the naive tail skips whatever was printed beyond 100 lines between "
         "two polls). `by endpoint`: `batch` = `GET /batches/{id}`.",
         "",
