@@ -318,8 +318,11 @@ class LivyClient:
         data = self._request("GET", f"/batches/{batch_id}/log", params=params, not_found=batch_id)
         return LogPage.from_json(data)
 
-    def iter_log(self, batch_id: int | str, *, start: int = 0, page_size: int = 1000) -> Iterator[LogPage]:
-        """Pages from ``start`` to the current end of the log, each line fetched once."""
+    def iter_log(self, batch_id: int | str, *, start: int = 0, page_size: int = 10_000) -> Iterator[LogPage]:
+        """Pages from ``start`` to the current end of the log, each line fetched once.
+
+        Large pages keep the request count low (a 10,000-line driver log is one or two
+        requests, see docs/benchmarks.md) while bounding each answer's size."""
         offset = start
         while True:
             page = self.get_log(batch_id, start=offset, size=page_size)
