@@ -818,7 +818,10 @@ def render_setup_sheet(
                 f"--name {_kv_name(prefix, key)} --value {value}"
             )
     if style == "livy-operator":
-        uri = "https://msal@<cluster-fqdn>" if profile.auth_method != "basic" else "https://<user>:<password>@<host>"
+        # HttpHook takes the scheme from the connection's schema (the URI path), not the URI
+        # scheme: "https://host" would be called over plain http on port 80.
+        login = "msal" if profile.auth_method != "basic" else "<user>:<password>"
+        uri = f"livy://{login}@<cluster-fqdn>:443/https"
         lines.append(
             f"az keyvault secret set --vault-name {shlex.quote(vault_name)} "
             f"--name {_kv_name(CONNECTIONS_PREFIX, conn_id)} --value {shlex.quote(uri)}"

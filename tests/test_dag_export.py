@@ -260,3 +260,8 @@ def test_setup_sheet_lists_key_vault_names_and_backend_settings() -> None:
 def test_setup_sheet_names_the_connection_secret_for_the_operator_style() -> None:
     sheet = render_setup_sheet(sample_config(), dag_id="x", style="livy-operator", conn_id="hdiaks_livy")
     assert "--name airflow-connections-hdiaks-livy" in sheet
+
+
+def test_setup_sheet_connection_uri_sets_https_schema_for_the_livy_hook() -> None:
+    sheet = render_setup_sheet(sample_config(), dag_id="x", style="livy-operator")
+    assert "--value 'livy://msal@<cluster-fqdn>:443/https'" in sheet
