@@ -5,7 +5,9 @@ DagBag import: latest 3.x and 2.10.x, both styles, plus hostile values. End to e
 backend pointed at the sandbox vault: the stock ``AzureKeyVaultBackend`` builds its
 ``ClientSecretCredential`` without ``disable_instance_discovery``, so MSAL would ask
 login.microsoftonline.com about the loopback authority; the test backend below replaces only
-that credential (names, lookups and ``SecretClient`` stay the provider's).
+that credential (names, lookups and ``SecretClient`` stay the provider's). Both styles also run
+on a sandbox started with ``auth=True``, whose Livy answers 401 to requests without a token from
+its own identity endpoint.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 from auth_fixtures import (
+    APP_ID,
     CANARY,
     PREFIX,
     READER_ID,
@@ -29,7 +34,7 @@ from auth_fixtures import (
     auth_sandbox_fixture,
     closed_port,
 )
-from conftest import SandboxHandle
+from conftest import SandboxHandle, start_sandbox
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.dag_export import write_dag
@@ -158,6 +163,50 @@ def test_dagbag_dag_is_unscheduled_without_catchup(dagbag: dict[str, Any]) -> No
 # -- airflow dags test on the sandbox -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Identity:
+    """The identity + Key Vault endpoints a rig uses: the shared auth sandbox, or the ones of a
+    sandbox started with ``auth=True`` (its Livy accepts only their tokens)."""
+
+    authority_host: str
+    vault_url: str
+    ca_pem: str
+    tenant_id: str
+    reader_id: str
+    reader_secret: str = field(repr=False)
+
+    @classmethod
+    def of_auth_sandbox(cls, auth: AuthSandbox) -> Identity:
+        return cls(auth.authority_host, auth.vault_url, auth.ca_pem, TENANT, READER_ID, READER_SECRET)
+
+    @classmethod
+    def of_sandbox(cls, sandbox: SandboxHandle) -> Identity:
+        endpoints = sandbox.process.endpoints()
+        reader = endpoints["environment"]
+        return cls(
+            endpoints["authority_host"],
+            endpoints["vault_url"],
+            endpoints["ca_pem"],
+            endpoints["tenant_id"],
+            reader["AZURE_CLIENT_ID"],
+            reader["AZURE_CLIENT_SECRET"],
+        )
+
+    def stats(self) -> dict[str, int]:
+        resp = requests.get(self.authority_host + "/_identity/stats", verify=self.ca_pem, timeout=10)
+        resp.raise_for_status()
+        return {k: int(v) for k, v in resp.json().items()}
+
+    def vault_stats(self) -> dict[str, int]:
+        resp = requests.get(self.vault_url + "/_vault/stats", verify=self.ca_pem, timeout=10)
+        resp.raise_for_status()
+        return {k: int(v) for k, v in resp.json().items()}
+
+
+def stats_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
 @dataclass
 class AirflowRig:
     version: str
@@ -165,7 +214,7 @@ class AirflowRig:
     env: dict[str, str]
     dags: Path
     sandbox: SandboxHandle
-    auth: AuthSandbox
+    auth: Identity
 
     def export(self, dag_id: str, spec: BatchSpec, **options: Any) -> None:
         profile = ClusterProfile(
@@ -174,7 +223,7 @@ class AirflowRig:
             url=self.sandbox.url,
             auth="service-principal",
             authority_host=self.auth.authority_host,
-            tenant_id=TENANT,
+            tenant_id=self.auth.tenant_id,
             verify=self.auth.ca_pem,
             secret_source="keyvault",
             vault_url=self.auth.vault_url,
@@ -193,7 +242,7 @@ class AirflowRig:
             return list(s.get(f"{self.sandbox.url}/batches", params={"size": 1000}, timeout=10).json()["sessions"])
 
 
-def make_rig(version: str, root: Path, sandbox: SandboxHandle, auth: AuthSandbox) -> AirflowRig:
+def make_rig(version: str, root: Path, sandbox: SandboxHandle, auth: Identity) -> AirflowRig:
     python = venv_python(version)
     dags, pylib = root / "dags", root / "pylib"
     dags.mkdir(parents=True)
@@ -212,9 +261,9 @@ def make_rig(version: str, root: Path, sandbox: SandboxHandle, auth: AuthSandbox
                 "connections_prefix": "airflow-connections",
                 "variables_prefix": PREFIX,
                 "vault_url": auth.vault_url,
-                "tenant_id": TENANT,
-                "client_id": READER_ID,
-                "client_secret": READER_SECRET,
+                "tenant_id": auth.tenant_id,
+                "client_id": auth.reader_id,
+                "client_secret": auth.reader_secret,
                 "verify_challenge_resource": False,
             }
         ),
@@ -228,7 +277,7 @@ def make_rig(version: str, root: Path, sandbox: SandboxHandle, auth: AuthSandbox
 
 @pytest.fixture(scope="module")
 def rig3(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox) -> AirflowRig:
-    return make_rig("3", tmp_path_factory.mktemp("airflow3"), sandbox, auth_sandbox)
+    return make_rig("3", tmp_path_factory.mktemp("airflow3"), sandbox, Identity.of_auth_sandbox(auth_sandbox))
 
 
 @pytest.fixture(scope="module")
@@ -238,11 +287,7 @@ def pi_run(rig3: AirflowRig) -> Iterator[tuple[subprocess.CompletedProcess[str],
     rig3.export("hdiaks_pi", BatchSpec(file=rig3.sandbox.examples["pi_py"], args=("2",), name="pi"))
     run = rig3.dags_test("hdiaks_pi", conf={"job_name": "pi-from-conf"})
     after_id, after_kv = rig3.auth.stats(), rig3.auth.vault_stats()
-    yield (
-        run,
-        {k: after_id[k] - before_id.get(k, 0) for k in after_id},
-        {k: after_kv[k] - before_kv.get(k, 0) for k in after_kv},
-    )
+    yield run, stats_delta(before_id, after_id), stats_delta(before_kv, after_kv)
 
 
 @pytest.mark.spark
@@ -312,7 +357,7 @@ def test_dags_test_timeout_kills_the_batch(rig3: AirflowRig) -> None:
 
 @pytest.fixture(scope="module")
 def rig2(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox) -> AirflowRig:
-    return make_rig("2", tmp_path_factory.mktemp("airflow2"), sandbox, auth_sandbox)
+    return make_rig("2", tmp_path_factory.mktemp("airflow2"), sandbox, Identity.of_auth_sandbox(auth_sandbox))
 
 
 @pytest.mark.spark
@@ -322,6 +367,91 @@ def test_dags_test_success_on_airflow_2_10(rig2: AirflowRig) -> None:
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert "Pi is roughly" in out
+
+
+# -- both styles against a bearer-protected Livy -------------------------------------------------
+
+
+@dataclass
+class BearerRuns:
+    operator: subprocess.CompletedProcess[str]
+    taskflow: subprocess.CompletedProcess[str]
+    identity: dict[str, int]  # requests to the sandbox identity endpoint during the two runs
+
+
+@pytest.fixture(scope="module")
+def bearer_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
+    """A sandbox with its own identity + vault endpoints; its Livy requires their bearer tokens.
+
+    Module scope, so it is started directly rather than through the per-test ``sandbox_factory``.
+    """
+    handle = start_sandbox(tmp_path_factory.mktemp("bearer-sandbox"), auth=True)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="module")
+def bearer_runs(tmp_path_factory: pytest.TempPathFactory, bearer_sandbox: SandboxHandle) -> BearerRuns:
+    """SparkPi through each style on Airflow 3; Variables from the bearer sandbox's vault.
+
+    The livy-operator style reaches Livy through the connection AIRFLOW_CONN_HDIAKS_LIVY; its login
+    ("msal", as in the setup sheet) makes the hook call MsalBearerAuth(login, password).
+    """
+    rig = make_rig("3", tmp_path_factory.mktemp("airflow3-bearer"), bearer_sandbox, Identity.of_sandbox(bearer_sandbox))
+    livy = urlsplit(bearer_sandbox.url)
+    # The setup sheet's form (livy://msal@<fqdn>:443/https), for the sandbox's plain-http Livy.
+    rig.env["AIRFLOW_CONN_HDIAKS_LIVY"] = f"livy://msal@{livy.hostname}:{livy.port}/http"
+    pi = bearer_sandbox.examples["pi_py"]
+    rig.export("bearer_operator", BatchSpec(file=pi, args=("2",), name="pi-operator"), style="livy-operator")
+    rig.export("bearer_taskflow", BatchSpec(file=pi, args=("2",), name="pi-taskflow"))
+    before = rig.auth.stats()
+    operator = rig.dags_test("bearer_operator")
+    taskflow = rig.dags_test("bearer_taskflow")
+    return BearerRuns(operator, taskflow, stats_delta(before, rig.auth.stats()))
+
+
+def livy_status(sandbox: SandboxHandle, headers: dict[str, str]) -> int:
+    with sandbox.http() as s:
+        return s.get(f"{sandbox.url}/batches", headers=headers, timeout=10).status_code
+
+
+def test_bearer_sandbox_refuses_missing_and_foreign_tokens(
+    bearer_sandbox: SandboxHandle, auth_sandbox: AuthSandbox
+) -> None:
+    # A real token, but from another identity endpoint (the shared auth sandbox's signing key).
+    foreign = requests.post(
+        f"{auth_sandbox.authority_host}/{TENANT}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "client_id": APP_ID, "client_secret": CANARY, "scope": "x/.default"},
+        verify=auth_sandbox.ca_pem,
+        timeout=10,
+    ).json()["access_token"]
+    assert livy_status(bearer_sandbox, {}) == 401
+    assert livy_status(bearer_sandbox, {"Authorization": f"Bearer {foreign}"}) == 401
+
+
+@pytest.mark.spark
+def test_dags_test_livy_operator_style_on_bearer_protected_livy(bearer_runs: BearerRuns) -> None:
+    run = bearer_runs.operator
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert "Pi is roughly" in out
+
+
+@pytest.mark.spark
+def test_dags_test_taskflow_style_on_bearer_protected_livy(bearer_runs: BearerRuns) -> None:
+    run = bearer_runs.taskflow
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert "Pi is roughly" in out
+
+
+@pytest.mark.spark
+def test_dags_test_bearer_tokens_come_from_the_sandbox_identity_endpoint(bearer_runs: BearerRuns) -> None:
+    # Per run: one token for the vault reader (Variables) and one for the DAG's service principal.
+    assert bearer_runs.identity["client_credentials"] >= 4
+    assert bearer_runs.identity["token_errors"] == 0
 
 
 def test_airflow_venvs_run_the_dag_without_hdiaks_widgets(tmp_path: Path) -> None:
