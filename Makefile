@@ -40,7 +40,7 @@ TEST_DEPS :=
 test-deps: $(TEST_DEPS)
 
 test: setup test-deps
-	$(BIN)/ruff check hdiaks_widgets tests
+	$(BIN)/ruff check hdiaks_widgets tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
@@ -48,7 +48,7 @@ test-fast: setup
 	$(BIN)/pytest -q -m "not spark and not airflow and not browser and not notebook"
 
 lint: setup
-	$(BIN)/ruff check hdiaks_widgets tests
+	$(BIN)/ruff check hdiaks_widgets tests bench
 
 typecheck: setup
 	$(BIN)/mypy
