@@ -69,6 +69,12 @@ def _drop_connection() -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+def _log_page(rec: Any) -> Response:
+    """Livy's log paging for a batch or session: ``size`` 100 by default, the tail without ``from``."""
+    size = _int_arg("size", 100)
+    return _json(rec.log.page_json(rec.id, _int_arg("from", None), 100 if size is None else size))
+
+
 def create_app(
     *,
     batches: BatchRegistry,
@@ -167,9 +173,7 @@ def create_app(
 
     @app.get("/batches/<ident>/log")
     def batch_log(ident: str) -> Response:
-        rec = batches.get(ident)
-        size = _int_arg("size", 100)
-        return _json(rec.log.page_json(rec.id, _int_arg("from", None), 100 if size is None else size))
+        return _log_page(batches.get(ident))
 
     @app.delete("/batches/<ident>")
     def delete_batch(ident: str) -> Response:
@@ -201,9 +205,7 @@ def create_app(
 
     @app.get("/sessions/<ident>/log")
     def session_log(ident: str) -> Response:
-        rec = sessions.get(ident)
-        size = _int_arg("size", 100)
-        return _json(rec.log.page_json(rec.id, _int_arg("from", None), 100 if size is None else size))
+        return _log_page(sessions.get(ident))
 
     @app.delete("/sessions/<ident>")
     def delete_session(ident: str) -> Response:
