@@ -202,7 +202,7 @@ def bench_whole_log(sb: SandboxProcess, client: LivyClient, counters: Counters, 
     total = client.get_log(batch.id, start=0, size=0).total
     url, reps = sb.url, args.reps
     rows = [
-        measure(Row("hdiaks-widgets", "iter_log (default page 1000)"), counters, reps,
+        measure(Row("hdiaks-widgets", "iter_log (default page 10,000)"), counters, reps,
                 hdiaks_reader(url, batch.id, None)),
         measure(Row("hdiaks-widgets", "iter_log(page_size=100)"), counters, reps, hdiaks_reader(url, batch.id, 100)),
         measure(Row("livy (pylivy)", "get_batch_log paging, size=100"), counters, reps,
@@ -487,7 +487,7 @@ def render(info: dict[str, str], args: argparse.Namespace, total: int, rows: lis
         "`stdout:`/`stderr:` headers and Spark's start-up output). Each client then read the whole log "
         f"{args.reps} times; the table gives the median (and range) of those repetitions.",
         "",
-        "- hdiaks-widgets: `LivyClient.iter_log(batch_id)` (default page size 1000); also with `page_size=100` "
+        "- hdiaks-widgets: `LivyClient.iter_log(batch_id)` (default page size 10,000); also with `page_size=100` "
         "to separate page size from per-request overhead.",
         "- livy (pylivy): `LivyClient.get_batch_log(batch_id, from_=start, size=100)` in a loop until "
         "`start >= total` (the paging its docs show, with the usual page of 100), and `LivyBatch.log(from_=0, "
