@@ -20,7 +20,7 @@ LEVELS = {
     "monitor": 2, "tables": 2, "dag_export": 2,
     "widgets": 3, "cli": 3, "demo": 3,
 }
-# Each third-party SDK may be imported by one module only.
+# Each third-party SDK may be imported by one module only (a package counts as one module).
 SDK_OWNER = {"msal": "auth", "azure": "secrets", "ipywidgets": "widgets"}
 
 
@@ -37,25 +37,49 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _module_files(module: str) -> list[Path]:
+    """The files of a package module: ``<module>.py``, or every file of the ``<module>/`` package."""
+    if (PKG / module).is_dir():
+        return sorted((PKG / module).rglob("*.py"))
+    path = PKG / f"{module}.py"
+    return [path] if path.exists() else []
+
+
+def _owner(path: Path) -> str:
+    """The top-level package module a file belongs to: ``widgets`` for ``widgets/form.py``."""
+    rel = path.relative_to(PKG)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
 @pytest.mark.parametrize("module", sorted(LEVELS), ids=sorted(LEVELS))
 def test_layers_lower_modules_never_import_higher(module: str) -> None:
-    path = PKG / f"{module}.py"
-    if not path.exists():
-        pytest.fail(f"{path.name} is missing; DESIGN.md lists it")
-    for name in _imports(path):
-        if name.startswith("hdiaks_widgets."):
-            target = name.split(".")[1]
-            if target in LEVELS:
-                assert LEVELS[target] <= LEVELS[module], f"{module} (level {LEVELS[module]}) imports {target}"
+    files = _module_files(module)
+    if not files:
+        pytest.fail(f"{module} is missing; DESIGN.md lists it")
+    for path in files:
+        for name in _imports(path):
+            if name.startswith("hdiaks_widgets."):
+                target = name.split(".")[1]
+                if target in LEVELS:
+                    assert LEVELS[target] <= LEVELS[module], (
+                        f"{path.relative_to(PKG)} ({module}, level {LEVELS[module]}) imports {target}"
+                    )
+
+
+def test_layers_widgets_package_covers_its_modules() -> None:
+    files = {p.name for p in _module_files("widgets")}
+    assert {"__init__.py", "app.py", "form.py"} <= files
 
 
 def test_layers_sdks_are_imported_by_one_module_each() -> None:
-    for path in sorted(PKG.glob("*.py")):
+    files = sorted(PKG.rglob("*.py"))
+    assert any(p.parent.name == "widgets" for p in files) and any(p.parent.name == "sandbox" for p in files)
+    for path in files:
         for name in _imports(path):
             top = name.split(".")[0]
             owner = SDK_OWNER.get(top)
             if owner is not None:
-                assert path.stem == owner, f"{path.name} imports {top}; only {owner}.py may"
+                assert _owner(path) == owner, f"{path.relative_to(PKG)} imports {top}; only {owner} may"
 
 
 def test_sandbox_imports_only_level_zero_package_modules() -> None:
