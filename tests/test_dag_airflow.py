@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,6 +239,14 @@ class AirflowRig:
             cmd += ["-c", json.dumps(conf)]
         return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=400, cwd=self.dags)
 
+    def dags_test_started(self, dag_id: str, log: Path) -> subprocess.Popen[bytes]:
+        """``airflow dags test`` left running, its output in ``log`` (a pipe could fill up)."""
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                [str(self.python.parent / "airflow"), "dags", "test", dag_id],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.dags,
+            )  # fmt: skip
+
     def batches(self) -> list[dict[str, Any]]:
         with self.sandbox.http() as s:
             return list(s.get(f"{self.sandbox.url}/batches", params={"size": 1000}, timeout=10).json()["sessions"])
@@ -355,6 +365,69 @@ def test_dags_test_timeout_kills_the_batch(rig3: AirflowRig) -> None:
     assert [k for k in counts if k.startswith("DELETE /batches/")], counts
 
 
+def running_batch(rig: AirflowRig, prefix: str, proc: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
+    """The batch named ``prefix...`` once the sandbox reports it ``running`` (a wait, not a timing)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        found = [b for b in rig.batches() if (b.get("name") or "").startswith(prefix)]
+        if found and found[0].get("state") == "running":
+            return found[0]
+        if proc.poll() is not None or (found and found[0].get("state") in ("success", "dead", "killed", "error")):
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"no running batch {prefix}*: {found}\n" + log.read_text(errors="replace")[-4000:])
+
+
+def sandbox_batch(sandbox: SandboxHandle, batch_id: int) -> dict[str, Any]:
+    """GET /_sandbox/batches/{id}: the batch even after a DELETE, with its leftover processes."""
+    with sandbox.http() as s:
+        answer = s.get(f"{sandbox.url}/_sandbox/batches/{batch_id}", timeout=10)
+        answer.raise_for_status()
+        return dict(answer.json())
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("version", ["3", "2"], ids=["airflow3", "airflow2.10"])
+def test_dags_test_sigterm_to_the_task_kills_the_batch(
+    version: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A task killed while its batch runs deletes the batch (``on_kill``), on real Airflow.
+
+    In production a kill (task marked failed or cleared while running, a worker shutting down)
+    reaches the task as SIGTERM: Airflow 3's supervisor sends it to the task process, where the
+    Task SDK's handler (task_runner ``_run_task_and_map_outcome``) calls ``ti.task.on_kill()`` and
+    nothing else; Airflow 2.10's task runner sends it to the ``airflow tasks run --raw``
+    process, where ``TaskInstance._execute_task_with_callbacks`` installed a handler that calls
+    ``task.on_kill()`` and raises ``AirflowTaskTerminated``. ``airflow dags test`` runs the task
+    through the same code in its own (main) thread, so SIGTERM to the ``dags test`` process
+    goes through the same handler as in production; only the supervisor that sends it is
+    replaced by the test. The sandbox keeps the deleted batch visible under /_sandbox/batches.
+    """
+    rig: AirflowRig = request.getfixturevalue(f"rig{version}")
+    sandbox = rig.sandbox
+    dag_id = f"hdiaks_kill{version}"
+    rig.export(dag_id, BatchSpec(file=sandbox.examples["sleep_py"], args=("300",), name=f"kill{version}"), retries=0)
+    sandbox.clear_faults()  # resets the request counts
+    log = tmp_path / "dags-test.log"
+    proc = rig.dags_test_started(dag_id, log)
+    try:
+        batch = running_batch(rig, f"kill{version}-", proc, log)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = log.read_text(errors="replace")
+    counts = sandbox.request_counts()
+    assert counts.get(f"DELETE /batches/{batch['id']}") == 1, (counts, out[-4000:])
+    assert "Killing Livy batch " + str(batch["id"]) in out
+    final = sandbox_batch(sandbox, batch["id"])
+    assert final["deleted"] is True
+    assert final["batch"]["state"] == "killed"
+    assert final["leftover_pids"] == []
+
+
 @pytest.fixture(scope="module")
 def rig2(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox) -> AirflowRig:
     return make_rig("2", tmp_path_factory.mktemp("airflow2"), sandbox, Identity.of_auth_sandbox(auth_sandbox))
@@ -412,6 +485,19 @@ def bearer_runs(tmp_path_factory: pytest.TempPathFactory, bearer_sandbox: Sandbo
     return BearerRuns(operator, taskflow, stats_delta(before, rig.auth.stats()))
 
 
+@pytest.fixture(scope="module")
+def bearer_operator_run2(
+    tmp_path_factory: pytest.TempPathFactory, bearer_sandbox: SandboxHandle
+) -> subprocess.CompletedProcess[str]:
+    """SparkPi through the livy-operator style on Airflow 2.10.5 (Livy provider 4.4.5), same setup."""
+    rig = make_rig("2", tmp_path_factory.mktemp("airflow2-bearer"), bearer_sandbox, Identity.of_sandbox(bearer_sandbox))
+    livy = urlsplit(bearer_sandbox.url)
+    rig.env["AIRFLOW_CONN_HDIAKS_LIVY"] = f"livy://msal@{livy.hostname}:{livy.port}/http"
+    pi = bearer_sandbox.examples["pi_py"]
+    rig.export("bearer_operator2", BatchSpec(file=pi, args=("2",), name="pi-operator2"), style="livy-operator")
+    return rig.dags_test("bearer_operator2")
+
+
 def livy_status(sandbox: SandboxHandle, headers: dict[str, str]) -> int:
     with sandbox.http() as s:
         return s.get(f"{sandbox.url}/batches", headers=headers, timeout=10).status_code
@@ -436,6 +522,15 @@ def test_dags_test_livy_operator_style_on_bearer_protected_livy(bearer_runs: Bea
     run = bearer_runs.operator
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
+    assert "Pi is roughly" in out
+
+
+@pytest.mark.spark
+def test_dags_test_livy_operator_style_on_bearer_protected_livy_on_airflow_2_10(
+    bearer_operator_run2: subprocess.CompletedProcess[str],
+) -> None:
+    out = bearer_operator_run2.stdout + bearer_operator_run2.stderr
+    assert bearer_operator_run2.returncode == 0, out[-4000:]
     assert "Pi is roughly" in out
 
 

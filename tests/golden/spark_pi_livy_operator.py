@@ -137,6 +137,22 @@ def get_variable(key, default=None):
     return Variable.get(key, default)
 
 
+_VARIABLE_CACHE = {}
+
+
+def cached_variable(key):
+    """get_variable, read once per task process. The batch is killed from inside Airflow's
+    SIGTERM handler, which interrupts the task anywhere: a Variable lookup there could wait on a
+    lock (secrets backend, supervisor channel) that the interrupted code holds. A missing
+    Variable is asked for again, so setting it helps a retry in the same process."""
+    value = _VARIABLE_CACHE.get(key)
+    if value is None:
+        value = get_variable(key)
+        if value is not None:
+            _VARIABLE_CACHE[key] = value
+    return value
+
+
 def effective_config(params):
     """JOB_CONFIG with the trigger-conf keys applied; an empty value keeps the default."""
     profile = dict(JOB_CONFIG["profile"])
@@ -175,7 +191,7 @@ def auth_method(profile):
 
 
 def tls_verify(profile):
-    return get_variable("ca-bundle") or profile.get("verify", True)
+    return cached_variable("ca-bundle") or profile.get("verify", True)
 
 
 _MSAL_APPS = {}
@@ -195,9 +211,9 @@ class MsalBearerAuth(requests.auth.AuthBase):
     def token(self):
         import msal
 
-        client_id = get_variable("api-client-id")
-        secret = get_variable("api-secret")
-        tenant = get_variable("tenant-id") or self.profile.get("tenant_id")
+        client_id = cached_variable("api-client-id")
+        secret = cached_variable("api-secret")
+        tenant = cached_variable("tenant-id") or self.profile.get("tenant_id")
         missing = [
             name
             for name, value in (("api-client-id", client_id), ("api-secret", secret), ("tenant-id", tenant))
@@ -205,7 +221,7 @@ class MsalBearerAuth(requests.auth.AuthBase):
         ]
         if missing:
             raise AirflowException("Airflow Variables not set: " + ", ".join(missing))
-        host = get_variable("authority-host") or self.profile.get("authority_host") or DEFAULT_AUTHORITY_HOST
+        host = cached_variable("authority-host") or self.profile.get("authority_host") or DEFAULT_AUTHORITY_HOST
         authority = host.rstrip("/") + "/" + tenant
         verify = tls_verify(self.profile)
         key = (authority, client_id, hashlib.sha256(secret.encode()).hexdigest(), str(verify))

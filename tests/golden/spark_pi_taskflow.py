@@ -28,9 +28,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 try:  # Airflow 3
-    from airflow.sdk import Param, dag, task
+    from airflow.sdk import BaseOperator, Param, dag
 except ImportError:  # Airflow 2.4 - 2.x
-    from airflow.decorators import dag, task
+    from airflow.decorators import dag
+    from airflow.models.baseoperator import BaseOperator
     from airflow.models.param import Param
 from airflow.exceptions import AirflowException
 
@@ -140,6 +141,22 @@ def get_variable(key, default=None):
     return Variable.get(key, default)
 
 
+_VARIABLE_CACHE = {}
+
+
+def cached_variable(key):
+    """get_variable, read once per task process. The batch is killed from inside Airflow's
+    SIGTERM handler, which interrupts the task anywhere: a Variable lookup there could wait on a
+    lock (secrets backend, supervisor channel) that the interrupted code holds. A missing
+    Variable is asked for again, so setting it helps a retry in the same process."""
+    value = _VARIABLE_CACHE.get(key)
+    if value is None:
+        value = get_variable(key)
+        if value is not None:
+            _VARIABLE_CACHE[key] = value
+    return value
+
+
 def effective_config(params):
     """JOB_CONFIG with the trigger-conf keys applied; an empty value keeps the default."""
     profile = dict(JOB_CONFIG["profile"])
@@ -178,7 +195,7 @@ def auth_method(profile):
 
 
 def tls_verify(profile):
-    return get_variable("ca-bundle") or profile.get("verify", True)
+    return cached_variable("ca-bundle") or profile.get("verify", True)
 
 
 _MSAL_APPS = {}
@@ -198,9 +215,9 @@ class MsalBearerAuth(requests.auth.AuthBase):
     def token(self):
         import msal
 
-        client_id = get_variable("api-client-id")
-        secret = get_variable("api-secret")
-        tenant = get_variable("tenant-id") or self.profile.get("tenant_id")
+        client_id = cached_variable("api-client-id")
+        secret = cached_variable("api-secret")
+        tenant = cached_variable("tenant-id") or self.profile.get("tenant_id")
         missing = [
             name
             for name, value in (("api-client-id", client_id), ("api-secret", secret), ("tenant-id", tenant))
@@ -208,7 +225,7 @@ class MsalBearerAuth(requests.auth.AuthBase):
         ]
         if missing:
             raise AirflowException("Airflow Variables not set: " + ", ".join(missing))
-        host = get_variable("authority-host") or self.profile.get("authority_host") or DEFAULT_AUTHORITY_HOST
+        host = cached_variable("authority-host") or self.profile.get("authority_host") or DEFAULT_AUTHORITY_HOST
         authority = host.rstrip("/") + "/" + tenant
         verify = tls_verify(self.profile)
         key = (authority, client_id, hashlib.sha256(secret.encode()).hexdigest(), str(verify))
@@ -308,7 +325,8 @@ class Livy:
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         # Livy's CSRF filter refuses POST/DELETE without it when enabled.
-        self.session.headers.update({"Accept": "application/json", "X-Requested-By": "hdiaks-airflow"})
+        self.headers = {"Accept": "application/json", "X-Requested-By": "hdiaks-airflow"}
+        self.session.headers.update(self.headers)
 
     def call(self, method, path, ok=(), **kwargs):
         response = self.session.request(
@@ -365,7 +383,17 @@ class Livy:
         ).json()
 
     def kill(self, batch_id):
-        self.call("DELETE", "/batches/" + str(batch_id), ok=(404,))
+        """DELETE the batch on a connection of its own, without retries: this runs inside Airflow's
+        SIGTERM handler too, which may have interrupted a request on self.session."""
+        response = requests.delete(
+            self.base_url + "/batches/" + str(batch_id),
+            headers=self.headers,
+            auth=self.auth,
+            verify=self.verify,
+            timeout=self.timeout,
+        )
+        if response.status_code != 404:
+            response.raise_for_status()
 
 
 def batch_names(base, context):
@@ -431,7 +459,7 @@ class LogPager:
         return list(self.errors) or list(self.tail)
 
 
-def wait_for_batch(livy, batch, pager):
+def wait_for_batch(livy, batch, pager, killed=lambda: False):
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while True:
         pager.drain()
@@ -444,44 +472,61 @@ def wait_for_batch(livy, batch, pager):
                 + " after " + str(TIMEOUT_SECONDS) + " s"
             )
         time.sleep(POLL_SECONDS)
+        if killed():  # on_kill deleted it; Airflow 3 lets execute go on after calling on_kill
+            raise AirflowException("Livy batch " + str(batch["id"]) + " was killed with the task")
         batch = livy.get(batch["id"])
 
 
-@task(
-    task_id="run_spark_batch",
-    retries=RETRIES,
-    retry_delay=datetime.timedelta(seconds=RETRY_DELAY_SECONDS),
-    # A margin over our own deadline, so the batch is normally killed by wait_for_batch.
-    execution_timeout=datetime.timedelta(seconds=TIMEOUT_SECONDS + 300),
-)
-def run_spark_batch(**context):
-    profile, spec = effective_config(context["params"])
-    livy = Livy(profile)
-    batch = find_or_submit(livy, spec, context)
-    batch_id = batch["id"]
-    context["ti"].xcom_push(key="batch_id", value=batch_id)
-    pager = LogPager(livy, batch_id)
-    try:
-        batch = wait_for_batch(livy, batch, pager)
-    except BaseException:
-        # Our deadline, execution_timeout, a kill from the UI (SIGTERM) or any error while the
-        # batch runs: do not leave it running on the cluster.
+class SparkBatchOperator(BaseOperator):
+    """Submits the job's Livy batch (or reattaches to it on a retry) and watches it to the end.
+
+    on_kill deletes the batch. Airflow calls it when the task is killed (marked failed or
+    cleared while running, a worker shutting down: the task process gets SIGTERM) and when
+    execution_timeout expires; on Airflow 3 that call is all a SIGTERM does, so the kill must
+    live here and not in an except clause of execute.
+    """
+
+    def execute(self, context):
+        profile, spec = effective_config(context["params"])
+        livy = Livy(profile)
+        batch = find_or_submit(livy, spec, context)
+        batch_id = batch["id"]
+        self._livy, self._batch_id, self._killed = livy, batch_id, False
+        context["ti"].xcom_push(key="batch_id", value=batch_id)
+        pager = LogPager(livy, batch_id)
+        try:
+            batch = wait_for_batch(livy, batch, pager, killed=lambda: self._killed)
+        except BaseException:
+            # Our deadline, Airflow 2's AirflowTaskTerminated after a SIGTERM, or any error
+            # while the batch runs: do not leave it running on the cluster.
+            self.kill_batch()
+            raise
+        self._batch_id = None  # ended: nothing left to kill
+        app_id = batch.get("appId")
+        context["ti"].xcom_push(key="app_id", value=app_id)
+        state = batch.get("state")
+        log.info("Livy batch %s (app %s) ended %s", batch_id, app_id, state)
+        if state != "success":
+            raise AirflowException(
+                "Livy batch " + str(batch_id) + " ended in state " + str(state)
+                + "; last error lines:\n" + "\n".join(pager.last_error_lines())
+            )
+        return {"batch_id": batch_id, "app_id": app_id, "state": state, "name": batch.get("name")}
+
+    def on_kill(self):
+        self.kill_batch()
+
+    def kill_batch(self):
+        """DELETE the running batch, once (Airflow 2 calls on_kill, then raises into execute)."""
+        batch_id = getattr(self, "_batch_id", None)
+        if batch_id is None:
+            return
+        self._batch_id, self._killed = None, True
         log.warning("Killing Livy batch %s", batch_id)
         try:
-            livy.kill(batch_id)
-        except Exception as exc:  # the original error matters more
+            self._livy.kill(batch_id)
+        except Exception as exc:  # the reason the task stops matters more
             log.warning("Could not kill Livy batch %s: %s", batch_id, exc)
-        raise
-    app_id = batch.get("appId")
-    context["ti"].xcom_push(key="app_id", value=app_id)
-    state = batch.get("state")
-    log.info("Livy batch %s (app %s) ended %s", batch_id, app_id, state)
-    if state != "success":
-        raise AirflowException(
-            "Livy batch " + str(batch_id) + " ended in state " + str(state)
-            + "; last error lines:\n" + "\n".join(pager.last_error_lines())
-        )
-    return {"batch_id": batch_id, "app_id": app_id, "state": state, "name": batch.get("name")}
 
 
 @dag(
@@ -494,7 +539,13 @@ def run_spark_batch(**context):
     doc_md=__doc__,
 )
 def spark_batch():
-    run_spark_batch()
+    SparkBatchOperator(
+        task_id="run_spark_batch",
+        retries=RETRIES,
+        retry_delay=datetime.timedelta(seconds=RETRY_DELAY_SECONDS),
+        # A margin over our own deadline, so the batch is normally killed by wait_for_batch.
+        execution_timeout=datetime.timedelta(seconds=TIMEOUT_SECONDS + 300),
+    )
 
 
 spark_batch_dag = spark_batch()
