@@ -326,20 +326,54 @@ def batch_html(frame: pd.DataFrame) -> str:
     )
 
 
+# The log table fits the notebook's width: fixed layout, narrow columns sized for what they hold
+# (time of day, level, the logger's last segment) and the message taking the rest, wrapped. The
+# full timestamp and logger name stay in each cell's title (a tooltip).
+_LOG_STYLE = (
+    "<style>.hdiaks-log-table{width:100%;min-width:80ch;table-layout:fixed}"
+    ".hdiaks-log-table th{position:sticky;top:0;background:var(--jp-layout-color0,#fff)}"
+    ".hdiaks-log-table td{line-height:1.35;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}"
+    ".hdiaks-log-table td.msg{white-space:pre-wrap;overflow-wrap:anywhere;word-break:normal;min-width:0}</style>"
+)
+_LOG_WIDTHS = {"line": "7ch", "time": "10ch", "level": "7ch", "logger": "20ch", "stream": "8ch"}
+
+
+def _short_logger(name: str) -> str:
+    """``org.apache.spark.scheduler.DAGScheduler`` → ``DAGScheduler`` (log4j's ``%c{1}``)."""
+    return name.rstrip(".").rsplit(".", 1)[-1] or name
+
+
+def _log_cell(col: str, value: Any) -> str:
+    """One log cell: time of day and short logger shown, the full value as the title."""
+    if col == "message":
+        return f'<td class="msg">{_cell(value)}</td>'
+    if col == "time":
+        if not isinstance(value, pd.Timestamp) or value is pd.NaT:
+            return '<td class="time"></td>'
+        full = value.strftime("%Y-%m-%d %H:%M:%S")
+        if value.microsecond:
+            full += f".{value.microsecond // 1000:03d}"
+        shown = html.escape(value.strftime("%H:%M:%S"))
+        return f'<td class="time" title="{html.escape(full, quote=True)}">{shown}</td>'
+    if col == "logger" and value:
+        name = str(value)
+        short = _short_logger(name)
+        return f'<td class="logger" title="{html.escape(name, quote=True)}">{html.escape(short)}</td>'
+    return f"<td>{_cell(value)}</td>"
+
+
 def log_html(frame: pd.DataFrame) -> str:
     """HTML for :func:`log_table`. Every log text is escaped: a log line is untrusted input."""
+    cols = "".join(f'<col style="width:{_LOG_WIDTHS[c]}">' if c in _LOG_WIDTHS else "<col>" for c in frame.columns)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body: list[str] = []
     for data in frame.to_dict("records"):
         level = str(data.get("level") or "")
         colour = _LEVEL_COLOURS.get(level)
         style = f' style="color:{colour}"' if colour else ""
-        cells = []
-        for col in frame.columns:
-            css = ' class="msg"' if col == "message" else (' class="time"' if col == "time" else "")
-            cells.append(f"<td{css}>{_cell(data.get(col))}</td>")
-        body.append(f"<tr{style}>" + "".join(cells) + "</tr>")
+        cells = "".join(_log_cell(str(col), data.get(col)) for col in frame.columns)
+        body.append(f"<tr{style}>{cells}</tr>")
     return (
-        f'{_TABLE_STYLE}<table class="hdiaks-table hdiaks-log-table"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f'{_TABLE_STYLE}{_LOG_STYLE}<table class="hdiaks-table hdiaks-log-table"><colgroup>{cols}</colgroup>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )

@@ -10,6 +10,7 @@ import pytest
 from hdiaks_widgets.models import AppInfo, Batch, BatchState
 from hdiaks_widgets.tables import (
     LOG_COLUMNS,
+    LogRecord,
     batch_html,
     batch_table,
     filter_log,
@@ -167,3 +168,31 @@ def test_batch_html_links_and_escapes() -> None:
     assert '<a href="http://127.0.0.1:4040/"' in page
     assert 'href="javascript' not in page
     assert 'data-state="success"' in page
+
+
+def test_log_html_shows_time_of_day_with_full_timestamp_as_title() -> None:
+    page = log_html(log_table(["2025-11-24 08:01:02,123 INFO SparkContext: Running Spark"]))
+    assert '<td class="time" title="2025-11-24 08:01:02.123">08:01:02</td>' in page
+
+
+def test_log_html_leaves_time_empty_for_program_output() -> None:
+    page = log_html(log_table(["Pi is roughly 3.14"]))
+    assert '<td class="time"></td>' in page
+
+
+def test_log_html_shortens_logger_to_last_segment_with_full_name_as_title() -> None:
+    page = log_html(log_table(["2025-11-24 08:01:02 INFO org.apache.spark.scheduler.DAGScheduler: Job 0 done"]))
+    assert '<td class="logger" title="org.apache.spark.scheduler.DAGScheduler">DAGScheduler</td>' in page
+
+
+def test_log_html_escapes_logger_title() -> None:
+    record = LogRecord(0, None, "INFO", 'a.b"><script>x</script>.Evil', "m", "stderr")
+    page = log_html(log_table([record]))
+    assert "<script>" not in page and 'title="a.b&quot;&gt;&lt;script&gt;' in page
+
+
+def test_log_html_fits_the_width_with_a_wrapping_message_column() -> None:
+    page = log_html(log_table(SPARK_LOG))
+    assert "table-layout:fixed" in page and "width:100%" in page
+    assert '<col style="width:10ch"><col style="width:7ch"><col style="width:20ch"><col>' in page
+    assert '<td class="msg">Pi is roughly 3.141592</td>' in page
