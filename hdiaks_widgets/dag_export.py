@@ -324,6 +324,26 @@ def params_of_job():
             list(spec.get("args") or []), type="array", description="Application arguments"
         ),
     }
+
+
+def livy_path(profile):
+    """The Livy root path of a profile: its own livy_path, else the flavour's default ("" or "/x")."""
+    path = profile.get("livy_path")
+    if path is None:
+        path = DEFAULT_LIVY_PATH[profile["flavour"]]
+    return "/" + path.strip("/") if path.strip("/") else ""
+'''
+
+# Both styles declare the DAG with the same arguments.
+_DAG_DECORATOR = '''@dag(
+    dag_id=DAG_ID,
+    schedule=SCHEDULE,
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    catchup=False,
+    params=params_of_job(),
+    tags=["hdiaks-widgets", "spark", "livy"],
+    doc_md=__doc__,
+)
 '''
 
 _TASKFLOW_RUNTIME = '''
@@ -333,10 +353,7 @@ def livy_base_url(profile):
     if override:
         return override.rstrip("/")
     flavour = profile["flavour"]
-    path = profile.get("livy_path")
-    if path is None:
-        path = DEFAULT_LIVY_PATH[flavour]
-    path = "/" + path.strip("/") if path.strip("/") else ""
+    path = livy_path(profile)
     if flavour == "hdinsight-aks":
         return "https://" + (profile.get("fqdn") or "") + path
     if flavour == "hdinsight":
@@ -570,16 +587,9 @@ class SparkBatchOperator(BaseOperator):
             log.warning("Could not kill Livy batch %s: %s", batch_id, exc)
 
 
-@dag(
-    dag_id=DAG_ID,
-    schedule=SCHEDULE,
-    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
-    catchup=False,
-    params=params_of_job(),
-    tags=["hdiaks-widgets", "spark", "livy"],
-    doc_md=__doc__,
-)
-def spark_batch():
+'''
+
+_TASKFLOW_DAG = '''def spark_batch():
     SparkBatchOperator(
         task_id="run_spark_batch",
         retries=RETRIES,
@@ -612,23 +622,12 @@ class JobLivyOperator(LivyOperator):
 
 
 def endpoint_prefix():
-    profile = JOB_CONFIG["profile"]
-    path = profile.get("livy_path")
-    if path is None:
-        path = DEFAULT_LIVY_PATH[profile["flavour"]]
-    return "/" + path.strip("/") if path.strip("/") else None
+    return livy_path(JOB_CONFIG["profile"]) or None
 
 
-@dag(
-    dag_id=DAG_ID,
-    schedule=SCHEDULE,
-    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
-    catchup=False,
-    params=params_of_job(),
-    tags=["hdiaks-widgets", "spark", "livy"],
-    doc_md=__doc__,
-)
-def spark_batch():
+'''
+
+_OPERATOR_DAG = '''def spark_batch():
     profile = JOB_CONFIG["profile"]
     JobLivyOperator(
         task_id="run_spark_batch",
@@ -757,7 +756,10 @@ def render_dag(
     block = "".join(f"{name} = {_literal(value)}\n" for name, value in constants.items())
     parts = [_HEADER, _OPERATOR_IMPORTS if style == "livy-operator" else _TASKFLOW_IMPORTS]
     parts += [_CONSTANTS_TITLE, block, _COMMON_RUNTIME]
-    parts.append(_OPERATOR_RUNTIME if style == "livy-operator" else _TASKFLOW_RUNTIME)
+    if style == "livy-operator":
+        parts += [_OPERATOR_RUNTIME, _DAG_DECORATOR, _OPERATOR_DAG]
+    else:
+        parts += [_TASKFLOW_RUNTIME, _DAG_DECORATOR, _TASKFLOW_DAG]
     source = "".join(parts)
     _validate_source(source, constants)
     return source

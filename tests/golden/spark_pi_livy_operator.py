@@ -283,6 +283,14 @@ def params_of_job():
     }
 
 
+def livy_path(profile):
+    """The Livy root path of a profile: its own livy_path, else the flavour's default ("" or "/x")."""
+    path = profile.get("livy_path")
+    if path is None:
+        path = DEFAULT_LIVY_PATH[profile["flavour"]]
+    return "/" + path.strip("/") if path.strip("/") else ""
+
+
 class JobLivyOperator(LivyOperator):
     """LivyOperator taking the job from the DAG params at run time.
 
@@ -301,11 +309,7 @@ class JobLivyOperator(LivyOperator):
 
 
 def endpoint_prefix():
-    profile = JOB_CONFIG["profile"]
-    path = profile.get("livy_path")
-    if path is None:
-        path = DEFAULT_LIVY_PATH[profile["flavour"]]
-    return "/" + path.strip("/") if path.strip("/") else None
+    return livy_path(JOB_CONFIG["profile"]) or None
 
 
 @dag(

@@ -287,15 +287,20 @@ def params_of_job():
     }
 
 
+def livy_path(profile):
+    """The Livy root path of a profile: its own livy_path, else the flavour's default ("" or "/x")."""
+    path = profile.get("livy_path")
+    if path is None:
+        path = DEFAULT_LIVY_PATH[profile["flavour"]]
+    return "/" + path.strip("/") if path.strip("/") else ""
+
+
 def livy_base_url(profile):
     override = get_variable("livy-url")
     if override:
         return override.rstrip("/")
     flavour = profile["flavour"]
-    path = profile.get("livy_path")
-    if path is None:
-        path = DEFAULT_LIVY_PATH[flavour]
-    path = "/" + path.strip("/") if path.strip("/") else ""
+    path = livy_path(profile)
     if flavour == "hdinsight-aks":
         return "https://" + (profile.get("fqdn") or "") + path
     if flavour == "hdinsight":
