@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.config import BatchSpec, JobConfig
 from hdiaks_widgets.errors import HdiaksError
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchState
@@ -60,19 +60,6 @@ def _run_job(client: LivyClient, spec: BatchSpec) -> tuple[Batch, list[str]]:
     return final, _whole_log(client, final.id)
 
 
-def _auth_profile(url: str, endpoints: dict[str, Any]) -> ClusterProfile:
-    return ClusterProfile(
-        name="sandbox-auth",
-        flavour="sandbox",
-        url=url,
-        auth="service-principal",
-        authority_host=endpoints["authority_host"],
-        secret_source="keyvault",  # noqa: S106 - a source name, not a secret
-        vault_url=endpoints["vault_url"],
-        verify=endpoints["ca_pem"],
-    )
-
-
 def run_demo(root: str | os.PathLike[str] = ".sandbox", out: str | os.PathLike[str] = "demo-output",
              *, json_output: bool = False) -> int:
     """Run the end-to-end demo; returns the process exit code (0 when everything worked)."""
@@ -85,7 +72,7 @@ def run_demo(root: str | os.PathLike[str] = ".sandbox", out: str | os.PathLike[s
     summary: dict[str, Any] = {"sandbox": sandbox.url}
     try:
         endpoints = sandbox.endpoints()
-        profile = _auth_profile(sandbox.url, endpoints)
+        profile = sandbox.auth_profile()
         _say(f"  Livy     {sandbox.url} (bearer tokens required)")
         _say(f"  identity {endpoints['authority_host']}")
         _say(f"  vault    {endpoints['vault_url']}")

@@ -12,7 +12,7 @@ import pytest
 from conftest import SandboxHandle
 
 from hdiaks_widgets.auth import build_auth, vault_token_provider
-from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.config import BatchSpec, JobConfig
 from hdiaks_widgets.dag_export import export_dag_files
 from hdiaks_widgets.errors import AuthError, BatchFailed, LivyHTTPError
 from hdiaks_widgets.livy import LivyClient
@@ -35,16 +35,7 @@ def test_canary_secrets_and_tokens_appear_nowhere(
     sandbox = sandbox_factory(auth=True)
     endpoints = sandbox.process.endpoints()
     env = endpoints["environment"]
-    profile = ClusterProfile(
-        name="canary",
-        flavour="sandbox",
-        url=sandbox.url,
-        auth="service-principal",
-        authority_host=endpoints["authority_host"],
-        secret_source="keyvault",  # noqa: S106 - a source name
-        vault_url=endpoints["vault_url"],
-        verify=endpoints["ca_pem"],
-    )
+    profile = sandbox.process.auth_profile(name="canary")
     store = store_for_profile(profile, token_provider=vault_token_provider(profile, environ=env), environ=env)
     canaries = {
         "vault reader secret": env["AZURE_CLIENT_SECRET"],
@@ -131,11 +122,7 @@ def test_canary_saved_notebook_holds_no_secret_or_token(
     sandbox = sandbox_factory(auth=True)
     endpoints = sandbox.process.endpoints()
     env = endpoints["environment"]
-    profile = ClusterProfile(
-        name="canary", flavour="sandbox", url=sandbox.url, auth="service-principal",
-        authority_host=endpoints["authority_host"], secret_source="keyvault",  # noqa: S106
-        vault_url=endpoints["vault_url"], verify=endpoints["ca_pem"],
-    )  # fmt: skip
+    profile = sandbox.process.auth_profile(name="canary")
     store = store_for_profile(profile, token_provider=vault_token_provider(profile, environ=env), environ=env)
     canaries = {"vault reader secret": env["AZURE_CLIENT_SECRET"], "service principal secret": store.get("api-secret")}
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from auth_fixtures import closed_port
 from conftest import SandboxHandle
 
 from hdiaks_widgets.cli import main
@@ -135,11 +136,7 @@ def test_cli_unreadable_config_is_one_line_error(run: Run, tmp_path: Path) -> No
 
 
 def test_cli_unreachable_server_is_one_line_error(run: Run) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port()
     code, _, err = run("list", "--url", f"http://127.0.0.1:{port}")
     assert code == 1
     assert err.count("\n") == 1 and "Cannot reach Livy" in err
@@ -184,15 +181,12 @@ def test_cli_lab_serves_quickstart_and_sigterm_stops_everything(tmp_path: Path) 
     """`hdiaks lab` (what `make lab` runs): sandbox + JupyterLab; SIGTERM stops both."""
     import os
     import signal
-    import socket
 
     import requests
 
     from hdiaks_widgets.sandbox.launcher import processes_mentioning
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port()
     root = tmp_path / "root"
     script = Path(sys.executable).parent / "hdiaks"
     log = (tmp_path / "lab.log").open("wb")

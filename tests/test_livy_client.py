@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from auth_fixtures import closed_port
 from conftest import SandboxHandle
 
 from hdiaks_widgets.config import BatchSpec
@@ -198,11 +199,7 @@ def test_livy_client_read_timeout_is_a_livy_error(sandbox_faults: SandboxHandle)
 
 
 def test_livy_client_unreachable_server_is_a_livy_error() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port()
     with (
         LivyClient(f"http://127.0.0.1:{port}", retry=replace(FAST, total=1)) as c,
         pytest.raises(LivyError, match="Cannot reach Livy"),

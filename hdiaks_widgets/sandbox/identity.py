@@ -575,6 +575,28 @@ def serve_app(app: Flask, host: str, port: int, tls: TlsFiles) -> ServerHandle:
     return ServerHandle(server, thread, host)
 
 
+def sandbox_auth_profile(
+    livy_url: str,
+    *,
+    authority_host: str,
+    vault_url: str,
+    ca_pem: str | os.PathLike[str],
+    name: str = "sandbox-auth",
+) -> ClusterProfile:
+    """The client profile for a bearer-protected Livy sandbox: the service principal's id,
+    secret and tenant come from the sandbox vault, its token from the sandbox identity endpoint."""
+    return ClusterProfile(
+        name=name,
+        flavour="sandbox",
+        url=livy_url,
+        auth="service-principal",
+        authority_host=authority_host,
+        secret_source="keyvault",  # noqa: S106 - a source name, not a secret
+        vault_url=vault_url,
+        verify=os.fspath(ca_pem),
+    )
+
+
 @dataclass
 class AuthServices:
     """The running identity and vault endpoints and what a client needs to use them."""
@@ -621,15 +643,8 @@ class AuthServices:
         The vault reader's settings are ``self.environment`` (pass as ``build_auth(environ=...)``
         or export them).
         """
-        return ClusterProfile(
-            name=name,
-            flavour="sandbox",
-            url=livy_url,
-            auth="service-principal",
-            authority_host=self.authority_host,
-            secret_source="keyvault",  # noqa: S106 - a source name, not a secret
-            vault_url=self.vault_url,
-            verify=str(self.tls.ca_pem),
+        return sandbox_auth_profile(
+            livy_url, authority_host=self.authority_host, vault_url=self.vault_url, ca_pem=self.tls.ca_pem, name=name
         )
 
     def shutdown(self) -> None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hdiaks_widgets.config import ClusterProfile
+
 __all__ = ["SandboxProcess", "processes_mentioning", "start_sandbox_process"]
 
 
@@ -71,6 +73,16 @@ class SandboxProcess:
         """With ``auth=True``: identity/vault URLs, CA path and the vault reader's settings."""
         path = self.root / "auth" / "endpoints.json"
         return dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def auth_profile(self, *, name: str = "sandbox-auth") -> ClusterProfile:
+        """With ``auth=True``: the client profile for this sandbox (service principal from its
+        vault; the vault reader's settings are ``endpoints()["environment"]``)."""
+        from hdiaks_widgets.sandbox.identity import sandbox_auth_profile
+
+        ep = self.endpoints()
+        return sandbox_auth_profile(
+            self.url, authority_host=ep["authority_host"], vault_url=ep["vault_url"], ca_pem=ep["ca_pem"], name=name
+        )
 
     def processes(self) -> list[int]:
         return processes_mentioning(str(self.root))
