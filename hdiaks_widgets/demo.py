@@ -47,17 +47,14 @@ def _batches_text(batches: Sequence[Batch]) -> str:
     return _frame_text(batch_table(batches)[["id", "name", "state", "app_id", "driver_log"]])
 
 
-def _whole_log(client: LivyClient, batch_id: int) -> list[str]:
-    return [line for page in client.iter_log(batch_id) for line in page.lines]
-
-
 def _run_job(client: LivyClient, spec: BatchSpec) -> tuple[Batch, list[str]]:
     batch = client.submit_batch(spec)
     _say(f"  submitted batch {batch.id} ({batch.name}) -> {batch.state.value}")
     started = time.monotonic()
-    final = follow_batch(client, batch.id, poll_interval=0.5, timeout=600)
+    lines: list[str] = []  # the monitor reads the whole log once, by offset, while following
+    final = follow_batch(client, batch.id, on_lines=lines.extend, poll_interval=0.5, timeout=600)
     _say(f"  batch {final.id} reached {final.state.value} in {time.monotonic() - started:.1f} s")
-    return final, _whole_log(client, final.id)
+    return final, lines
 
 
 def run_demo(root: str | os.PathLike[str] = ".sandbox", out: str | os.PathLike[str] = "demo-output",
