@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.connect import from_profile as _from_profile  # noqa: F401 - registers LivyClient.from_profile
 from hdiaks_widgets.errors import (
     AuthError,
     BatchFailed,
@@ -28,7 +29,7 @@ from hdiaks_widgets.models import Batch, BatchState, LogPage
 if TYPE_CHECKING:  # pragma: no cover
     from hdiaks_widgets.dag_export import render_dag
     from hdiaks_widgets.monitor import BatchMonitor
-    from hdiaks_widgets.widgets import app
+    from hdiaks_widgets.widgets import app  # type: ignore[no-redef]  # the function, not the submodule
 
 __all__ = [
     "AuthError",

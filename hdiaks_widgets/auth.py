@@ -7,7 +7,6 @@
 * :class:`DeviceCodeAuth` — a person signs in from a notebook: the code and link go to a
   callback, the wait runs in a background thread, ``cancel()`` ends it.
 * :class:`BasicAuth` — classic HDInsight cluster login.
-* :func:`build_auth` — the auth a ``ClusterProfile`` asks for, reading secrets from a store.
 
 A local (or sovereign-cloud) authority works too: non-Microsoft hosts skip instance discovery,
 and a CA bundle path is pinned on MSAL's HTTP session so ``REQUESTS_CA_BUNDLE`` cannot replace it.
@@ -24,24 +23,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 from requests.cookies import extract_cookies_to_jar
 
+from hdiaks_widgets import wire
 from hdiaks_widgets.config import DEFAULT_AUTHORITY_HOST, DEFAULT_SCOPE, ClusterProfile
-from hdiaks_widgets.errors import AuthError, SecretError
-from hdiaks_widgets.secrets import (
-    CLIENT_ID_KEY,
-    CLIENT_SECRET_KEY,
-    PASSWORD_KEY,
-    TENANT_ID_KEY,
-    BearerToken,
-    SecretStore,
-    TokenProvider,
-    store_for_profile,
-)
+from hdiaks_widgets.errors import AuthError
+from hdiaks_widgets.secrets import BearerToken
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from requests.sessions import _Settings
@@ -53,7 +43,6 @@ __all__ = [
     "DeviceCodePrompt",
     "ServicePrincipalAuth",
     "authority_url",
-    "build_auth",
     "clear_token_cache",
     "pinned_session",
     "vault_token_provider",
@@ -61,20 +50,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Hosts MSAL knows without instance discovery (public cloud, China, US Gov).
-_MICROSOFT_HOSTS = frozenset(
-    {
-        "login.microsoftonline.com",
-        "login.microsoft.com",
-        "login.windows.net",
-        "sts.windows.net",
-        "login.chinacloudapi.cn",
-        "login.partner.microsoftonline.cn",
-        "login.microsoftonline.us",
-        "login-us.microsoftonline.com",
-        "login.usgovcloudapi.net",
-    }
-)
 _RETRIED = "_hdiaks_auth_retried"
 _BODY_POS = "_hdiaks_body_pos"
 
@@ -90,8 +65,7 @@ def authority_url(authority_host: str, tenant_id: str) -> str:
     return f"{host}/{tenant}"
 
 
-def _is_microsoft_host(authority: str) -> bool:
-    return (urlsplit(authority).hostname or "").lower() in _MICROSOFT_HOSTS
+_is_microsoft_host = wire.is_microsoft_authority
 
 
 class _PinnedSession(requests.Session):
@@ -532,63 +506,3 @@ class BasicAuth(HTTPBasicAuth):
 
     def __repr__(self) -> str:
         return f"BasicAuth(username={self.username!r}, password=***)"
-
-
-def build_auth(
-    profile: ClusterProfile,
-    secret_store: SecretStore | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    on_device_code: Callable[[DeviceCodePrompt], None] | None = None,
-) -> AuthBase | None:
-    """The auth plug-in ``profile.auth_method`` asks for (``None`` for no auth).
-
-    Secrets come from ``secret_store`` (default: ``secrets.store_for_profile`` with the Key
-    Vault reader from the environment): ``api-client-id``, ``api-secret`` and ``tenant-id``
-    for a service principal (``profile.client_id``/``tenant_id`` win when set), ``livy-password``
-    for Basic. Device code sign-in is started by the caller (``auth.start(...)``).
-    """
-    method = profile.auth_method
-    if method == "none":
-        return None
-    timeout = float(profile.read_timeout)
-    if method == "device-code":
-        if not profile.client_id or not profile.tenant_id:
-            raise AuthError(f"Profile {profile.name!r}: device code sign-in needs client_id and tenant_id.")
-        return DeviceCodeAuth(
-            tenant_id=profile.tenant_id,
-            client_id=profile.client_id,
-            scope=profile.scope,
-            authority_host=profile.authority_host,
-            verify=profile.verify,
-            timeout=timeout,
-            on_code=on_device_code,
-        )
-    store = secret_store if secret_store is not None else _default_store(profile, environ)
-    if method == "basic":
-        if not profile.username:
-            raise AuthError(f"Profile {profile.name!r}: Basic auth needs a username.")
-        return BasicAuth(profile.username, store.get(PASSWORD_KEY))
-    if method == "service-principal":
-        return ServicePrincipalAuth(
-            tenant_id=profile.tenant_id or store.get(TENANT_ID_KEY),
-            client_id=profile.client_id or store.get(CLIENT_ID_KEY),
-            client_secret=store.get(CLIENT_SECRET_KEY),
-            scope=profile.scope,
-            authority_host=profile.authority_host,
-            verify=profile.verify,
-            timeout=timeout,
-        )
-    raise AuthError(f"Profile {profile.name!r}: unknown auth method {method!r}.")
-
-
-def _default_store(profile: ClusterProfile, environ: Mapping[str, str] | None) -> SecretStore:
-    provider: TokenProvider | None = None
-    source = profile.secret_source
-    if source == "keyvault":
-        try:
-            provider = vault_token_provider(profile, environ=environ)
-        except AuthError as exc:
-            raise SecretError(str(exc)) from exc
-    return store_for_profile(profile, token_provider=provider, environ=environ)
-

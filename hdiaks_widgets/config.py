@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 from urllib.parse import SplitResult, urlsplit
 
+from hdiaks_widgets import wire
 from hdiaks_widgets.errors import ConfigError, ConfigProblem
 
 __all__ = [
@@ -39,21 +40,7 @@ SecretSource = Literal["keyvault", "env", "none"]
 DEFAULT_SCOPE = "https://hilo.azurehdinsight.net/.default"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_VARIABLES_PREFIX = "hdinsight-aks-variables"
-# Keys of the Microsoft sample's "Trigger DAG w/ config" JSON (PROTOCOL.md §1), plus ours.
-TRIGGER_KEYS = ("spark_cluster_fqdn", "app_jar_path", "job_name", "class_name", "args")
-
-_DEFAULT_LIVY_PATH: dict[str, str] = {
-    "hdinsight-aks": "/p/livy",
-    "hdinsight": "/livy",
-    "livy": "",
-    "sandbox": "",
-}
-_DEFAULT_AUTH: dict[str, AuthMethod] = {
-    "hdinsight-aks": "service-principal",
-    "hdinsight": "basic",
-    "livy": "none",
-    "sandbox": "none",
-}
+TRIGGER_KEYS = wire.TRIGGER_KEYS
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _JAVA_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
@@ -271,25 +258,17 @@ class ClusterProfile:
         if self.auth is not None:
             return self.auth
         self._check_flavour()
-        return _DEFAULT_AUTH[self.flavour]
+        method: AuthMethod = wire.DEFAULT_AUTH[self.flavour]  # type: ignore[assignment]
+        return method
 
     @property
     def base_url(self) -> str:
         """The Livy endpoint root, e.g. ``https://{fqdn}/p/livy`` (no trailing slash)."""
         self._check_flavour()
-        path = self.livy_path if self.livy_path is not None else _DEFAULT_LIVY_PATH[self.flavour]
-        path = "/" + path.strip("/") if path.strip("/") else ""
-        if self.flavour == "hdinsight-aks":
-            return f"https://{self.fqdn or ''}{path}"
-        if self.flavour == "hdinsight":
-            host = self.fqdn or ""
-            if host and "." not in host:
-                host = f"{host}.azurehdinsight.net"
-            return f"https://{host}{path}"
-        return f"{(self.url or '').rstrip('/')}{path}"
+        return wire.livy_base_url(self.flavour, fqdn=self.fqdn, url=self.url, livy_path=self.livy_path)
 
     def _check_flavour(self) -> None:
-        if self.flavour not in _DEFAULT_LIVY_PATH:
+        if self.flavour not in wire.DEFAULT_LIVY_PATH:
             raise ConfigError(
                 f"must be one of {', '.join(get_args(Flavour))}, got {self.flavour!r}",
                 field="profile.flavour",
@@ -431,43 +410,11 @@ class BatchSpec:
         values = tuple(getattr(self, f.name) for f in fields(self) if f.name != "conf")
         return hash((values, frozenset((str(k), str(v)) for k, v in conf)))
 
-    # Livy JSON names, in the order of CreateBatchRequest.
-    _LIVY_NAMES: ClassVar[Mapping[str, str]] = {
-        "file": "file",
-        "proxy_user": "proxyUser",
-        "class_name": "className",
-        "args": "args",
-        "jars": "jars",
-        "py_files": "pyFiles",
-        "files": "files",
-        "driver_memory": "driverMemory",
-        "driver_cores": "driverCores",
-        "executor_memory": "executorMemory",
-        "executor_cores": "executorCores",
-        "num_executors": "numExecutors",
-        "archives": "archives",
-        "queue": "queue",
-        "name": "name",
-        "conf": "conf",
-    }
+    _LIVY_NAMES: ClassVar[Mapping[str, str]] = wire.LIVY_FIELDS
 
     def to_livy_body(self) -> dict[str, Any]:
         """The JSON body for ``POST /batches``: absent fields omitted, never ``null``."""
-        body: dict[str, Any] = {}
-        for attr, livy_name in self._LIVY_NAMES.items():
-            value = getattr(self, attr)
-            if value is None:
-                continue
-            if isinstance(value, tuple):
-                if not value:
-                    continue
-                value = [_arg_text(v) for v in value]
-            elif isinstance(value, dict):
-                if not value:
-                    continue
-                value = {str(k): str(v) for k, v in value.items()}
-            body[livy_name] = value
-        return body
+        return wire.livy_body({attr: getattr(self, attr) for attr in wire.LIVY_FIELDS})
 
     @classmethod
     def from_livy_body(cls, body: Mapping[str, Any]) -> BatchSpec:
@@ -569,11 +516,7 @@ class BatchSpec:
         return cls(**_known_keys(cls, data, "spec"))
 
 
-def _arg_text(value: Any) -> str:
-    """Livy wants strings; JSON numbers and booleans become the text a shell would pass."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else str(value)
+_arg_text = wire.arg_text
 
 
 def _known_keys(cls: type, data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -742,19 +685,8 @@ class JobConfig:
             problems.append(ConfigProblem("args", 'must be a list of arguments, e.g. ["10"]'))
         if problems:
             raise ConfigError(problems)
-        profile, spec = self.profile, self.spec
-        if conf.get("spark_cluster_fqdn"):
-            profile = replace(profile, fqdn=str(conf["spark_cluster_fqdn"]))
-        changes: dict[str, Any] = {}
-        if conf.get("app_jar_path"):
-            changes["file"] = str(conf["app_jar_path"])
-        if conf.get("job_name"):
-            changes["name"] = str(conf["job_name"])
-        if conf.get("class_name"):
-            changes["class_name"] = str(conf["class_name"])
-        if args is not None:
-            changes["args"] = _as_tuple(args)
-        return JobConfig(profile=profile, spec=replace(spec, **changes))
+        profile, spec = wire.merge_trigger_conf(self.profile.to_dict(), self.spec.to_dict(), conf)
+        return JobConfig(profile=ClusterProfile.from_dict(profile), spec=BatchSpec.from_dict(spec))
 
     @classmethod
     def from_trigger_conf(

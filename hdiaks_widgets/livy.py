@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -42,13 +42,18 @@ from hdiaks_widgets.models import (
     Statement,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from hdiaks_widgets.auth import DeviceCodePrompt
-    from hdiaks_widgets.secrets import SecretStore
-
 __all__ = ["LivyClient", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
+
+# Set by hdiaks_widgets.connect (the level-2 composition root) at package import.
+_profile_connector: Callable[..., LivyClient] | None = None
+
+
+def register_profile_connector(connector: Callable[..., LivyClient]) -> None:
+    """Install what ``LivyClient.from_profile`` calls (``hdiaks_widgets.connect.from_profile``)."""
+    global _profile_connector
+    _profile_connector = connector
 
 USER_AGENT = "hdiaks-widgets/0.1"
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -133,34 +138,16 @@ class LivyClient:
         self._sleep = sleep
 
     @classmethod
-    def from_profile(
-        cls,
-        profile: ClusterProfile,
-        *,
-        secret_store: SecretStore | None = None,
-        session: requests.Session | None = None,
-        retry: RetryPolicy | None = None,
-        environ: Mapping[str, str] | None = None,
-        on_device_code: Callable[[DeviceCodePrompt], None] | None = None,
-    ) -> LivyClient:
-        """Build a client for a profile, resolving its auth method and secret store.
+    def from_profile(cls, profile: ClusterProfile, **options: Any) -> LivyClient:
+        """A client for a profile with its auth and secrets resolved.
 
-        ``environ`` replaces ``os.environ`` where settings come from the environment (the Key
-        Vault reader's ``AZURE_*`` variables, or an environment secret store).
-        ``on_device_code`` receives the code to show when a device-code profile signs in.
+        The wiring lives in the composition root, :func:`hdiaks_widgets.connect.from_profile`
+        (options: ``secret_store``, ``session``, ``retry``, ``environ``, ``on_device_code``);
+        it is registered when the package is imported, so this module never imports auth.
         """
-        from hdiaks_widgets import auth as _auth
-
-        profile.validate()
-        auth = _auth.build_auth(profile, secret_store=secret_store, environ=environ, on_device_code=on_device_code)
-        return cls(
-            profile.base_url,
-            session=session,
-            auth=auth,
-            verify=profile.verify,
-            timeout=(profile.connect_timeout, profile.read_timeout),
-            retry=retry,
-        )
+        if _profile_connector is None:  # pragma: no cover - the package __init__ registers it
+            raise LivyError("hdiaks_widgets.connect is not loaded; import hdiaks_widgets first")
+        return _profile_connector(profile, client_class=cls, **options)
 
     def __repr__(self) -> str:
         return f"LivyClient({self.base_url!r})"

@@ -18,13 +18,13 @@ not as a failure of the job.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+from hdiaks_widgets import wire
 from hdiaks_widgets.errors import (
     AuthError,
     BatchFailed,
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 ErrorKind = Literal["auth", "network", "server", "config", "purged", "failed", "error", "internal"]
 # Errors that another poll will not fix: stop at once instead of retrying.
 _FATAL_KINDS = frozenset({"auth", "config", "error", "internal"})
-_ERROR_LINE = re.compile(r"ERROR|FATAL|Exception|Error\b|Traceback|Caused by")
 
 
 class LivyLike(Protocol):
@@ -133,11 +132,7 @@ def backoff(initial: float = 0.5, *, factor: float = 1.5, maximum: float = 5.0) 
         delay = min(maximum, delay * factor) if delay > 0 else min(maximum, 0.1)
 
 
-def failure_lines(lines: Sequence[str], *, limit: int = 5) -> list[str]:
-    """The last lines that look like errors (or the last non-empty lines if none do)."""
-    body = [ln for ln in lines if ln.strip() and ln.strip() not in ("stdout:", "stderr:")]
-    errors = [ln for ln in body if _ERROR_LINE.search(ln)]
-    return (errors or body)[-limit:]
+failure_lines = wire.failure_lines
 
 
 def describe_error(exc: BaseException) -> tuple[ErrorKind, str]:

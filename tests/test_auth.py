@@ -29,12 +29,12 @@ from hdiaks_widgets.auth import (
     DeviceCodeAuth,
     DeviceCodePrompt,
     ServicePrincipalAuth,
-    build_auth,
     clear_token_cache,
     pinned_session,
     vault_token_provider,
 )
 from hdiaks_widgets.config import ClusterProfile
+from hdiaks_widgets.connect import build_auth
 from hdiaks_widgets.errors import AuthError, SecretError
 from hdiaks_widgets.sandbox.identity import make_bearer_authorizer
 from hdiaks_widgets.secrets import DictSecretStore

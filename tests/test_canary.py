@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import SandboxHandle
 
-from hdiaks_widgets.auth import build_auth, vault_token_provider
+from hdiaks_widgets.auth import vault_token_provider
 from hdiaks_widgets.config import BatchSpec, JobConfig
+from hdiaks_widgets.connect import build_auth
 from hdiaks_widgets.dag_export import export_dag_files
 from hdiaks_widgets.errors import AuthError, BatchFailed, LivyHTTPError
 from hdiaks_widgets.livy import LivyClient
