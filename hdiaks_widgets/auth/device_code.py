@@ -1,0 +1,187 @@
+"""Device code sign-in for a person in a notebook (``PublicClientApplication``).
+
+The code and link go to a callback, the wait runs in a background thread, ``cancel()`` ends it.
+``msal`` is imported lazily, when the first sign-in starts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+
+from hdiaks_widgets.auth.base import _first_line, _msal_error, _RetryOn401, _token_from
+from hdiaks_widgets.auth.tokens import _is_microsoft_host, authority_url, pinned_session
+from hdiaks_widgets.config import DEFAULT_AUTHORITY_HOST, DEFAULT_SCOPE
+from hdiaks_widgets.errors import AuthError
+from hdiaks_widgets.secrets import BearerToken
+
+__all__ = ["DeviceCodeAuth", "DeviceCodePrompt", "DeviceStatus"]
+
+
+@dataclass(frozen=True)
+class DeviceCodePrompt:
+    """What to show the person: open ``verification_uri`` and enter ``user_code``."""
+
+    user_code: str
+    verification_uri: str
+    message: str
+    expires_at: float
+
+
+DeviceStatus = Literal["signed-out", "pending", "signed-in", "failed", "cancelled"]
+
+
+class DeviceCodeAuth(_RetryOn401):
+    """Device code sign-in (``PublicClientApplication.initiate_device_flow``) for notebook users.
+
+    ``start(on_code)`` shows the code through ``on_code`` and waits for the sign-in in a
+    background thread, so the notebook stays responsive; ``wait()`` blocks until it ends,
+    ``cancel()`` stops it. Requests then use ``acquire_token_silent`` (cache, refresh token).
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        client_id: str,
+        scope: str = DEFAULT_SCOPE,
+        authority_host: str = DEFAULT_AUTHORITY_HOST,
+        verify: bool | str = True,
+        timeout: float = 30.0,
+        on_code: Callable[[DeviceCodePrompt], None] | None = None,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self.authority = authority_url(authority_host, tenant_id)
+        self.scopes = [scope]
+        self.verify = verify
+        self.timeout = timeout
+        self.on_code = on_code
+        self._app: Any = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._flow: dict[str, Any] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: AuthError | None = None
+        self._status: DeviceStatus = "signed-out"
+        self._force_refresh = False
+
+    @property
+    def status(self) -> DeviceStatus:
+        return self._status
+
+    def _public_app(self) -> Any:
+        import msal
+
+        with self._lock:
+            if self._app is None:
+                try:
+                    self._app = msal.PublicClientApplication(
+                        self.client_id,
+                        authority=self.authority,
+                        http_client=pinned_session(self.verify),
+                        instance_discovery=None if _is_microsoft_host(self.authority) else False,
+                        timeout=self.timeout,
+                    )
+                except (requests.RequestException, ValueError, OSError) as exc:
+                    raise AuthError(
+                        f"Cannot reach the identity provider at {self.authority}: {_first_line(exc)}"
+                    ) from exc
+            return self._app
+
+    def start(
+        self,
+        on_code: Callable[[DeviceCodePrompt], None] | None = None,
+        *,
+        on_done: Callable[[AuthError | None], None] | None = None,
+    ) -> DeviceCodePrompt:
+        """Begin sign-in: returns (and passes to ``on_code``) the code to show; does not block."""
+        app = self._public_app()
+        if self._thread is not None and self._thread.is_alive():
+            raise AuthError("A device code sign-in is already in progress; cancel() it first.")
+        try:
+            flow = app.initiate_device_flow(scopes=self.scopes)
+        except (requests.RequestException, ValueError, OSError) as exc:
+            raise AuthError(f"Cannot start device code sign-in at {self.authority}: {_first_line(exc)}") from exc
+        if "user_code" not in flow:
+            raise _msal_error(flow, f"Entra ID refused device code sign-in for client {self.client_id}")
+        prompt = DeviceCodePrompt(
+            user_code=str(flow["user_code"]),
+            verification_uri=str(flow.get("verification_uri", "")),
+            message=str(flow.get("message", "")),
+            expires_at=float(flow.get("expires_at", 0)),
+        )
+        self._flow, self._error, self._status = flow, None, "pending"
+        self._done.clear()
+        callback = on_code or self.on_code
+        if callback is not None:
+            callback(prompt)
+        self._thread = threading.Thread(
+            target=self._poll, args=(app, flow, on_done), name="hdiaks-device-code", daemon=True
+        )
+        self._thread.start()
+        return prompt
+
+    def _poll(self, app: Any, flow: dict[str, Any], on_done: Callable[[AuthError | None], None] | None) -> None:
+        error: AuthError | None = None
+        try:
+            result = app.acquire_token_by_device_flow(flow)
+            if "access_token" in result:
+                self._status = "signed-in"
+            elif flow.get("expires_at", 1) == 0:
+                self._status = "cancelled"
+                error = AuthError("Device code sign-in was cancelled.", error="cancelled")
+            else:
+                self._status = "failed"
+                error = _msal_error(result, "Device code sign-in failed")
+        except Exception as exc:  # a thread must report, not die silently
+            self._status = "failed"
+            error = AuthError(f"Device code sign-in failed: {_first_line(exc)}")
+        self._error = error
+        self._done.set()
+        if on_done is not None:
+            on_done(error)
+
+    def cancel(self) -> None:
+        """Stop waiting for the sign-in (MSAL checks ``expires_at`` about once a second)."""
+        if self._flow is not None:
+            self._flow["expires_at"] = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until sign-in ends; True when signed in, AuthError when it failed or was cancelled."""
+        if not self._done.wait(timeout):
+            return False
+        if self._error is not None:
+            raise self._error
+        return True
+
+    def sign_in(self, on_code: Callable[[DeviceCodePrompt], None] | None = None, timeout: float | None = None) -> None:
+        """Blocking convenience for scripts: start, then wait."""
+        self.start(on_code)
+        if not self.wait(timeout):
+            self.cancel()
+            raise AuthError("Device code sign-in timed out.", error="timeout")
+
+    def _token(self) -> BearerToken:
+        app = self._public_app()
+        accounts = app.get_accounts()
+        if not accounts:
+            raise AuthError("Not signed in: call start() (or sign_in()) and enter the code shown.")
+        force, self._force_refresh = self._force_refresh, False
+        try:
+            result = app.acquire_token_silent_with_error(self.scopes, account=accounts[0], force_refresh=force)
+        except (requests.RequestException, ValueError, OSError) as exc:
+            raise AuthError(f"Cannot refresh the sign-in at {self.authority}: {_first_line(exc)}") from exc
+        if not result or "access_token" not in result:
+            raise _msal_error(result or {"error": "interaction_required"}, "The sign-in expired; sign in again")
+        return _token_from(result)
+
+    def _refresh(self) -> None:
+        self._force_refresh = True
+
+    def __repr__(self) -> str:
+        return f"DeviceCodeAuth(authority={self.authority!r}, client_id={self.client_id!r}, status={self._status!r})"
