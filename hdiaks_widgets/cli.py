@@ -18,6 +18,7 @@ from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.errors import ConfigError, HdiaksError
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
+from hdiaks_widgets.run import BatchRun, OffsetLogReader
 
 __all__ = ["main"]
 
@@ -70,8 +71,7 @@ def _spec_with_overrides(spec: BatchSpec, args: argparse.Namespace) -> BatchSpec
     return replace(spec, **changes) if changes else spec
 
 
-def _follow(client: LivyClient, batch_id: int, *, start: int, emit: Callable[[str], None],
-            poll: float) -> Batch:
+def _follow(run: BatchRun, *, emit: Callable[[str], None], poll: float) -> Batch:
     """Print new log lines until the batch reaches a terminal state; return the final batch."""
     from hdiaks_widgets.monitor import follow_batch
 
@@ -79,7 +79,7 @@ def _follow(client: LivyClient, batch_id: int, *, start: int, emit: Callable[[st
         for line in lines:
             emit(line)
 
-    return follow_batch(client, batch_id, start=start, on_lines=on_lines, poll_interval=poll)
+    return follow_batch(run.client, run.batch_id, run=run, on_lines=on_lines, poll_interval=poll)
 
 
 # -- subcommands --------------------------------------------------------------------------
@@ -90,7 +90,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     spec = _spec_with_overrides(cfg.spec, args)
     cfg = cfg.replace(spec=spec).validate()
     with LivyClient.from_profile(cfg.profile) as client:
-        batch = client.submit_batch(cfg.spec)
+        run = BatchRun.submit(client, cfg.spec)
+        batch = run.first_batch
+        assert batch is not None  # submit always has the POST's answer
         if not args.wait:
             if args.json:
                 _print_json(_batch_dict(batch))
@@ -98,7 +100,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 print(f"submitted batch {batch.id} ({batch.name}): {batch.state.value}")
             return 0
         emit = (lambda line: None) if args.json else print
-        final = _follow(client, batch.id, start=0, emit=emit, poll=args.poll)
+        final = _follow(run, emit=emit, poll=args.poll)
         if args.json:
             _print_json(_batch_dict(final))
         else:
@@ -120,8 +122,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.follow:
-            batch = client.get_batch(args.batch)
-            final = _follow(client, batch.id, start=args.start or 0, emit=print, poll=args.poll)
+            run = BatchRun.attach(client, args.batch, log_reader=OffsetLogReader(start=args.start or 0))
+            final = _follow(run, emit=print, poll=args.poll)
             return 0 if final.state is BatchState.SUCCESS else 3
         if args.start is None and args.size is not None:
             page = client.get_log(args.batch, size=args.size)

@@ -27,6 +27,7 @@ from hdiaks_widgets.errors import HdiaksError
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchState
 from hdiaks_widgets.monitor import failure_lines, follow_batch
+from hdiaks_widgets.run import BatchRun
 from hdiaks_widgets.tables import batch_table, log_table
 
 __all__ = ["run_demo", "run_lab"]
@@ -48,13 +49,14 @@ def _batches_text(batches: Sequence[Batch]) -> str:
 
 
 def _run_job(client: LivyClient, spec: BatchSpec) -> tuple[Batch, list[str]]:
-    batch = client.submit_batch(spec)
+    run = BatchRun.submit(client, spec)
+    batch = run.first_batch
+    assert batch is not None  # submit always has the POST's answer
     _say(f"  submitted batch {batch.id} ({batch.name}) -> {batch.state.value}")
     started = time.monotonic()
-    lines: list[str] = []  # the monitor reads the whole log once, by offset, while following
-    final = follow_batch(client, batch.id, on_lines=lines.extend, poll_interval=0.5, timeout=600)
+    final = follow_batch(client, batch.id, run=run, poll_interval=0.5, timeout=600)
     _say(f"  batch {final.id} reached {final.state.value} in {time.monotonic() - started:.1f} s")
-    return final, lines
+    return final, list(run.log)  # what the run read while following
 
 
 def run_demo(root: str | os.PathLike[str] = ".sandbox", out: str | os.PathLike[str] = "demo-output",

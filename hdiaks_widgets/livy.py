@@ -25,9 +25,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from hdiaks_widgets import wire
 from hdiaks_widgets.config import BatchSpec, ClusterProfile
 from hdiaks_widgets.errors import (
     BatchNotFound,
+    ConfigError,
     DuplicateBatchName,
     LivyError,
     LivyHTTPError,
@@ -117,19 +119,22 @@ class LivyClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._own_session = session is None
-        self._session = session or requests.Session()
         self._retry = retry or RetryPolicy()
-        adapter = HTTPAdapter(max_retries=self._retry.urllib3_retry())
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers.update(
-            {
-                "Accept": "application/json",
-                "User-Agent": USER_AGENT,
-                # Livy's CSRF filter rejects non-GET requests without it when enabled (§2.6).
-                "X-Requested-By": requested_by,
-            }
-        )
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(max_retries=self._retry.urllib3_retry())
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        # The caller's session is the caller's (STYLE.md 18): no adapters mounted on it and its
+        # headers untouched; ours go with each request. A session the caller passes is also the
+        # transport seam: tests mount a small in-memory adapter on it.
+        self._session = session
+        self._headers = {
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            # Livy's CSRF filter rejects non-GET requests without it when enabled (§2.6).
+            "X-Requested-By": requested_by,
+        }
         self._auth = auth
         # Passed per request: requests lets REQUESTS_CA_BUNDLE override Session.verify, but not
         # an explicit per-request CA path (PROTOCOL.md §4 gotcha).
@@ -185,6 +190,7 @@ class LivyClient:
                 url,
                 params=params,
                 json=json,
+                headers=self._headers,
                 auth=self._auth,
                 verify=self._verify,
                 timeout=self._timeout,
@@ -244,14 +250,25 @@ class LivyClient:
     # -- batches ---------------------------------------------------------------------------
 
     def submit_batch(self, spec: BatchSpec) -> Batch:
-        """``POST /batches``. Never submits twice, even when the connection drops mid-request.
+        """``POST /batches``. Never submits twice, and never adopts a batch it did not create.
 
-        A spec without a name gets a unique one (``hdiaks-<hex>``): the name is how an
-        ambiguous failure is resolved, by looking the batch up instead of posting again.
+        A spec without a name gets a unique one (``hdiaks-<hex>``). A name the caller chose is
+        looked up before the first POST: if a batch by that name exists (a retained older run,
+        or another user's), :class:`DuplicateBatchName` is raised and nothing is posted. So when
+        the connection drops after the POST was sent, a batch found by that name afterwards can
+        only be the one this call created, and it is returned instead of posting again.
         """
         spec.validate()
         if spec.name is None:
             spec = replace(spec, name=f"hdiaks-{uuid.uuid4().hex[:12]}")
+        else:
+            existing = self.find_batch(spec.name)
+            if existing is not None:
+                raise DuplicateBatchName(
+                    spec.name,
+                    f"batch {existing.id} ({existing.state.value}) already has this name",
+                    method="POST", url="/batches",
+                )
         name = spec.name
         assert name is not None
         body = spec.to_livy_body()
@@ -264,6 +281,7 @@ class LivyClient:
                 if not _maybe_sent(exc):
                     raise
                 # Ambiguous: the server may have created the batch before the connection broke.
+                # No batch had this name before the first POST, so one found now is ours.
                 log.warning("POST /batches for %r failed ambiguously; looking it up by name", name)
                 found = self.find_batch(name)
                 if found is not None:
@@ -291,10 +309,10 @@ class LivyClient:
 
     def get_batch(self, batch_id: int | str) -> Batch:
         """``GET /batches/{id}``; a non-numeric ``batch_id`` is looked up as a name (LIVY-41)."""
-        return Batch.from_json(self._request("GET", f"/batches/{batch_id}", not_found=batch_id))
+        return Batch.from_json(self._request("GET", _batch(batch_id), not_found=batch_id))
 
     def get_batch_state(self, batch_id: int | str) -> BatchState:
-        data = self._request("GET", f"/batches/{batch_id}/state", not_found=batch_id)
+        data = self._request("GET", _batch(batch_id, "state"), not_found=batch_id)
         return BatchState.parse(str(data.get("state", "")))
 
     def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
@@ -302,7 +320,7 @@ class LivyClient:
         params: dict[str, int] = {"size": size}
         if start is not None:
             params["from"] = start
-        data = self._request("GET", f"/batches/{batch_id}/log", params=params, not_found=batch_id)
+        data = self._request("GET", _batch(batch_id, "log"), params=params, not_found=batch_id)
         return LogPage.from_json(data)
 
     def iter_log(self, batch_id: int | str, *, start: int = 0, page_size: int = 10_000) -> Iterator[LogPage]:
@@ -332,13 +350,17 @@ class LivyClient:
                 return
 
     def find_batch(self, name: str) -> Batch | None:
-        """The batch with this name, or ``None``. Lookup by name where Livy supports it
-        (LIVY-41, 0.7+), otherwise by scanning the batch list."""
+        """The batch with this name, or ``None``.
+
+        Livy 0.7+ looks a non-numeric id up as a name (LIVY-41) and answers 404 when there is
+        none, which is final. Older servers fail to parse the id as a number (400/500); then the
+        batch list is scanned.
+        """
         if not name.isdigit():
             try:
                 batch = self.get_batch(name)
             except BatchNotFound:
-                batch = None
+                return None
             except LivyHTTPError:
                 batch = None  # older Livy: non-numeric ids are a 400/500, fall back to the list
             if batch is not None and batch.name == name:
@@ -350,7 +372,7 @@ class LivyClient:
 
     def kill_batch(self, batch_id: int | str) -> None:
         """``DELETE /batches/{id}``: kills a running job, or forgets a finished one."""
-        self._request("DELETE", f"/batches/{batch_id}", not_found=batch_id)
+        self._request("DELETE", _batch(batch_id), not_found=batch_id)
         log.info("killed batch %s", batch_id)
 
     # -- interactive sessions ----------------------------------------------------------------
@@ -379,7 +401,7 @@ class LivyClient:
         return Session.from_json(self._request("POST", "/sessions", json=body))
 
     def get_session(self, session_id: int | str) -> Session:
-        return Session.from_json(self._request("GET", f"/sessions/{session_id}", not_found=session_id))
+        return Session.from_json(self._request("GET", _session(session_id), not_found=session_id))
 
     def list_sessions(self, *, start: int = 0, size: int = 100) -> SessionList:
         return SessionList.from_json(self._request("GET", "/sessions", params={"from": start, "size": size}))
@@ -388,32 +410,32 @@ class LivyClient:
         params: dict[str, int] = {"size": size}
         if start is not None:
             params["from"] = start
-        data = self._request("GET", f"/sessions/{session_id}/log", params=params, not_found=session_id)
+        data = self._request("GET", _session(session_id, "log"), params=params, not_found=session_id)
         return LogPage.from_json(data)
 
     def delete_session(self, session_id: int | str) -> None:
-        self._request("DELETE", f"/sessions/{session_id}", not_found=session_id)
+        self._request("DELETE", _session(session_id), not_found=session_id)
 
     def run_statement(self, session_id: int | str, code: str, *, kind: str | None = None) -> Statement:
         body: dict[str, str] = {"code": code}
         if kind is not None:
             body["kind"] = kind
-        data = self._request("POST", f"/sessions/{session_id}/statements", json=body, not_found=session_id)
+        data = self._request("POST", _session(session_id, "statements"), json=body, not_found=session_id)
         return Statement.from_json(data)
 
     def get_statement(self, session_id: int | str, statement_id: int) -> Statement:
         data = self._request(
-            "GET", f"/sessions/{session_id}/statements/{statement_id}", not_found=session_id
+            "GET", _session(session_id, "statements", str(int(statement_id))), not_found=session_id
         )
         return Statement.from_json(data)
 
     def list_statements(self, session_id: int | str) -> tuple[Statement, ...]:
-        data = self._request("GET", f"/sessions/{session_id}/statements", not_found=session_id)
+        data = self._request("GET", _session(session_id, "statements"), not_found=session_id)
         return tuple(Statement.from_json(s) for s in data.get("statements") or ())
 
     def cancel_statement(self, session_id: int | str, statement_id: int) -> None:
         self._request(
-            "POST", f"/sessions/{session_id}/statements/{statement_id}/cancel", not_found=session_id
+            "POST", _session(session_id, "statements", str(int(statement_id)), "cancel"), not_found=session_id
         )
 
     # -- raw access for exploration notebooks ------------------------------------------------
@@ -421,6 +443,20 @@ class LivyClient:
     def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
         """The decoded JSON of any GET under the Livy root (for the explore notebook)."""
         return self._request("GET", path if path.startswith("/") else f"/{path}", params=params)
+
+
+def _batch(batch_id: int | str, *rest: str) -> str:
+    try:
+        return wire.batch_path(batch_id, *rest)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="batch") from None
+
+
+def _session(session_id: int | str, *rest: str) -> str:
+    try:
+        return wire.session_path(session_id, *rest)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="session") from None
 
 
 def _reason(exc: BaseException) -> str:

@@ -210,7 +210,7 @@ def filter_log(
 
 
 def batch_table(
-    batches: Iterable[Batch], *, elapsed: Mapping[int, float | None] | None = None
+    batches: Iterable[Batch], *, elapsed: Mapping[int | str, float | None] | None = None
 ) -> pd.DataFrame:
     """One row per batch: id, name, state, app id, elapsed seconds, Spark UI and driver-log URLs."""
     elapsed = elapsed or {}

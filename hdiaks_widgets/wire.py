@@ -36,6 +36,7 @@ __all__ = [
     "livy_body",
     "merge_trigger_conf",
     "normalize_livy_path",
+    "session_path",
 ]
 
 # BatchSpec attribute -> Livy JSON name, in the order of CreateBatchRequest. Livy answers 400 to
@@ -169,15 +170,24 @@ def batch_path(batch_id_or_name: int | str, *rest: str) -> str:
     ``DELETE /batches/..`` into ``DELETE /sessions/0``, nor ``0?doAs=admin`` add Livy's
     impersonation parameter. The value is percent-encoded even when valid.
     """
-    if isinstance(batch_id_or_name, bool):
-        raise ValueError(f"batch id {batch_id_or_name!r} is not an id or a name")
-    text = str(batch_id_or_name)
+    return _resource_path("batches", "batch", batch_id_or_name, rest)
+
+
+def session_path(session_id_or_name: int | str, *rest: str) -> str:
+    """``/sessions/{id}[/rest...]``, checked like :func:`batch_path`."""
+    return _resource_path("sessions", "session", session_id_or_name, rest)
+
+
+def _resource_path(collection: str, what: str, value: int | str, rest: tuple[str, ...]) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{what} id {value!r} is not an id or a name")
+    text = str(value)
     if not _ID_OR_NAME.fullmatch(text) or ".." in text:
         raise ValueError(
-            f"batch id or name {text!r} may hold only letters, digits and . _ : @ + - "
+            f"{what} id or name {text!r} may hold only letters, digits and . _ : @ + - "
             "(no '/', '?', '#', '%', spaces or '..'), e.g. 12 or my-job"
         )
-    return "/batches/" + "/".join([quote(text, safe=""), *rest])
+    return f"/{collection}/" + "/".join([quote(text, safe=""), *rest])
 
 
 def is_error_line(line: str) -> bool:

@@ -1,4 +1,6 @@
-"""monitor: the pure poll step with a small fake client, the thread loop, and a real sandbox job."""
+"""monitor: the thread loop around BatchRun with a small fake client, and a real sandbox job.
+
+The poll step's decisions are tested in test_run.py."""
 
 from __future__ import annotations
 
@@ -9,15 +11,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from hdiaks_widgets.errors import AuthError, BatchFailed, BatchNotFound, LivyError, LivyHTTPError
+from hdiaks_widgets.errors import AuthError, BatchNotFound
 from hdiaks_widgets.models import Batch, BatchState, LogPage
 from hdiaks_widgets.monitor import (
     BatchMonitor,
     Snapshot,
     backoff,
-    describe_error,
     follow_batch,
-    poll,
 )
 
 
@@ -63,112 +63,6 @@ class FakeLivy:
         return LogPage(id=int(batch_id), start=first, total=len(self.log), lines=lines)
 
 
-def _run_polls(client: FakeLivy, count: int, **kw: object) -> list[Snapshot]:
-    snap = Snapshot(batch_id=7)
-    out = []
-    for _ in range(count):
-        snap = poll(client, snap, **kw)  # type: ignore[arg-type]
-        out.append(snap)
-        if snap.finished:
-            break
-    return out
-
-
-def test_poll_reads_new_log_lines_by_offset() -> None:
-    client = FakeLivy(["running", "running"])
-    first, second = _run_polls(client, 2)
-    assert first.new_lines == ("line 0", "line 1", "line 2")
-    assert second.new_lines == ("line 3", "line 4", "line 5")
-    assert [start for start, _ in client.log_requests] == [0, 3]
-
-
-def test_poll_never_fetches_a_line_twice() -> None:
-    client = FakeLivy(["starting", "running", "running", "success"], lines_per_poll=250)
-    snaps = _run_polls(client, 10, page_size=100)
-    assert snaps[-1].finished
-    assert client.served == client.log
-    assert snaps[-1].lines == tuple(client.log)
-
-
-def test_poll_finishes_after_terminal_state_seen_twice() -> None:
-    client = FakeLivy(["running", "success"], final_lines=["Pi is roughly 3.14"])
-    snaps = _run_polls(client, 5)
-    assert [s.finished for s in snaps] == [False, False, True]
-    assert snaps[-1].succeeded and snaps[-1].error is None
-    assert "Pi is roughly 3.14" in snaps[-1].lines
-
-
-def test_poll_dead_batch_reports_last_error_lines() -> None:
-    client = FakeLivy(["running", "dead"], final_lines=["Traceback (most recent call last):",
-                                                        "RuntimeError: sandbox example failure"])
-    last = _run_polls(client, 5)[-1]
-    assert last.finished and last.error_kind == "failed"
-    assert last.error is not None and "ended in state dead" in last.error
-    assert "RuntimeError: sandbox example failure" in last.error
-    with pytest.raises(BatchFailed):
-        last.raise_for_state()
-
-
-def test_poll_404_after_success_is_purged_not_failure() -> None:
-    client = FakeLivy(["success", "404"])
-    first, second = _run_polls(client, 3)
-    assert second.finished and second.purged
-    assert second.succeeded
-    assert second.state_label == "success"
-    assert second.error is not None and "purged" in second.error
-    second.raise_for_state()  # no BatchFailed: the job did succeed
-
-
-def test_poll_404_of_unseen_batch_is_reported_as_purged() -> None:
-    only = _run_polls(FakeLivy(["404"]), 2)[-1]
-    assert only.finished and only.purged and only.state_label == "purged"
-    assert only.error_kind == "purged"
-
-
-def test_poll_network_error_is_reported_then_retried() -> None:
-    client = FakeLivy(["running", "running"], fail={1: LivyError("Cannot reach Livy at http://x")})
-    first, second = _run_polls(client, 2)
-    assert first.error_kind == "network" and not first.finished
-    assert first.error is not None and "Cannot reach Livy" in first.error
-    assert second.error is None and second.errors == 0
-
-
-def test_poll_gives_up_after_max_consecutive_errors() -> None:
-    client = FakeLivy(["running"], fail={i: LivyError("down") for i in range(1, 10)})
-    snaps = _run_polls(client, 10, max_errors=3)
-    assert len(snaps) == 3 and snaps[-1].finished
-    assert snaps[-1].error is not None and "Stopped watching after 3" in snaps[-1].error
-
-
-@pytest.mark.parametrize(
-    "exc,kind",
-    [
-        (AuthError("AADSTS7000215: invalid client secret"), "auth"),
-        (LivyHTTPError(401, "Unauthorized"), "auth"),
-        (LivyHTTPError(400, "bad"), "error"),
-        (ZeroDivisionError("division by zero"), "internal"),
-    ],
-    ids=["auth", "http-401", "http-400", "bug"],
-)
-def test_poll_fatal_errors_stop_at_once_with_a_sentence(exc: BaseException, kind: str) -> None:
-    snap = _run_polls(FakeLivy(["running"], fail={1: exc}), 3)[-1]
-    assert snap.finished and snap.error_kind == kind
-    assert snap.error is not None and "Traceback" not in snap.error
-
-
-def test_describe_error_server_error_is_retryable_kind() -> None:
-    assert describe_error(LivyHTTPError(503, "busy"))[0] == "server"
-
-
-def test_poll_log_shrink_continues_from_new_end() -> None:
-    client = FakeLivy(["running", "running"])
-    snap = poll(client, Snapshot(batch_id=1))  # type: ignore[arg-type]
-    client.log = client.log[:1]
-    client.lines_per_poll = 0
-    after = poll(client, snap)  # type: ignore[arg-type]
-    assert after.log_offset == 1 and after.error is None
-
-
 def test_backoff_grows_to_maximum() -> None:
     assert list(itertools.islice(backoff(1.0, factor=2.0, maximum=5.0), 5)) == [1.0, 2.0, 4.0, 5.0, 5.0]
 
@@ -205,6 +99,22 @@ def test_monitor_callback_exception_does_not_stop_it() -> None:
     mon = BatchMonitor(FakeLivy(["running", "success"]), 7, on_snapshot=bad, interval=0.01)
     assert mon.wait(timeout=30).finished
     assert mon.callback_errors and "view broke" in mon.callback_errors[0]
+
+
+def test_monitor_concurrent_starts_and_waits_run_one_loop() -> None:
+    seen_threads: list[int] = []
+    mon = BatchMonitor(FakeLivy(["running"] * 5 + ["success"]), 7, interval=0.01,
+                       on_snapshot=lambda s: seen_threads.append(
+                           sum(t.name == "hdiaks-monitor-7" for t in threading.enumerate())))
+    callers = [threading.Thread(target=mon.start) for _ in range(6)]
+    callers += [threading.Thread(target=mon.wait, args=(30,)) for _ in range(6)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(30)
+    snap = mon.wait(30)
+    assert snap.finished and seen_threads and max(seen_threads) == 1
+    assert snap.polls == len(seen_threads)
 
 
 def test_follow_batch_emits_lines_and_returns_final_batch() -> None:

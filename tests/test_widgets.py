@@ -79,7 +79,9 @@ class FakeLivy:
         if state == "404":
             raise BatchNotFound(batch_id, '{"msg":"not found"}')
         info = AppInfo(spark_ui_url="http://127.0.0.1:4040/", driver_log_url="javascript:alert(1)")
-        return Batch(id=int(batch_id), state=BatchState(state), name="spark-pi", app_id="local-42", app_info=info)
+        bid = int(batch_id)
+        name = self.submitted[bid].name if bid < len(self.submitted) else "spark-pi"  # the name it was given
+        return Batch(id=bid, state=BatchState(state), name=name, app_id="local-42", app_info=info)
 
     def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
         first = 0 if start is None else start
@@ -90,6 +92,9 @@ class FakeLivy:
 
     def kill_batch(self, batch_id: int | str) -> None:
         self.killed.append(int(batch_id))
+
+    def find_batch(self, name: str) -> Batch | None:
+        return None
 
 
 def _app(fake: FakeLivy, cfg: JobConfig | None = None, **kw: object) -> JobApp:

@@ -46,6 +46,8 @@ class LivyClientLike(Protocol):
 
     def kill_batch(self, batch_id: int | str) -> None: ...
 
+    def find_batch(self, name: str) -> Batch | None: ...
+
 
 ClientFactory = Callable[[ClusterProfile], LivyClientLike]
 

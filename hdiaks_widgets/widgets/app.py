@@ -30,6 +30,7 @@ from hdiaks_widgets.errors import AuthError, ConfigProblem
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchList
 from hdiaks_widgets.monitor import BatchMonitor, Snapshot, describe_error
+from hdiaks_widgets.run import BatchRun
 from hdiaks_widgets.tables import batch_html, batch_table
 from hdiaks_widgets.widgets._common import ClientFactory, LivyClientLike, note_html
 from hdiaks_widgets.widgets.export import DagExportPanel
@@ -67,10 +68,10 @@ class JobApp:
         self._max_interval = max_interval
         self._lock = threading.RLock()
         self._in_flight = False
-        self.monitors: dict[int, BatchMonitor] = {}
-        self.snapshots: dict[int, Snapshot] = {}
-        self._clients_of: dict[int, LivyClientLike] = {}
-        self.current: int | None = None
+        self.monitors: dict[int | str, BatchMonitor] = {}
+        self.snapshots: dict[int | str, Snapshot] = {}
+        self._clients_of: dict[int | str, LivyClientLike] = {}
+        self.current: int | str | None = None
 
         self.submit_button = w.Button(description="Submit", button_style="primary", icon="play")
         self.submit_button.add_class("hdiaks-submit")
@@ -150,7 +151,7 @@ class JobApp:
             return None
         return self._submit(cfg)
 
-    def wait(self, timeout: float | None = None, *, batch_id: int | None = None) -> Snapshot | None:
+    def wait(self, timeout: float | None = None, *, batch_id: int | str | None = None) -> Snapshot | None:
         """Block until the batch (default: the current one) finishes; its latest snapshot."""
         bid = self.current if batch_id is None else batch_id
         monitor = self.monitors.get(bid) if bid is not None else None
@@ -166,7 +167,7 @@ class JobApp:
         return batch_table([s.batch for s in snaps if s.batch is not None],
                            elapsed={s.batch_id: round(s.elapsed, 1) for s in snaps})
 
-    def log_table(self, batch_id: int | None = None, *, filtered: bool = False) -> pd.DataFrame:
+    def log_table(self, batch_id: int | str | None = None, *, filtered: bool = False) -> pd.DataFrame:
         """The parsed driver log of a batch (default: the current one)."""
         bid = self.current if batch_id is None else batch_id
         with self._lock:
@@ -176,10 +177,10 @@ class JobApp:
         """One page of the cluster's batch history (``GET /batches?from=&size=``)."""
         return self.history_panel.table(start=start, size=size)
 
-    def watch(self, batch_id: int, *, profile: ClusterProfile | None = None) -> BatchMonitor:
+    def watch(self, batch_id: int | str, *, profile: ClusterProfile | None = None) -> BatchMonitor:
         """Watch an existing batch (submitted elsewhere) in this app."""
         client = self._client(profile or self.form.selected_profile())
-        return self._start_monitor(client, int(batch_id), None)
+        return self._start_monitor(BatchRun(client, batch_id), client)
 
     def apply(self, snap: Snapshot) -> None:
         """The one way from monitor threads to the widgets: show a snapshot."""
@@ -253,7 +254,7 @@ class JobApp:
         if change["new"] is None:
             return
         with self._lock:
-            self.current = int(change["new"])
+            self.current = change["new"]
             self._render_current()
 
     def _on_log_filter(self) -> None:
@@ -288,8 +289,10 @@ class JobApp:
         try:
             client = self._client(cfg.profile)
             self.sign_in_panel.wait_signed_in(client, tell=self._tell)
-            batch = client.submit_batch(spec)
-            self._start_monitor(client, batch.id, batch)
+            run = BatchRun.submit(client, spec)
+            batch = run.first_batch
+            assert batch is not None  # submit always has the POST's answer
+            self._start_monitor(run, client)
             note = note_html(f"Submitted batch {batch.id} ({batch.name}).")
         except AuthError as exc:
             reason = "sign-in was cancelled." if exc.error == "cancelled" else describe_error(exc)[1]
@@ -303,16 +306,17 @@ class JobApp:
         self.message.value = note
         return batch
 
-    def _start_monitor(self, client: LivyClientLike, batch_id: int, batch: Batch | None) -> BatchMonitor:
+    def _start_monitor(self, run: BatchRun, client: LivyClientLike) -> BatchMonitor:
+        batch_id = run.batch_id
         with self._lock:
             old = self.monitors.get(batch_id)
             if old is not None:
                 old.stop()
-            monitor = BatchMonitor(client, batch_id, on_snapshot=self.apply, interval=self._interval,
+            monitor = BatchMonitor(run, on_snapshot=self.apply, interval=self._interval,
                                    max_interval=self._max_interval)
             self.monitors[batch_id] = monitor
             self._clients_of[batch_id] = client
-            self.snapshots[batch_id] = replace(monitor.snapshot, batch=batch)
+            self.snapshots[batch_id] = replace(monitor.snapshot, batch=run.first_batch)
             self.current = batch_id
             with self.batch_selector.hold_sync():
                 self.batch_selector.options = [(f"{bid}", bid) for bid in sorted(self.monitors, reverse=True)]

@@ -80,8 +80,8 @@ class LogPanel:
         self._current = current
         self._on_filter = on_filter
         self._download_dir = download_dir
-        self._frames: dict[int, pd.DataFrame] = {}
-        self._parsed: dict[int, tuple[int, Stream]] = {}
+        self._frames: dict[int | str, pd.DataFrame] = {}
+        self._parsed: dict[int | str, tuple[int, Stream]] = {}
 
         self.level = w.Dropdown(options=_LEVEL_CHOICES, value="ALL", description="Level",
                                 style={"description_width": "50px"}, layout=w.Layout(width="160px"))
@@ -106,7 +106,7 @@ class LogPanel:
         fresh = snap.lines[done:]
         if not fresh:
             return
-        records, stream = parse_lines(fresh, start=snap.log_start + done, stream=stream)
+        records, stream = parse_lines(fresh, start=done, stream=stream)
         self._parsed[bid] = (done + len(fresh), stream)
         if not records:
             return
@@ -114,7 +114,7 @@ class LogPanel:
         old = self._frames.get(bid)
         self._frames[bid] = new if old is None or old.empty else pd.concat([old, new], ignore_index=True)
 
-    def table(self, batch_id: int | None, *, filtered: bool = False) -> pd.DataFrame:
+    def table(self, batch_id: int | str | None, *, filtered: bool = False) -> pd.DataFrame:
         """The parsed log of a batch (empty when there is none), with the panel's filters if asked."""
         frame = self._frames.get(batch_id) if batch_id is not None else None
         if frame is None:
@@ -124,7 +124,7 @@ class LogPanel:
     def filtered(self, frame: pd.DataFrame) -> pd.DataFrame:
         return filter_log(frame, level=self.level.value, text=self.text.value or None, last=int(self.last.value))
 
-    def render(self, batch_id: int | None, snap: Snapshot | None) -> None:
+    def render(self, batch_id: int | str | None, snap: Snapshot | None) -> None:
         frame = self._frames.get(batch_id) if batch_id is not None else None
         shown = self.filtered(frame if frame is not None else log_table([]))
         total = 0 if frame is None else len(frame)

@@ -1,0 +1,505 @@
+"""``BatchRun``: the one handle for a running Livy batch (in the spirit of pylivy's ``LivyBatch``).
+
+Submit or reattach, poll, wait, read the log, kill — written once; the CLI, the demo, the
+notebook UI (through :class:`~hdiaks_widgets.monitor.BatchMonitor`) and the exported DAG's
+operator all use it, and no other code polls Livy or pages its log.
+
+- :meth:`BatchRun.submit` posts the spec (never twice: ``LivyClient.submit_batch`` checks the
+  name first and resolves an ambiguous POST by name) or, with ``reattach=True``, attaches to the
+  batch that already runs under the spec's name (an Airflow retry).
+- :meth:`BatchRun.attach` follows a batch submitted elsewhere, by id or name.
+- :meth:`BatchRun.poll` is one step: the batch's state plus the new log lines, returned as an
+  immutable :class:`Snapshot`. It never sleeps and never raises: a failure becomes a plain
+  sentence in ``Snapshot.error`` with a kind that says whether another poll may help.
+- :meth:`BatchRun.wait` loops ``poll`` with back-off until the batch is finished, the timeout
+  passes, or ``stop`` is set. It never kills: only :meth:`BatchRun.kill` does, so a transient
+  failure of Livy or a gateway never kills a healthy batch.
+
+The log is read through a :class:`LogReader` seam. :class:`OffsetLogReader` pages Livy's
+``/log`` by offset; a reader that aligns Livy's bounded, rebuilt view by content replaces it
+without changing any caller.
+
+A batch counts as finished once a terminal state was seen on two polls in a row and the log was
+read to its end, so the lines Spark prints while it shuts down are not lost. A 404 for a batch
+seen before means Livy forgot it after its retention time (PROTOCOL.md §2.5): *purged*, not a
+failure. An answer for a batch of another name means the server was restarted and reused the id
+(ids restart at 0 without recovery, §2.5): the run says so and stops instead of following a
+stranger's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+from hdiaks_widgets import wire
+from hdiaks_widgets.config import BatchSpec
+from hdiaks_widgets.errors import (
+    AuthError,
+    BatchFailed,
+    BatchNotFound,
+    ConfigError,
+    DuplicateBatchName,
+    HdiaksError,
+    LivyError,
+    LivyHTTPError,
+    SecretError,
+)
+from hdiaks_widgets.models import Batch, BatchState, LogPage
+
+__all__ = [
+    "BatchRun",
+    "ErrorKind",
+    "LivyLike",
+    "LogDelta",
+    "LogReader",
+    "OffsetLogReader",
+    "Snapshot",
+    "backoff",
+    "describe_error",
+    "failure_lines",
+]
+
+log = logging.getLogger(__name__)
+
+ErrorKind = Literal[
+    "auth", "network", "server", "config", "purged", "replaced", "failed", "error", "internal"
+]
+# Errors that another poll will not fix: stop at once instead of retrying.
+FATAL_KINDS = frozenset({"auth", "config", "error", "internal", "replaced"})
+# Errors another poll may fix (Livy or a gateway restarting, a dropped connection).
+TRANSIENT_KINDS = frozenset({"network", "server"})
+
+failure_lines = wire.failure_lines
+
+
+class LivyLike(Protocol):
+    """What a run reads through (``LivyClient``, or a small in-memory fake in tests)."""
+
+    def get_batch(self, batch_id: int | str) -> Batch: ...
+
+    def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage: ...
+
+
+class SubmitLike(LivyLike, Protocol):
+    def submit_batch(self, spec: BatchSpec) -> Batch: ...
+
+    def find_batch(self, name: str) -> Batch | None: ...
+
+    def kill_batch(self, batch_id: int | str) -> None: ...
+
+
+# -- the log seam ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogDelta:
+    """What one read of the log added: new lines, lines lost before they could be read, and
+    whether the reader reached the end of what the server has now."""
+
+    lines: tuple[str, ...] = ()
+    dropped: int = 0
+    at_end: bool = True
+
+
+class LogReader(Protocol):
+    """Reads a batch's log incrementally; keeps its own position between calls."""
+
+    def read(self, client: LivyLike, batch: Batch) -> LogDelta: ...
+
+
+class OffsetLogReader:
+    """Pages ``GET /batches/{id}/log?from=<offset>&size=<n>`` from where the last read ended.
+
+    Exact on a log that only grows. When the server's view got shorter (a bounded buffer) it
+    continues from the new end and counts nothing: the aligning reader does that properly.
+    """
+
+    def __init__(self, *, start: int = 0, page_size: int = 1000, max_pages: int = 20) -> None:
+        self.offset = start
+        self.total = start
+        self.page_size = page_size
+        self.max_pages = max_pages
+
+    def read(self, client: LivyLike, batch: Batch) -> LogDelta:
+        lines: list[str] = []
+        for _ in range(self.max_pages):
+            page = client.get_log(batch.id, start=self.offset, size=self.page_size)
+            self.total = page.total
+            if page.total < self.offset:
+                self.offset = page.total
+                break
+            fresh = page.lines[max(0, self.offset - page.start):]
+            if not fresh:
+                break
+            lines.extend(fresh)
+            self.offset = page.start + len(page.lines)
+            if self.offset >= page.total:
+                break
+        return LogDelta(tuple(lines), 0, self.offset >= self.total)
+
+
+# -- snapshots -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a run knows about one batch at one moment. Immutable: safe to hand to any thread."""
+
+    batch_id: int | str
+    name: str | None = None  # the batch name this run follows (to notice a reused id)
+    batch: Batch | None = None  # the last batch object seen (kept after a purge)
+    lines: tuple[str, ...] = ()  # every log line read so far
+    new_lines: tuple[str, ...] = ()  # the lines the last poll added
+    dropped_lines: int = 0  # lines the server dropped before they could be read
+    log_at_end: bool = False
+    started_at: float = 0.0  # clock() when watching began (monotonic seconds)
+    updated_at: float = 0.0
+    polls: int = 0
+    errors: int = 0  # consecutive failed polls
+    error: str | None = None  # a plain sentence for the UI, never a traceback
+    error_kind: ErrorKind | None = None
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+    purged: bool = False
+    finished: bool = False  # no more polls: terminal state reached, purged, replaced or gave up
+
+    def __repr__(self) -> str:
+        return (
+            f"Snapshot(batch={self.batch_id!r}, state={self.state_label}, lines={len(self.lines)}, "
+            f"polls={self.polls}, finished={self.finished}"
+            + (f", error_kind={self.error_kind}" if self.error_kind else "")
+            + ")"
+        )
+
+    @property
+    def state(self) -> BatchState | None:
+        return None if self.batch is None else self.batch.state
+
+    @property
+    def state_label(self) -> str:
+        """The state to show: ``purged``/``replaced`` when the record is gone, ``unknown`` before
+        the first answer."""
+        if self.error_kind == "replaced":
+            return "replaced"
+        if self.purged and (self.batch is None or not self.batch.state.is_terminal):
+            return "purged"
+        return "unknown" if self.batch is None else self.batch.state.value
+
+    @property
+    def succeeded(self) -> bool:
+        return self.batch is not None and self.batch.state is BatchState.SUCCESS
+
+    @property
+    def transient(self) -> bool:
+        """The last poll failed in a way another poll may fix (network, 5xx, 429)."""
+        return self.error_kind in TRANSIENT_KINDS
+
+    @property
+    def elapsed(self) -> float:
+        return max(0.0, self.updated_at - self.started_at)
+
+    @property
+    def app_id(self) -> str | None:
+        return None if self.batch is None else self.batch.app_id
+
+    @property
+    def spark_ui_url(self) -> str | None:
+        return None if self.batch is None else self.batch.app_info.spark_ui_url
+
+    @property
+    def driver_log_url(self) -> str | None:
+        return None if self.batch is None else self.batch.app_info.driver_log_url
+
+    def raise_for_state(self) -> Snapshot:
+        """Raise :class:`BatchFailed` if the batch ended in a state other than success."""
+        if self.batch is not None and self.batch.state.is_terminal and not self.succeeded:
+            raise BatchFailed(self.batch, failure_lines(self.lines, limit=20))
+        return self
+
+
+def backoff(initial: float = 0.5, *, factor: float = 1.5, maximum: float = 5.0) -> Iterator[float]:
+    """Delays between polls: ``initial``, growing by ``factor`` up to ``maximum``, forever."""
+    delay = max(0.0, initial)
+    while True:
+        yield delay
+        delay = min(maximum, delay * factor) if delay > 0 else min(maximum, 0.1)
+
+
+def describe_error(exc: BaseException) -> tuple[ErrorKind, str]:
+    """A kind and a plain sentence for an exception (shown in the UI instead of a traceback)."""
+    if isinstance(exc, BatchNotFound):
+        return "purged", (
+            f"Batch {exc.batch_id} is no longer known to the Livy server: it was purged after the "
+            "server's retention time, or never existed."
+        )
+    if isinstance(exc, AuthError):
+        return "auth", f"Sign-in failed: {exc}. Check the profile's tenant, client id and credentials."
+    if isinstance(exc, SecretError):
+        return "auth", f"A credential could not be read: {exc}"
+    if isinstance(exc, DuplicateBatchName):
+        return "config", str(exc)
+    if isinstance(exc, ConfigError):
+        return "config", f"The job configuration is not valid: {exc}"
+    if isinstance(exc, BatchFailed):
+        return "failed", str(exc)
+    if isinstance(exc, LivyHTTPError):
+        if exc.status in (401, 403):
+            return "auth", (
+                f"The Livy server refused the request (HTTP {exc.status}): check your credentials "
+                "and that your identity has access to the cluster."
+            )
+        if exc.status >= 500 or exc.status == 429:
+            return "server", f"The Livy server had a problem (HTTP {exc.status}): {exc.body or 'no details'}"
+        return "error", f"The Livy server rejected the request (HTTP {exc.status}): {exc.body or 'no details'}"
+    if isinstance(exc, LivyError):
+        return "network", f"{exc}. Check the cluster address and your network connection."
+    if isinstance(exc, HdiaksError):
+        return "error", str(exc)
+    return "internal", f"Unexpected {type(exc).__name__}: {exc}"
+
+
+def _end_sentence(batch: Batch, lines: Sequence[str]) -> tuple[ErrorKind | None, str | None]:
+    state = batch.state
+    if state is BatchState.SUCCESS:
+        return None, None
+    if state is BatchState.KILLED:
+        return "failed", f"Batch {batch.id} was killed."
+    tail = failure_lines(lines)
+    sentence = f"Batch {batch.id} ended in state {state.value}."
+    if tail:
+        sentence += " Last error lines: " + " | ".join(t.strip() for t in tail)
+    return "failed", sentence
+
+
+# -- the handle --------------------------------------------------------------------------------
+
+
+class BatchRun:
+    """One Livy batch being followed: ``poll``, ``wait``, ``log``, ``kill``.
+
+    Thread-safe: ``poll`` and ``kill`` may be called from different threads; snapshots are
+    immutable. Build one with :meth:`submit` or :meth:`attach`.
+    """
+
+    def __init__(
+        self,
+        client: LivyLike,
+        batch_id: int | str,
+        *,
+        name: str | None = None,
+        batch: Batch | None = None,
+        log_reader: LogReader | None = None,
+        max_errors: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.batch_id = batch_id
+        self.name = name if name is not None else (batch.name if batch is not None else None)
+        self.reader: LogReader = log_reader if log_reader is not None else OffsetLogReader()
+        self._max_errors = max_errors
+        self._clock = clock
+        now = clock()
+        # A batch object from the POST/lookup is not a poll: state changes are counted from polls.
+        self._snapshot = Snapshot(batch_id=batch_id, name=self.name, started_at=now, updated_at=now)
+        self._first_batch = batch
+        self._lock = threading.Lock()  # one poll at a time
+        self._killed = False
+
+    def __repr__(self) -> str:
+        snap = self.snapshot
+        return f"BatchRun(batch={self.batch_id!r}, name={self.name!r}, state={snap.state_label})"
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def submit(
+        cls,
+        client: SubmitLike,
+        spec: BatchSpec,
+        *,
+        reattach: bool = False,
+        log_reader: LogReader | None = None,
+        max_errors: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> BatchRun:
+        """Submit ``spec`` and return its run (a spec without a name gets a unique one).
+
+        ``reattach=True``: when a batch with the spec's name already exists (an earlier try of
+        the same Airflow task), follow it instead of raising :class:`DuplicateBatchName`.
+        """
+        batch: Batch | None = None
+        if reattach and spec.name:
+            batch = client.find_batch(spec.name)
+            if batch is not None:
+                log.info("reattaching to batch %s (%s), state %s", batch.id, batch.name, batch.state.value)
+        if batch is None:
+            try:
+                batch = client.submit_batch(spec)
+            except DuplicateBatchName:
+                if not reattach or not spec.name:
+                    raise
+                batch = client.find_batch(spec.name)  # submitted concurrently under this name
+                if batch is None:
+                    raise
+        return cls(client, batch.id, name=batch.name, batch=batch, log_reader=log_reader,
+                   max_errors=max_errors, clock=clock)
+
+    @classmethod
+    def attach(
+        cls,
+        client: LivyLike,
+        batch_id_or_name: int | str,
+        *,
+        expected_name: str | None = None,
+        log_reader: LogReader | None = None,
+        max_errors: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> BatchRun:
+        """Follow a batch submitted elsewhere, by id or (Livy 0.7+) by name.
+
+        Looks it up once (raising :class:`BatchNotFound` if there is none). ``expected_name``
+        (default: the name it has now) is how a reused id is noticed later.
+        """
+        batch = client.get_batch(batch_id_or_name)
+        if expected_name is not None and batch.name != expected_name:
+            raise BatchNotFound(
+                batch_id_or_name,
+                f"batch {batch.id} is named {batch.name!r}, not {expected_name!r}",
+            )
+        return cls(client, batch.id, name=batch.name, batch=batch, log_reader=log_reader,
+                   max_errors=max_errors, clock=clock)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def log(self) -> tuple[str, ...]:
+        """Every log line read so far."""
+        return self._snapshot.lines
+
+    @property
+    def finished(self) -> bool:
+        return self._snapshot.finished
+
+    @property
+    def first_batch(self) -> Batch | None:
+        """The batch object returned by the submit or the lookup that made this run."""
+        return self._first_batch
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def poll(self) -> Snapshot:
+        """One step: state and new log lines. Never raises, never sleeps; no-op once finished."""
+        with self._lock:
+            snap = self._snapshot
+            if snap.finished:
+                return snap
+            self._snapshot = self._step(snap)
+            return self._snapshot
+
+    def _step(self, snap: Snapshot) -> Snapshot:
+        now = self._clock()
+        try:
+            batch = self.client.get_batch(self.batch_id)
+            if self.name is not None and batch.name != self.name:
+                return self._replaced(snap, batch, now)
+            delta = self.reader.read(self.client, batch)
+        except BatchNotFound as exc:
+            kind, sentence = describe_error(exc)
+            if snap.batch is not None and snap.batch.state.is_terminal:
+                sentence = (
+                    f"Batch {self.batch_id} ended {snap.batch.state.value}; the Livy server has since "
+                    "purged its record (retention time), so no more details can be fetched."
+                )
+            elif self._killed:
+                sentence = f"Batch {self.batch_id} was killed; the Livy server no longer lists it."
+            return replace(snap, new_lines=(), updated_at=now, polls=snap.polls + 1, error=sentence,
+                           error_kind=kind, exception=exc, purged=True, finished=True)
+        except Exception as exc:  # noqa: BLE001 - a poll reports every failure in the snapshot
+            kind, sentence = describe_error(exc)
+            errors = snap.errors + 1
+            give_up = kind in FATAL_KINDS or errors >= self._max_errors
+            if give_up and kind in TRANSIENT_KINDS:
+                sentence += f" Stopped watching after {errors} failed attempts."
+            log.warning("batch %s: poll failed (%s, attempt %d)", self.batch_id, kind, errors)
+            return replace(snap, new_lines=(), updated_at=now, polls=snap.polls + 1, errors=errors,
+                           error=sentence, error_kind=kind, exception=exc, finished=give_up)
+        lines = snap.lines + delta.lines if delta.lines else snap.lines
+        was_terminal = snap.batch is not None and snap.batch.state.is_terminal
+        finished = batch.state.is_terminal and was_terminal and delta.at_end
+        end_kind, end_sentence = _end_sentence(batch, lines) if finished else (None, None)
+        if batch.state != (snap.batch.state if snap.batch else None):
+            log.info("batch %s is %s", batch.id, batch.state.value)
+        return replace(
+            snap, batch=batch, lines=lines, new_lines=delta.lines,
+            dropped_lines=snap.dropped_lines + delta.dropped, log_at_end=delta.at_end,
+            updated_at=now, polls=snap.polls + 1, errors=0, error=end_sentence, error_kind=end_kind,
+            exception=None, finished=finished,
+        )
+
+    def _replaced(self, snap: Snapshot, batch: Batch, now: float) -> Snapshot:
+        sentence = (
+            f"Batch {self.batch_id} on the server is now {batch.name!r}, not {self.name!r}: the Livy "
+            "server was restarted and reused the id, so this job's record is gone. Stopped following it."
+        )
+        log.warning("batch %s: id reused by %r (expected %r)", self.batch_id, batch.name, self.name)
+        return replace(snap, new_lines=(), updated_at=now, polls=snap.polls + 1, error=sentence,
+                       error_kind="replaced", purged=True, finished=True)
+
+    # -- loops -----------------------------------------------------------------------------------
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        on_update: Callable[[Snapshot], object] | None = None,
+        interval: float = 0.5,
+        max_interval: float = 5.0,
+        factor: float = 1.5,
+        stop: threading.Event | None = None,
+    ) -> Snapshot:
+        """Poll until the run is finished, ``timeout`` seconds passed or ``stop`` is set.
+
+        ``on_update`` receives every snapshot. Returns the latest snapshot: check ``finished``
+        (``False`` after a timeout or a stop). Never kills the batch.
+        """
+        stop = stop if stop is not None else threading.Event()
+        deadline = None if timeout is None else self._clock() + timeout
+        delays = backoff(interval, factor=factor, maximum=max_interval)
+        snap = self._snapshot
+        while not stop.is_set():
+            prev = snap
+            snap = self.poll()
+            if on_update is not None:
+                on_update(snap)
+            if snap.finished:
+                break
+            if snap.new_lines or snap.state != prev.state:
+                delays = backoff(interval, factor=factor, maximum=max_interval)  # activity: poll soon
+            delay = next(delays)
+            if deadline is not None:
+                left = deadline - self._clock()
+                if left <= 0:
+                    break
+                delay = min(delay, left)
+            if stop.wait(delay):
+                break
+        return snap
+
+    def kill(self) -> None:
+        """``DELETE /batches/{id}``: stop the Spark application. A batch already gone is fine."""
+        killer = getattr(self.client, "kill_batch", None)
+        if killer is None:
+            raise LivyError("this client cannot kill batches")
+        self._killed = True
+        try:
+            killer(self.batch_id)
+        except BatchNotFound:
+            log.info("batch %s was already gone when killed", self.batch_id)

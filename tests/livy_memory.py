@@ -1,0 +1,133 @@
+"""A small in-memory Livy behind a ``requests`` transport adapter, for the client's decision logic.
+
+Not a stand-in for the sandbox (which runs real Spark over real sockets): it exists so the
+decisions of ``LivyClient`` and ``BatchRun`` — ambiguous POSTs, name checks, reused ids,
+transient failures — can be driven step by step and counted exactly, without Flask or Spark.
+Mount it on a ``requests.Session`` and pass that session to ``LivyClient``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+
+
+@dataclass
+class MemBatch:
+    id: int
+    name: str
+    state: str = "starting"
+    log: list[str] = field(default_factory=list)
+
+    def view(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "state": self.state, "appId": f"app-{self.id}",
+                "appInfo": {"driverLogUrl": None, "sparkUiUrl": None}, "log": self.log[-10:]}
+
+
+class MemoryLivy(BaseAdapter):
+    """Apache Livy's batch routes, in memory. ``faults`` hooks run before each request is handled:
+    a hook returns a response to send instead, raises to drop the connection, or returns None."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: dict[int, MemBatch] = {}
+        self.next_id = 0
+        self.requests: list[tuple[str, str]] = []  # (method, path?query) in arrival order
+        self.before: list[Callable[[requests.PreparedRequest], requests.Response | None]] = []
+        self.after_post: list[Callable[[MemBatch], None]] = []  # e.g. drop the answer
+
+    # -- helpers for tests -------------------------------------------------------------------
+
+    def add(self, name: str, state: str = "running", lines: tuple[str, ...] = ()) -> MemBatch:
+        batch = MemBatch(self.next_id, name, state, list(lines))
+        self.batches[batch.id] = batch
+        self.next_id += 1
+        return batch
+
+    def restart(self) -> None:
+        """A Livy restart without recovery: every batch forgotten, ids start at 0 again."""
+        self.batches.clear()
+        self.next_id = 0
+
+    def count(self, method: str, path: str) -> int:
+        return sum(1 for m, p in self.requests if m == method and p.split("?")[0] == path)
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        pass
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        parts = urlsplit(request.url or "")
+        self.requests.append((request.method or "", parts.path + (f"?{parts.query}" if parts.query else "")))
+        for hook in list(self.before):
+            answer = hook(request)
+            if answer is not None:
+                return answer
+        return self._handle(request, parts.path, parse_qs(parts.query))
+
+    def _handle(self, request: requests.PreparedRequest, path: str, query: dict[str, list[str]]) -> requests.Response:
+        segments = [unquote(s) for s in path.strip("/").split("/")]
+        method = request.method
+        if segments == ["batches"] and method == "GET":
+            start = int(query.get("from", ["0"])[0])
+            size = int(query.get("size", ["100"])[0])
+            rows = sorted(self.batches.values(), key=lambda b: b.id)
+            return respond(request, 200, {"from": start, "total": len(rows),
+                                          "sessions": [b.view() for b in rows[start:start + size]]})
+        if segments == ["batches"] and method == "POST":
+            body = json.loads(request.body or b"{}")
+            name = body.get("name")
+            if any(b.name == name for b in self.batches.values()):
+                return respond(request, 400, {"msg": f"Rejected, Reason: Duplicate session name: Some({name})"})
+            batch = self.add(name, "starting")
+            for hook in list(self.after_post):
+                hook(batch)
+            return respond(request, 201, batch.view())
+        if len(segments) >= 2 and segments[0] == "batches":
+            batch = self._lookup(segments[1])
+            if batch is None:
+                return respond(request, 404, {"msg": f"Session '{segments[1]}' not found."})
+            rest = segments[2:]
+            if method == "DELETE" and not rest:
+                del self.batches[batch.id]
+                return respond(request, 200, {"msg": "deleted"})
+            if rest == ["state"]:
+                return respond(request, 200, {"id": batch.id, "state": batch.state})
+            if rest == ["log"]:
+                size = int(query.get("size", ["100"])[0])
+                total = len(batch.log)
+                start = int(query["from"][0]) if "from" in query else max(0, total - size)
+                lines = batch.log[start:] if size < 0 else batch.log[start:start + size]
+                return respond(request, 200, {"id": batch.id, "from": start, "total": total, "log": lines})
+            if not rest:
+                return respond(request, 200, batch.view())
+        return respond(request, 404, {"msg": "no such route"})
+
+    def _lookup(self, key: str) -> MemBatch | None:
+        if key.isdigit():
+            return self.batches.get(int(key))
+        return next((b for b in self.batches.values() if b.name == key), None)
+
+
+def respond(request: requests.PreparedRequest, status: int, data: Any,
+            headers: dict[str, str] | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(data).encode()
+    response.headers.update({"Content-Type": "application/json", **(headers or {})})
+    response.request = request
+    response.url = request.url or ""
+    return response
+
+
+def memory_session(livy: MemoryLivy) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://livy.test", livy)
+    return session
