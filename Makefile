@@ -13,7 +13,7 @@ help:
 	@echo "make demo       set up, start the sandbox, run a real Spark job end to end, export a DAG"
 	@echo "make lab        JupyterLab on the quickstart notebook against the sandbox"
 	@echo "make test       install everything the tests need and run them all"
-	@echo "make test-fast  unit tests only (no Spark, Airflow or browser)"
+	@echo "make test-fast  unit tests only: no sandbox server, Spark, Airflow or browser (under a minute)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ test: setup test-deps
 	$(BIN)/pytest -q
 
 test-fast: setup
-	$(BIN)/pytest -q -m "not spark and not airflow and not browser and not notebook"
+	$(BIN)/pytest -q -m "not sandbox and not spark and not airflow and not browser and not notebook"
 
 lint: setup
 	$(BIN)/ruff check hdiaks_widgets tests bench

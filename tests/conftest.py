@@ -166,3 +166,14 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., SandboxHandle]]:
     finally:
         for handle in started:
             handle.stop()
+
+
+# Tests that start a sandbox (Livy, identity or vault servers) carry the ``sandbox`` marker, so
+# ``make test-fast`` can leave them out; tests that start one by other means mark themselves.
+_SANDBOX_FIXTURES = frozenset({"sandbox", "sandbox_faults", "sandbox_factory", "auth_sandbox", "auth_sandbox_factory"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.sandbox)
