@@ -23,6 +23,7 @@ from typing import IO, Any
 from hdiaks_widgets.sandbox.bodies import BadRequest
 from hdiaks_widgets.sandbox.logbuf import LogBuffer, Stream
 from hdiaks_widgets.sandbox.procs import group_members, kill_group, spark_env, start_in_new_session
+from hdiaks_widgets.sandbox.registry import NotFound, Registry, lookup
 from hdiaks_widgets.sandbox.storage import Storage
 
 __all__ = ["BatchRecord", "BatchRegistry", "NotFound", "lookup"]
@@ -46,14 +47,6 @@ _FLAGS = {
     "numExecutors": "--num-executors",
 }
 _FILE_LISTS = ("jars", "pyFiles", "files", "archives")
-
-
-class NotFound(Exception):
-    """Unknown id or name: 404 ``Session '<id>' not found.``."""
-
-    def __init__(self, ident: str) -> None:
-        self.ident = ident
-        super().__init__(f"Session '{ident}' not found.")
 
 
 @dataclass
@@ -95,20 +88,7 @@ class BatchRecord:
         }
 
 
-def lookup(records: dict[int, Any], ident: str) -> Any:
-    """Livy's ``doWithSession``: all digits = id, anything else = name (LIVY-41)."""
-    if ident.isdigit():
-        return _found(records.get(int(ident)), ident)
-    return _found(next((r for r in records.values() if r.name == ident), None), ident)
-
-
-def _found(found: Any, ident: str) -> Any:
-    if found is None:
-        raise NotFound(ident)
-    return found
-
-
-class BatchRegistry:
+class BatchRegistry(Registry[BatchRecord]):
     def __init__(
         self,
         *,
@@ -120,31 +100,21 @@ class BatchRegistry:
         retain_seconds: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(retain_seconds=retain_seconds, clock=clock)
         self.root = root
         self.storage = storage
         self.spark_home = spark_home
         self.master = master
         self.max_running = max(1, max_running)
-        self.retain_seconds = retain_seconds
         self.base_url = ""
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._records: dict[int, BatchRecord] = {}
         self._deleted: dict[int, BatchRecord] = {}
         self._queue: deque[BatchRecord] = deque()
         self._running: set[int] = set()
-        self._next_id = 0
         self._closed = False
         self._work = root / "work"
         self._events = root / "spark-events"
 
     # -- registry -------------------------------------------------------------------------
-
-    def _purge(self) -> None:
-        now = self._clock()
-        for rec in list(self._records.values()):
-            if rec.finished_at is not None and now - rec.finished_at >= self.retain_seconds:
-                del self._records[rec.id]
 
     def create(self, request: dict[str, Any]) -> BatchRecord:
         if not request.get("file"):
@@ -152,27 +122,13 @@ class BatchRegistry:
         with self._lock:
             if self._closed:
                 raise BadRequest("Rejected, the sandbox is shutting down")
-            self._purge()
-            ident = self._next_id
-            self._next_id += 1
             name = request.get("name")
-            if name is not None:
-                for other in self._records.values():
-                    if other.name == name:
-                        raise BadRequest(
-                            f"Rejected, Reason: Duplicate session name: Some({name}) for session {ident}"
-                        )
+            ident = self._allocate(name)
             rec = BatchRecord(id=ident, request=request)
             self._records[ident] = rec
             self._queue.append(rec)
             log.info("batch %d created (name=%s)", ident, name)
             self._pump()
-            return rec
-
-    def get(self, ident: str) -> BatchRecord:
-        with self._lock:
-            self._purge()
-            rec: BatchRecord = lookup(self._records, ident)
             return rec
 
     def deleted(self, ident: int) -> BatchRecord:
@@ -181,18 +137,11 @@ class BatchRegistry:
                 return self._deleted[ident]
         raise NotFound(str(ident))
 
-    def listing(self, start: int, size: int) -> tuple[int, list[BatchRecord]]:
-        with self._lock:
-            self._purge()
-            records = sorted(self._records.values(), key=lambda r: r.id)
-            page = records[start:] if size < 0 else records[start : start + size]
-            return len(records), page
-
     def delete(self, ident: str) -> None:
         """Kill the batch (the whole process tree) if it runs, then forget it, as Livy does."""
         with self._lock:
             self._purge()
-            rec: BatchRecord = lookup(self._records, ident)
+            rec = lookup(self._records, ident)
             rec.kill_requested = True
             if rec in self._queue:
                 self._queue.remove(rec)

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from hdiaks_widgets.sandbox.batches import NotFound, lookup
 from hdiaks_widgets.sandbox.bodies import BadRequest
 from hdiaks_widgets.sandbox.logbuf import LogBuffer
 from hdiaks_widgets.sandbox.procs import kill_group, spark_env
+from hdiaks_widgets.sandbox.registry import NotFound, Registry
 from hdiaks_widgets.sandbox.storage import Storage
 
 __all__ = ["SessionRecord", "SessionRegistry", "StatementRecord"]
@@ -104,7 +104,7 @@ class SessionRecord:
         }
 
 
-class SessionRegistry:
+class SessionRegistry(Registry[SessionRecord]):
     def __init__(
         self,
         *,
@@ -115,49 +115,22 @@ class SessionRegistry:
         retain_seconds: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(retain_seconds=retain_seconds, clock=clock)
         self.root = root
         self.storage = storage
         self.spark_home = spark_home
         self.master = master
-        self.retain_seconds = retain_seconds
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._records: dict[int, SessionRecord] = {}
-        self._next_id = 0
-
-    def _purge(self) -> None:
-        now = self._clock()
-        for rec in list(self._records.values()):
-            if rec.finished_at is not None and now - rec.finished_at >= self.retain_seconds:
-                del self._records[rec.id]
 
     def create(self, request: dict[str, Any]) -> SessionRecord:
         kind = str(request.get("kind") or "pyspark")
         if kind not in SESSION_KINDS:
             raise BadRequest(f"Rejected, Reason: the sandbox supports only {' and '.join(SESSION_KINDS)} sessions")
         with self._lock:
-            self._purge()
-            ident = self._next_id
-            self._next_id += 1
-            name = request.get("name")
-            if name is not None and any(r.name == name for r in self._records.values()):
-                raise BadRequest(f"Rejected, Reason: Duplicate session name: Some({name}) for session {ident}")
+            ident = self._allocate(request.get("name"))
             rec = SessionRecord(id=ident, request=request, kind=kind)
             self._records[ident] = rec
         threading.Thread(target=self._run, args=(rec,), name=f"session-{ident}", daemon=True).start()
         return rec
-
-    def get(self, ident: str) -> SessionRecord:
-        with self._lock:
-            self._purge()
-            rec: SessionRecord = lookup(self._records, ident)
-            return rec
-
-    def listing(self, start: int, size: int) -> tuple[int, list[SessionRecord]]:
-        with self._lock:
-            self._purge()
-            records = sorted(self._records.values(), key=lambda r: r.id)
-            return len(records), records[start:] if size < 0 else records[start : start + size]
 
     def delete(self, ident: str) -> None:
         with self._lock:
