@@ -408,7 +408,10 @@ class BatchRun:
         now = self._clock()
         try:
             batch = self.client.get_batch(self.batch_id)
-            if self.name is not None and batch.name != self.name:
+            if self.name is None and batch.name is not None:
+                self.name = batch.name  # attached by id: the first answer says whose job it is
+                snap = replace(snap, name=batch.name)
+            elif self.name is not None and batch.name != self.name:
                 return self._replaced(snap, batch, now)
             delta = self.reader.read(self.client, batch)
         except BatchNotFound as exc:

@@ -201,6 +201,18 @@ def test_run_poll_notices_a_reused_id_and_stops() -> None:
     assert only.error is not None and "'someone-else'" in only.error and "'my-job'" in only.error
 
 
+def test_run_attached_by_id_learns_the_name_then_notices_a_reused_id() -> None:
+    livy = MemoryLivy()
+    livy.add("mine", "running")
+    with _client(livy) as client:
+        run = BatchRun(client, 0)  # by id only, as `hdiaks logs 0 --follow` or app.watch(0) do
+        assert run.poll().name == "mine"
+        livy.restart()
+        livy.add("theirs", "running")
+        snap = run.poll()
+    assert snap.finished and snap.error_kind == "replaced" and run.name == "mine"
+
+
 def test_run_snapshot_is_immutable_and_short_in_repr() -> None:
     snap = Snapshot(batch_id=1, lines=tuple(f"line {i}" for i in range(10_000)))
     with pytest.raises(dataclasses.FrozenInstanceError):
