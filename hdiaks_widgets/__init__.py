@@ -25,6 +25,7 @@ from hdiaks_widgets.errors import (
 )
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchState, LogPage
+from hdiaks_widgets.run import BatchRun, Snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
     from hdiaks_widgets.dag_export import render_dag
@@ -37,6 +38,7 @@ __all__ = [
     "BatchFailed",
     "BatchMonitor",
     "BatchNotFound",
+    "BatchRun",
     "BatchSpec",
     "BatchState",
     "ClusterProfile",
@@ -50,6 +52,7 @@ __all__ = [
     "LivyHTTPError",
     "LogPage",
     "SecretError",
+    "Snapshot",
     "__version__",
     "app",
     "render_dag",
