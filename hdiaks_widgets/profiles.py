@@ -18,6 +18,7 @@ from typing import Any
 
 from hdiaks_widgets.config import ClusterProfile
 from hdiaks_widgets.errors import ConfigError
+from hdiaks_widgets.fileio import atomic_write_text
 
 __all__ = [
     "PROFILES_ENV",
@@ -99,11 +100,7 @@ def _write(target: Path, profiles: Mapping[str, ClusterProfile]) -> None:
         },
     }
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, target)  # atomic: a crash never leaves half a file
+    atomic_write_text(target, json.dumps(data, indent=2) + "\n", mode=0o600)  # a crash never leaves half a file
 
 
 def save_profile(profile: ClusterProfile, path: str | os.PathLike[str] | None = None) -> Path:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +13,7 @@ from hdiaks_widgets.config.profile import ClusterProfile
 from hdiaks_widgets.config.spec import BatchSpec
 from hdiaks_widgets.config.trigger import apply_trigger_conf, trigger_conf_of
 from hdiaks_widgets.errors import ConfigError, ConfigProblem
+from hdiaks_widgets.fileio import atomic_write_text
 
 __all__ = ["JobConfig"]
 
@@ -101,30 +100,14 @@ class JobConfig:
         return cls.from_dict(data)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write atomically so a crash or a full disk never leaves half a config behind.
-
-        The text goes to a unique temporary file in the same directory, is flushed to disk, then
-        renamed over the target (``os.replace`` is atomic on POSIX and Windows).
-        """
+        """Write atomically (``fileio.atomic_write_text``) so a crash or a full disk never leaves
+        half a config behind; an existing file keeps its mode, a new one gets 0644."""
         target = Path(path)
         text = self.to_json()
-        tmp_name: str | None = None
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-            os.chmod(tmp_name, mode)  # mkstemp creates 0600; keep the usual mode of a config file
-            os.replace(tmp_name, target)
-            tmp_name = None
+            atomic_write_text(target, text)
         except OSError as exc:
             raise ConfigError(f"cannot write {os.fspath(path)!r}: {exc.strerror or exc}", field="config") from exc
-        finally:
-            if tmp_name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
         return target
 
     @classmethod

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hdiaks_widgets.config import ClusterProfile
+from hdiaks_widgets.fileio import atomic_write_text
 from hdiaks_widgets.sandbox.identity_app import DEFAULT_TENANT, IdentityConfig, create_identity_app
 from hdiaks_widgets.sandbox.tls import TlsFiles, ensure_certificates, server_ssl_context
 
@@ -213,11 +214,7 @@ def start_auth_services(
 
 def _write_private_json(path: Path, data: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=2)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2), mode=0o600)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

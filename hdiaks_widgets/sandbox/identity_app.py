@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from hdiaks_widgets.fileio import atomic_write_text
 from hdiaks_widgets.sandbox.tokens import (
     _b64url,
     _generation_path,
@@ -108,10 +109,7 @@ class _IdentityState:
         with self.lock:
             self.generation += 1
             self.stats["revocations"] += 1
-            path = _generation_path(self.root)
-            tmp = path.with_name(f".generation.{os.getpid()}")
-            tmp.write_text(str(self.generation))
-            os.replace(tmp, path)
+            atomic_write_text(_generation_path(self.root), str(self.generation))
             return self.generation
 
 
