@@ -12,7 +12,7 @@ AIRFLOW2_PKGS := apache-airflow==2.10.5 apache-airflow-providers-apache-livy==4.
 	apache-airflow-providers-microsoft-azure==12.8.1 $(AIRFLOW_COMMON_PKGS)
 
 .PHONY: airflow-deps
-airflow-deps: $(AIRFLOW3_VENV)/.installed $(AIRFLOW2_VENV)/.installed
+airflow-deps: $(AIRFLOW3_VENV)/.hdiaks $(AIRFLOW2_VENV)/.hdiaks
 
 $(AIRFLOW3_VENV)/.installed: mk/airflow.mk
 	rm -rf $(AIRFLOW3_VENV)
@@ -28,4 +28,9 @@ $(AIRFLOW2_VENV)/.installed: mk/airflow.mk
 	$(AIRFLOW2_VENV)/bin/pip install -q $(AIRFLOW2_PKGS)
 	touch $@
 
-TEST_DEPS += $(AIRFLOW3_VENV)/.installed $(AIRFLOW2_VENV)/.installed
+# The package itself, re-installed when its dependencies change (Airflow is not rebuilt then).
+%/.hdiaks: %/.installed pyproject.toml
+	$*/bin/pip install -q -e ".[airflow]"
+	touch $@
+
+TEST_DEPS += $(AIRFLOW3_VENV)/.hdiaks $(AIRFLOW2_VENV)/.hdiaks

@@ -1,11 +1,14 @@
-"""dag_export without Airflow: rendering, golden files, hostile values, self-validation, files."""
+"""dag_export without Airflow: rendering (thin and embedded), golden files, hostile values,
+self-validation, the embedded modules, the setup sheet and the files."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +19,6 @@ from hypothesis import strategies as st
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.dag_export import (
-    _validate_source,
     export_dag_files,
     load_dag_config,
     read_dag_config,
@@ -24,11 +26,13 @@ from hdiaks_widgets.dag_export import (
     render_setup_sheet,
     write_dag,
 )
+from hdiaks_widgets.dag_export.embed import EMBED_ROOT, module_sources
+from hdiaks_widgets.dag_export.render import _module_constants, _validate_source
 from hdiaks_widgets.errors import ConfigError, ExportError
 
 GOLDEN = Path(__file__).parent / "golden"
 RUFF = Path(sys.executable).parent / "ruff"
-STYLES = ("taskflow", "livy-operator")
+MODES = ("thin", "embedded")
 
 HOSTILE = [
     pytest.param("it's \"quoted\"", id="quotes"),
@@ -78,27 +82,60 @@ def hostile_config(text: str) -> JobConfig:
     )
 
 
-@pytest.mark.parametrize("style", STYLES)
-def test_render_dag_matches_golden_file(style: str) -> None:
-    source = render_dag(sample_config(), dag_id="spark_pi", style=style)  # type: ignore[arg-type]
-    golden = GOLDEN / f"spark_pi_{style.replace('-', '_')}.py"
+def render(cfg: JobConfig, mode: str, **options: object) -> str:
+    return render_dag(cfg, embed=mode == "embedded", **options)  # type: ignore[arg-type]
+
+
+def skeleton(source: str) -> str:
+    """An embedded DAG with its module sources elided: what the golden file pins (the sources are
+    the package's own files, checked verbatim by another test)."""
+    head, rest = source.split("EMBEDDED_SOURCES = {\n", 1)
+    body, tail = rest.split("\n}\n", 1)
+    names = [
+        ast.literal_eval(line.strip()[:-3])
+        for line in body.splitlines()
+        if line.startswith("    '") and line.endswith(": (")
+    ]
+    package = re.sub(r"EMBED_PACKAGE = '[^']*'", "EMBED_PACKAGE = '<hash of the sources>'", head)
+    return package + "EMBEDDED_SOURCES = {  # elided in this golden file:\n" + "".join(
+        f"    # {name}\n" for name in names
+    ) + "}\n" + tail
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_render_dag_matches_golden_file(mode: str) -> None:
+    source = render(sample_config(), mode, dag_id="spark_pi")
+    if mode == "embedded":
+        source = skeleton(source)
+    golden = GOLDEN / f"spark_pi_{mode}.py"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(source, encoding="utf-8")
     assert source == golden.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("style", STYLES)
-def test_render_dag_round_trips_job_config(style: str) -> None:
+def test_thin_dag_is_short() -> None:
+    assert len(render_dag(sample_config(), dag_id="spark_pi").splitlines()) <= 85
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_render_dag_round_trips_job_config(mode: str) -> None:
     cfg = sample_config()
-    assert read_dag_config(render_dag(cfg, dag_id="x", style=style)) == cfg  # type: ignore[arg-type]
+    assert read_dag_config(render(cfg, mode, dag_id="x")) == cfg
+
+
+def test_livy_operator_style_name_renders_the_operator_dag() -> None:
+    # The provider-LivyOperator style was removed (it posted a second batch on every retry); its
+    # name stays accepted for the form and the CLI and means the same DAG.
+    cfg = sample_config()
+    assert render_dag(cfg, dag_id="x", style="livy-operator") == render_dag(cfg, dag_id="x")
 
 
 @pytest.mark.parametrize("text", HOSTILE)
-@pytest.mark.parametrize("style", STYLES)
-def test_render_dag_carries_hostile_values_exactly(style: str, text: str) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_render_dag_carries_hostile_values_exactly(mode: str, text: str) -> None:
     cfg = hostile_config(text)
     schedule = None if any(ord(ch) < 0x20 for ch in text) else text
-    source = render_dag(cfg, dag_id="hostile", schedule=schedule, style=style)  # type: ignore[arg-type]
+    source = render(cfg, mode, dag_id="hostile", schedule=schedule)
     compile(source, "dag.py", "exec")
     assert read_dag_config(source) == cfg
 
@@ -126,26 +163,63 @@ def test_render_dag_property_any_text_round_trips(
 
 
 @pytest.mark.parametrize("kind", ["sample", "hostile"])
-@pytest.mark.parametrize("style", STYLES)
-def test_render_dag_passes_ruff_pyflakes_for_python_3_8(style: str, kind: str, tmp_path: Path) -> None:
-    # Unused imports, undefined names, syntax errors; py38: Airflow hosts may run old Pythons.
+@pytest.mark.parametrize("mode", MODES)
+def test_render_dag_passes_ruff_airflow_and_pyflakes_rules(mode: str, kind: str, tmp_path: Path) -> None:
+    # ruff's Airflow rules (AIR: removed/moved names, explicit schedule), unused imports,
+    # undefined names, syntax errors; py38: Airflow hosts may run old Pythons.
     cfg = sample_config() if kind == "sample" else hostile_config("".join(str(p.values[0]) for p in HOSTILE))
     dag_file = tmp_path / "dag.py"
-    dag_file.write_text(render_dag(cfg, dag_id="x", style=style), encoding="utf-8")  # type: ignore[arg-type]
-    cmd = [str(RUFF), "check", "--isolated", "--no-cache", "--select", "F,E9", "--target-version", "py38"]
+    dag_file.write_text(render(cfg, mode, dag_id="x"), encoding="utf-8")
+    cmd = [str(RUFF), "check", "--isolated", "--no-cache", "--select", "AIR,F,E9", "--target-version", "py38"]
     proc = subprocess.run([*cmd, str(dag_file)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_render_dag_never_imports_hdiaks_widgets() -> None:
-    tree = ast.parse(render_dag(sample_config(), dag_id="x"))
+def _imported_modules(source: str) -> set[str]:
+    tree = ast.parse(source)
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    return imported | {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+
+def test_thin_dag_imports_only_the_operator_module_of_the_package() -> None:
+    imported = _imported_modules(render_dag(sample_config(), dag_id="x"))
+    assert {m for m in imported if m.startswith("hdiaks")} == {"hdiaks_widgets.airflow.operator"}
+    assert {m.split(".")[0] for m in imported} <= {"__future__", "datetime", "hdiaks_widgets", "airflow"}
+
+
+def test_embedded_dag_never_imports_hdiaks_widgets() -> None:
+    imported = _imported_modules(render_dag(sample_config(), dag_id="x", embed=True))
     assert not {m for m in imported if m.startswith("hdiaks")}
     assert {m.split(".")[0] for m in imported} <= {
-        "__future__", "datetime", "hashlib", "logging", "re", "time", "collections", "urllib",
-        "requests", "urllib3", "airflow", "msal",
+        "__future__", "ast", "datetime", "importlib", "linecache", "sys", "airflow",
     }  # fmt: skip
+
+
+def test_embedded_dag_carries_the_installed_modules_verbatim() -> None:
+    constants = _module_constants(ast.parse(render_dag(sample_config(), dag_id="x", embed=True)))
+    sources = constants["EMBEDDED_SOURCES"]
+    for name, text in sources.items():
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin
+        assert text == Path(spec.origin).read_text(encoding="utf-8"), name
+    assert constants["DEFERRABLE"] is False
+    assert re.fullmatch(r"hdiaks_embedded_[0-9a-f]{12}", constants["EMBED_PACKAGE"])
+
+
+def test_embedded_module_closure_is_the_operator_and_its_imports_only() -> None:
+    names = set(module_sources())
+    assert {EMBED_ROOT, "hdiaks_widgets", "hdiaks_widgets.airflow", "hdiaks_widgets.airflow.trigger",
+            "hdiaks_widgets.run", "hdiaks_widgets.livy", "hdiaks_widgets.wire"} <= names  # fmt: skip
+    heavy = {"hdiaks_widgets.widgets", "hdiaks_widgets.tables", "hdiaks_widgets.dag_export", "hdiaks_widgets.sandbox"}
+    assert not {n for n in names if any(n == h or n.startswith(h + ".") for h in heavy)}
+    heavy_import = re.compile(r"^\s*(import|from) (pandas|ipywidgets)", re.M)
+    assert not [n for n, text in module_sources().items() if heavy_import.search(text)]
+
+
+def test_deferrable_option_reaches_the_dag() -> None:
+    constants = _module_constants(ast.parse(render_dag(sample_config(), dag_id="x", deferrable=False)))
+    assert constants["DEFERRABLE"] is False
+    assert _module_constants(ast.parse(render_dag(sample_config(), dag_id="x")))["DEFERRABLE"] is True
 
 
 def test_render_dag_reads_no_variable_at_module_level() -> None:
@@ -204,6 +278,9 @@ def test_validate_source_rejects_code_that_does_not_compile() -> None:
 def test_validate_source_rejects_import_of_the_package() -> None:
     with pytest.raises(ExportError, match="must not import"):
         _validate_source("import hdiaks_widgets.config\n", {})
+    with pytest.raises(ExportError, match="must not import"):
+        _validate_source("from hdiaks_widgets.airflow.operator import SparkBatchOperator\n", {}, embedded=True)
+    _validate_source("from hdiaks_widgets.airflow.operator import SparkBatchOperator\n", {})
 
 
 def test_read_dag_config_rejects_file_without_config() -> None:
@@ -236,8 +313,10 @@ def test_export_dag_files_validates_the_job_first(tmp_path: Path) -> None:
 
 
 def test_export_dag_files_returns_the_written_paths(tmp_path: Path) -> None:
-    paths = export_dag_files(sample_config(), tmp_path, dag_id="spark_pi", schedule=None, style="livy-operator")
+    paths = export_dag_files(sample_config(), tmp_path, dag_id="spark_pi", schedule=None, embed=True)
     assert all(p.is_file() for p in paths)
+    assert "EMBEDDED_SOURCES" in paths[0].read_text(encoding="utf-8")
+    assert "cannot import a class that lives only in a DAG file" in paths[2].read_text(encoding="utf-8")
 
 
 def test_setup_sheet_lists_key_vault_names_and_backend_settings() -> None:
@@ -257,11 +336,14 @@ def test_setup_sheet_lists_key_vault_names_and_backend_settings() -> None:
     }
 
 
-def test_setup_sheet_names_the_connection_secret_for_the_operator_style() -> None:
-    sheet = render_setup_sheet(sample_config(), dag_id="x", style="livy-operator", conn_id="hdiaks_livy")
-    assert "--name airflow-connections-hdiaks-livy" in sheet
+def test_setup_sheet_documents_reattach_clear_and_kill_while_deferred() -> None:
+    sheet = render_setup_sheet(sample_config(), dag_id="spark_pi")
+    assert "hdiaks-widgets[airflow]" in sheet and "airflow triggerer" in sheet
+    assert "**Clearing a task runs the job again**" in sheet
+    assert "reattaches instead of submitting a second one" in sheet
+    assert "Airflow 3.3+" in sheet and "3.0-3.2" in sheet
 
 
-def test_setup_sheet_connection_uri_sets_https_schema_for_the_livy_hook() -> None:
-    sheet = render_setup_sheet(sample_config(), dag_id="x", style="livy-operator")
-    assert "--value 'livy://msal@<cluster-fqdn>:443/https'" in sheet
+def test_setup_sheet_of_an_embedded_dag_says_it_does_not_defer() -> None:
+    sheet = render_setup_sheet(sample_config(), dag_id="x", embed=True)
+    assert "does not defer" in sheet and "hdiaks-widgets[airflow]" not in sheet

@@ -1,0 +1,219 @@
+"""What the Airflow operator and trigger decide, without importing Airflow (unit-testable).
+
+- :func:`effective_config`: the exported ``JOB_CONFIG`` with the trigger-conf params applied.
+- :class:`Variables`: Airflow Variables read at run time, once per process, so the kill path
+  (Airflow's SIGTERM handler, ``on_kill``) never waits on a secrets backend.
+- :func:`build_client`: a :class:`~hdiaks_widgets.livy.LivyClient` with the profile's auth.
+- :func:`batch_names` + :func:`start_run`: the run-scoped batch names and submit-or-reattach,
+  so a retry never posts a second batch.
+- :func:`verdict`: what a snapshot means for the task: succeed, fail, or kill and fail. Only the
+  run's own deadline kills; a transient Livy/gateway failure fails the try and leaves the batch
+  running for the retry to reattach to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hdiaks_widgets import wire
+from hdiaks_widgets.auth import BasicAuth, ServicePrincipalAuth
+from hdiaks_widgets.config import JobConfig
+from hdiaks_widgets.errors import HdiaksError
+from hdiaks_widgets.livy import LivyClient, RetryPolicy
+from hdiaks_widgets.run import BatchRun, Snapshot
+
+__all__ = [
+    "VARIABLES",
+    "MissingVariables",
+    "Variables",
+    "Verdict",
+    "batch_names",
+    "build_client",
+    "effective_config",
+    "start_run",
+    "verdict",
+]
+
+log = logging.getLogger("hdiaks.dag")
+
+# Airflow Variables the task reads at run time: (key, required, what it holds). The Key Vault
+# secrets backend serves each as <variables_prefix>-<key>.
+VARIABLES: tuple[tuple[str, bool, str], ...] = (
+    ("api-client-id", True, "application (client) id of the service principal that calls Livy"),
+    ("api-secret", True, "client secret of that service principal"),
+    ("tenant-id", True, "directory (tenant) id"),
+    ("authority-host", False, "identity host, default https://login.microsoftonline.com"),
+    ("ca-bundle", False, "path of a CA bundle for the identity and Livy endpoints"),
+    ("livy-url", False, "Livy base URL, overriding the one derived from the profile"),
+    ("livy-password", False, "cluster login password (profiles with basic auth only)"),
+)
+REQUESTED_BY = "hdiaks-airflow"
+
+
+class MissingVariables(HdiaksError):
+    """Airflow Variables the job needs are not set."""
+
+
+class Variables:
+    """Airflow Variables read through ``getter``, each at most once while it has a value.
+
+    The batch is killed from inside Airflow's SIGTERM handler too, which interrupts the task
+    anywhere: a lookup there could wait on a lock (secrets backend, supervisor channel) that the
+    interrupted code holds, so the kill path only uses values read before. A missing Variable is
+    asked for again, so setting it helps a retry in the same process.
+    """
+
+    def __init__(self, getter: Callable[[str], str | None]) -> None:
+        self._getter = getter
+        self._cache: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        value = self._cache.get(key)
+        if value is None:
+            value = self._getter(key)
+            if value is not None and value != "":
+                self._cache[key] = value
+        return value or None
+
+    def frozen(self) -> Variables:
+        """The values read so far, with no further lookups (for the kill path)."""
+        cache = dict(self._cache)
+        return Variables(cache.get)
+
+    def require(self, *keys: str) -> list[str]:
+        values = [self.get(k) for k in keys]
+        missing = [k for k, v in zip(keys, values, strict=True) if not v]
+        if missing:
+            raise MissingVariables("Airflow Variables not set: " + ", ".join(missing))
+        return [v for v in values if v]
+
+
+def effective_config(job_config: Mapping[str, Any], params: Mapping[str, Any] | None) -> JobConfig:
+    """``JOB_CONFIG`` with the trigger-conf keys of ``params`` applied (empty keeps the default)."""
+    conf = {k: params[k] for k in wire.TRIGGER_KEYS if params is not None and k in params}
+    return JobConfig.from_dict(job_config).with_trigger_conf(conf)
+
+
+def build_client(cfg: JobConfig, variables: Variables, *, retries: int = 4) -> LivyClient:
+    """A Livy client for ``cfg``'s profile; the credentials come from ``variables``.
+
+    Unattended runs always use client credentials for Entra profiles (a device code sign-in
+    needs a person). ``retries`` is the client's budget per request for idempotent calls.
+    """
+    profile = cfg.profile
+    verify: bool | str = variables.get("ca-bundle") or profile.verify
+    base_url = (variables.get("livy-url") or profile.base_url).rstrip("/")
+    method = profile.auth_method
+    auth: ServicePrincipalAuth | BasicAuth | None = None
+    if method in ("service-principal", "device-code"):
+        client_id, secret = variables.require("api-client-id", "api-secret")
+        tenant = variables.get("tenant-id") or profile.tenant_id
+        if not tenant:
+            raise MissingVariables("Airflow Variables not set: tenant-id")
+        auth = ServicePrincipalAuth(
+            tenant_id=tenant,
+            client_id=client_id,
+            client_secret=secret,
+            scope=profile.scope,
+            authority_host=variables.get("authority-host") or profile.authority_host,
+            verify=verify,
+        )
+    elif method == "basic":
+        auth = BasicAuth(profile.username or "", variables.get("livy-password") or "")
+    return LivyClient(
+        base_url,
+        auth=auth,
+        verify=verify,
+        timeout=(profile.connect_timeout, profile.read_timeout),
+        retry=RetryPolicy(total=retries),
+        requested_by=REQUESTED_BY,
+    )
+
+
+def batch_names(base: str, *, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> list[str]:
+    """Run-scoped batch names of one task instance, one per try (try 1 first).
+
+    ``<base>-<12 hex of dag_id/run_id/task_id/map_index>``, plus ``-tryN`` for try N > 1. The
+    same DAG run finds the batch of an earlier try by name instead of submitting again (Livy
+    refuses duplicate names while it keeps a batch); a new DAG run, or a cleared task (whose
+    try number goes on), gets a new name and so runs the job again.
+    """
+    key = "\x00".join([dag_id, run_id, task_id, str(map_index)])
+    stem = f"{base}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    tries = max(1, try_number)
+    return [stem if n == 1 else f"{stem}-try{n}" for n in range(1, tries + 1)]
+
+
+def start_run(client: LivyClient, cfg: JobConfig, names: list[str]) -> tuple[BatchRun, bool]:
+    """Submit the job under ``names[-1]``, or reattach to a batch of this task instance.
+
+    Returns the run and whether it reattached. An earlier try's batch that did not fail (it
+    still runs, or it succeeded while the try lost track of it) is followed; one that failed is
+    left alone and this try runs the job again under its own name. The current try's own name is
+    always followed (a resubmission after a crash, or a concurrent duplicate).
+    """
+    current = names[-1]
+    for name in reversed(names[:-1]):
+        batch = client.find_batch(name)
+        if batch is None:
+            continue
+        if batch.state.value not in wire.FAILED_STATES:
+            log.info("Reattaching to Livy batch %s (%s), state %s", batch.id, name, batch.state.value)
+            return BatchRun(client, batch.id, name=name, batch=batch), True
+        break  # an earlier try's batch failed: run the job again under this try's name
+    spec = replace(cfg.spec, name=current)
+    existing = client.find_batch(current)
+    if existing is not None:
+        log.info("Reattaching to Livy batch %s (%s), state %s", existing.id, current, existing.state.value)
+        return BatchRun(client, existing.id, name=current, batch=existing), True
+    run = BatchRun.submit(client, spec, reattach=True)
+    log.info("Submitted Livy batch %s (%s) for %s", run.batch_id, current, spec.file)
+    return run, False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the task does with a snapshot: ``ok``; else fail with ``message`` (killing first
+    when ``kill``)."""
+
+    ok: bool
+    kill: bool
+    message: str
+
+
+def verdict(snap: Snapshot, *, timeout: float, timed_out: bool, stopped: bool = False) -> Verdict:
+    """The task's decision for the last snapshot of a wait.
+
+    Only ``timed_out`` (the run's own deadline) kills. ``stopped`` means ``on_kill`` already
+    deleted the batch. Any other unfinished or erroneous end fails the try and leaves the batch
+    alone: the retry reattaches to it by name.
+    """
+    batch_id = snap.batch_id
+    state = snap.state_label
+    if snap.succeeded:
+        return Verdict(True, False, f"Livy batch {batch_id} ended success")
+    if snap.batch is not None and snap.batch.state.is_terminal and (snap.finished or not snap.error_kind):
+        lines = wire.failure_lines(snap.lines, limit=20)
+        return Verdict(
+            False,
+            False,
+            f"Livy batch {batch_id} ended in state {snap.batch.state.value}; last error lines:\n" + "\n".join(lines),
+        )
+    if snap.finished:
+        if snap.error_kind in ("purged", "replaced"):
+            return Verdict(False, False, snap.error or f"Livy batch {batch_id} is gone")
+        return Verdict(
+            False,
+            False,
+            f"Lost track of Livy batch {batch_id} ({snap.error_kind}): {snap.error} The batch was left "
+            "running; a retry of this task reattaches to it.",
+        )
+    if stopped:
+        return Verdict(False, False, f"Livy batch {batch_id} was killed with the task")
+    if timed_out:
+        return Verdict(False, True, f"Livy batch {batch_id} still {state} after {timeout:g} s; killing it")
+    return Verdict(False, False, f"Stopped watching Livy batch {batch_id} (state {state})")
