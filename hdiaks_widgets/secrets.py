@@ -310,7 +310,7 @@ def store_for_profile(
 ) -> SecretStore:
     """The secret store a profile names (``secret_source``: keyvault, env or none).
 
-    A Key Vault store needs a ``token_provider`` for the vault reader; ``auth.build_auth``
+    A Key Vault store needs a ``token_provider`` for the vault reader; ``connect.build_auth``
     passes ``auth.vault_token_provider(profile)`` (AZURE_CLIENT_ID/TENANT_ID/CLIENT_SECRET).
     """
     source = profile.secret_source
@@ -320,7 +320,7 @@ def store_for_profile(
         if token_provider is None:
             raise SecretError(
                 f"Profile {profile.name!r} reads secrets from Key Vault; pass a token provider "
-                "(hdiaks_widgets.auth.vault_token_provider) or use auth.build_auth(profile)."
+                "(hdiaks_widgets.auth.vault_token_provider) or use hdiaks_widgets.connect.build_auth(profile)."
             )
         return KeyVaultSecretStore(
             profile.vault_url, token_provider, prefix=profile.variables_prefix, verify=profile.verify

@@ -16,6 +16,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from hdiaks_widgets.errors import HdiaksError
+from hdiaks_widgets.fileio import atomic_write_text
 from hdiaks_widgets.sandbox.apps import Examples, build_examples, spark_home
 from hdiaks_widgets.sandbox.batches import BatchRegistry
 from hdiaks_widgets.sandbox.faults import FaultBook
@@ -161,12 +162,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -213,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     if args.ready_file is not None:
-        _write_atomic(args.ready_file, json.dumps(server.ready_info(), indent=2) + "\n")
+        atomic_write_text(args.ready_file, json.dumps(server.ready_info(), indent=2) + "\n")
     try:
         while not stop.wait(0.5):
             pass
