@@ -1,13 +1,19 @@
 """Exported DAGs on real Apache Airflow (own virtualenvs from mk/airflow.mk) and the real sandbox.
 
-DagBag import: latest 3.x and 2.10.x, both styles, plus hostile values. End to end with
-``airflow dags test`` on the sandbox (real Spark) with Variables from the Azure Key Vault secrets
+The Airflow venvs have this package installed with only its ``[airflow]`` extra: thin DAGs
+import the operator from it. Embedded DAGs are run with the package hidden (an import blocker
+in ``sitecustomize``), which proves they need nothing but Airflow, requests and msal.
+
+DagBag import: latest 3.x and 2.10.x, thin and embedded, plus hostile values. End to end with
+``airflow dags test`` on the sandbox (real Spark; the trigger runs in line, as ``dags test``
+does) with Variables from the Azure Key Vault secrets
 backend pointed at the sandbox vault: the stock ``AzureKeyVaultBackend`` builds its
 ``ClientSecretCredential`` without ``disable_instance_discovery``, so MSAL would ask
 login.microsoftonline.com about the loopback authority; the test backend below replaces only
 that credential (names, lookups and ``SecretClient`` stay the provider's). Both styles also run
 on a sandbox started with ``auth=True``, whose Livy answers 401 to requests without a token from
-its own identity endpoint.
+its own identity endpoint. Kill while deferred runs a real scheduler, triggerer, DAG processor
+and API server (``airflow standalone``) and clears the deferred task.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -46,9 +51,20 @@ auth_sandbox = auth_sandbox_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = {"3": ROOT / ".venv-airflow3", "2": ROOT / ".venv-airflow2"}
+# Makes ``import hdiaks_widgets`` fail in an Airflow process (for the embedded DAGs).
+HIDE_PACKAGE = """
+import os, sys
+if os.environ.get("HDIAKS_HIDE_PACKAGE"):
+    class _HidePackage:
+        def find_spec(self, name, path=None, target=None):
+            if name == "hdiaks_widgets" or name.startswith("hdiaks_widgets."):
+                raise ImportError("hdiaks_widgets is hidden in this test")
+            return None
+    sys.meta_path.insert(0, _HidePackage())
+"""
 HOSTILE = "q'\"\"\"'''\\ \n {{ params.x }} ${HOME} {% raw %} ünï ✓ \u2028 \U0001f680 " + "x" * 10_000
 
-DAGBAG_SCRIPT = """
+DAGBAG_SCRIPT = HIDE_PACKAGE + """
 import json, sys
 try:
     from airflow.dag_processing.dagbag import DagBag  # 3.2+
@@ -57,6 +73,7 @@ except ImportError:
 bag = DagBag(dag_folder=sys.argv[1])
 json.dump({"errors": dict(bag.import_errors),
            "tasks": {d: [t.task_id for t in dag.tasks] for d, dag in bag.dags.items()},
+           "task_types": {d: [type(t).__name__ for t in dag.tasks] for d, dag in bag.dags.items()},
            "timetable": {d: type(dag.timetable).__name__ for d, dag in bag.dags.items()},
            "catchup": {d: dag.catchup for d, dag in bag.dags.items()}}, sys.stdout)
 """
@@ -82,13 +99,14 @@ class LoopbackKeyVaultBackend(AzureKeyVaultBackend):
 
 def venv_python(version: str) -> Path:
     python = VENVS[version] / "bin" / "python"
-    if not (VENVS[version] / ".installed").exists():
+    if not (VENVS[version] / ".hdiaks").exists():
         pytest.fail(f"{VENVS[version].name} is missing; run `make test-deps` (mk/airflow.mk)")
     return python
 
 
 def base_env(home: Path, dags: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST", "COV_"))}
+    env.pop("HDIAKS_HIDE_PACKAGE", None)
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(dags),
@@ -102,12 +120,7 @@ def base_env(home: Path, dags: Path) -> dict[str, str]:
 
 # -- DagBag import --------------------------------------------------------------------------------
 
-DAGBAG_CASES = [
-    ("taskflow", "plain"),
-    ("livy-operator", "plain"),
-    ("taskflow", "hostile"),
-    ("livy-operator", "hostile"),
-]
+DAGBAG_CASES = [("thin", "plain"), ("embedded", "plain"), ("thin", "hostile"), ("embedded", "hostile")]
 
 
 def dagbag_config(kind: str) -> JobConfig:
@@ -129,20 +142,15 @@ def dagbag_config(kind: str) -> JobConfig:
     )
 
 
-@pytest.fixture(scope="module", params=["3", "2"], ids=["airflow3", "airflow2.10"])
-def dagbag(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One DagBag run per Airflow version over all exported files (one subprocess each)."""
-    python = venv_python(request.param)
-    root = tmp_path_factory.mktemp(f"dagbag{request.param}")
-    dags = root / "dags"
-    for style, kind in DAGBAG_CASES:
-        write_dag(dagbag_config(kind), dags, dag_id=f"{kind}_{style.replace('-', '_')}", style=style)  # type: ignore[arg-type]
-    env = base_env(root / "home", dags)
+def run_dagbag(python: Path, dags: Path, home: Path, *, hide_package: bool) -> dict[str, Any]:
+    env = base_env(home, dags)
     # Any Variable read at parse time would go to this unreachable vault and fail the import.
     env["AIRFLOW__SECRETS__BACKEND"] = "airflow.providers.microsoft.azure.secrets.key_vault.AzureKeyVaultBackend"
     env["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps(
         {"variables_prefix": PREFIX, "vault_url": f"https://127.0.0.1:{closed_port()}"}
     )
+    if hide_package:
+        env["HDIAKS_HIDE_PACKAGE"] = "1"
     proc = subprocess.run(
         [str(python), "-c", DAGBAG_SCRIPT, str(dags)], env=env, capture_output=True, text=True, timeout=300
     )
@@ -150,16 +158,30 @@ def dagbag(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize(("style", "kind"), DAGBAG_CASES, ids=[f"{s}-{k}" for s, k in DAGBAG_CASES])
-def test_dagbag_imports_exported_dag(dagbag: dict[str, Any], style: str, kind: str) -> None:
-    dag_id = f"{kind}_{style.replace('-', '_')}"
-    assert dagbag["errors"] == {}
-    assert dagbag["tasks"][dag_id] == ["run_spark_batch"]
+@pytest.fixture(scope="module", params=["3", "2"], ids=["airflow3", "airflow2.10"])
+def dagbag(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """One DagBag run per Airflow version and form (thin; embedded with the package hidden)."""
+    python = venv_python(request.param)
+    root = tmp_path_factory.mktemp(f"dagbag{request.param}")
+    out: dict[str, dict[str, Any]] = {}
+    for mode in ("thin", "embedded"):
+        dags = root / mode
+        for _mode, kind in [c for c in DAGBAG_CASES if c[0] == mode]:
+            write_dag(dagbag_config(kind), dags, dag_id=f"{kind}_{mode}", embed=mode == "embedded")
+        out[mode] = run_dagbag(python, dags, root / f"home-{mode}", hide_package=mode == "embedded")
+    return out
 
 
-def test_dagbag_dag_is_unscheduled_without_catchup(dagbag: dict[str, Any]) -> None:
-    assert dagbag["catchup"]["plain_taskflow"] is False
-    assert dagbag["timetable"]["plain_taskflow"] == "NullTimetable"
+@pytest.mark.parametrize(("mode", "kind"), DAGBAG_CASES, ids=[f"{m}-{k}" for m, k in DAGBAG_CASES])
+def test_dagbag_imports_exported_dag(dagbag: dict[str, dict[str, Any]], mode: str, kind: str) -> None:
+    assert dagbag[mode]["errors"] == {}
+    assert dagbag[mode]["tasks"][f"{kind}_{mode}"] == ["run_spark_batch"]
+    assert dagbag[mode]["task_types"][f"{kind}_{mode}"] == ["SparkBatchOperator"]
+
+
+def test_dagbag_dag_is_unscheduled_without_catchup(dagbag: dict[str, dict[str, Any]]) -> None:
+    assert dagbag["thin"]["catchup"]["plain_thin"] is False
+    assert dagbag["thin"]["timetable"]["plain_thin"] == "NullTimetable"
 
 
 # -- airflow dags test on the sandbox -------------------------------------------------------------
@@ -231,20 +253,26 @@ class AirflowRig:
             vault_url=self.auth.vault_url,
         )
         cfg = JobConfig(profile=profile, spec=spec)
-        write_dag(cfg, self.dags, dag_id=dag_id, poll_interval=1, retry_delay=1, **options)
+        write_dag(cfg, self.dags, dag_id=dag_id, **{"poll_interval": 1, "retry_delay": 1, **options})
 
-    def dags_test(self, dag_id: str, conf: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
+    def run_env(self, hide_package: bool) -> dict[str, str]:
+        return dict(self.env, HDIAKS_HIDE_PACKAGE="1") if hide_package else self.env
+
+    def dags_test(
+        self, dag_id: str, conf: dict[str, Any] | None = None, *, hide_package: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.python.parent / "airflow"), "dags", "test", dag_id]
         if conf is not None:
             cmd += ["-c", json.dumps(conf)]
-        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=400, cwd=self.dags)
+        env = self.run_env(hide_package)
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, cwd=self.dags)
 
-    def dags_test_started(self, dag_id: str, log: Path) -> subprocess.Popen[bytes]:
+    def dags_test_started(self, dag_id: str, log: Path, *, hide_package: bool = False) -> subprocess.Popen[bytes]:
         """``airflow dags test`` left running, its output in ``log`` (a pipe could fill up)."""
         with log.open("wb") as out:
             return subprocess.Popen(
                 [str(self.python.parent / "airflow"), "dags", "test", dag_id],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.dags,
+                env=self.run_env(hide_package), stdout=out, stderr=subprocess.STDOUT, cwd=self.dags,
             )  # fmt: skip
 
     def batches(self) -> list[dict[str, Any]]:
@@ -258,6 +286,7 @@ def make_rig(version: str, root: Path, sandbox: SandboxHandle, auth: Identity) -
     dags.mkdir(parents=True)
     pylib.mkdir()
     (pylib / "loopback_kv.py").write_text(LOOPBACK_BACKEND, encoding="utf-8")
+    (pylib / "sitecustomize.py").write_text(HIDE_PACKAGE, encoding="utf-8")
     env = base_env(root / "home", dags)
     env.update(
         PYTHONPATH=str(pylib),
@@ -323,22 +352,75 @@ def test_dags_test_variables_come_from_key_vault_and_token_from_msal(pi_run: Any
 
 
 @pytest.mark.spark
-def test_dags_test_retry_reattaches_instead_of_submitting_again(rig3: AirflowRig) -> None:
+def test_dags_test_task_deferred_while_the_batch_ran(pi_run: Any) -> None:
+    run = pi_run[0]
+    assert run.returncode == 0
+    assert "running trigger in line" in run.stdout + run.stderr  # dags test's stand-in triggerer
+
+
+@pytest.mark.spark
+def test_dags_test_ambiguous_post_submits_exactly_once(rig3: AirflowRig) -> None:
     sandbox = rig3.sandbox
-    rig3.export("hdiaks_retry", BatchSpec(file=sandbox.examples["pi_py"], args=("2",), name="retry"))
+    rig3.export("hdiaks_ambiguous", BatchSpec(file=sandbox.examples["pi_py"], args=("2",), name="ambiguous"))
     sandbox.clear_faults()
-    # The batch is created, then the connection drops before the answer: try 1 fails not knowing
-    # the batch id; try 2 must find the batch by its deterministic name.
+    # The batch is created, then the connection drops before the answer: the task finds the
+    # batch by its run-scoped name instead of posting again.
     sandbox.set_faults({"kind": "drop_after", "methods": ["POST"], "path_prefix": "/batches", "count": 1})
     try:
-        run = rig3.dags_test("hdiaks_retry")
+        run = rig3.dags_test("hdiaks_ambiguous")
         counts = sandbox.request_counts()
     finally:
         sandbox.clear_faults()
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert counts.get("POST /batches") == 1
-    assert "Reattaching to Livy batch" in out and "Pi is roughly" in out
+    assert "Pi is roughly" in out
+
+
+def wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared:\n" + log.read_text(errors="replace")[-4000:])
+
+
+@pytest.mark.spark
+def test_dags_test_503_burst_fails_the_try_without_killing_and_the_retry_reattaches(
+    rig3: AirflowRig, tmp_path: Path
+) -> None:
+    """Livy answers 503 to every poll for longer than the client's retry budget (4 retries per
+    request) times MAX_POLL_ERRORS: the try fails, the batch is NOT deleted, and the retry finds
+    the same batch by name and follows it to success: one POST, no DELETE."""
+    sandbox = rig3.sandbox
+    spec = BatchSpec(file=sandbox.examples["sleep_py"], args=("25",), name="burst")
+    rig3.export("hdiaks_burst", spec, retries=2, max_poll_errors=2)
+    sandbox.clear_faults()  # resets the request counts
+    log = tmp_path / "dags-test.log"
+    proc = rig3.dags_test_started("hdiaks_burst", log)
+    try:
+        batch = running_batch(rig3, "burst-", proc, log)
+        path = f"/batches/{batch['id']}"
+        sandbox.set_faults({"kind": "status", "status": 503, "methods": ["GET"], "path_prefix": path, "count": None})
+        wait_for_text(log, "Lost track of Livy batch", proc)
+        sandbox.clear_faults()  # the gateway is back; the request counts start again here
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        sandbox.clear_faults()
+    out = log.read_text(errors="replace")
+    assert proc.returncode == 0, out[-4000:]
+    assert "was left running; a retry of this task reattaches to it" in out
+    assert f"Reattaching to Livy batch {batch['id']}" in out
+    final = sandbox_batch(sandbox, batch["id"])
+    assert final["deleted"] is False and final["batch"]["state"] == "success", final
+    names = [b["name"] for b in rig3.batches() if (b.get("name") or "").startswith("burst-")]
+    assert names == [batch["name"]]  # one batch (one POST) for both tries
 
 
 @pytest.mark.spark
@@ -391,7 +473,8 @@ def sandbox_batch(sandbox: SandboxHandle, batch_id: int) -> dict[str, Any]:
 def test_dags_test_sigterm_to_the_task_kills_the_batch(
     version: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """A task killed while its batch runs deletes the batch (``on_kill``), on real Airflow.
+    """A task killed while its batch runs deletes the batch (``on_kill``), on real Airflow
+    (``deferrable=False``: the task waits on the worker).
 
     In production a kill (task marked failed or cleared while running, a worker shutting down)
     reaches the task as SIGTERM: Airflow 3's supervisor sends it to the task process, where the
@@ -406,7 +489,8 @@ def test_dags_test_sigterm_to_the_task_kills_the_batch(
     rig: AirflowRig = request.getfixturevalue(f"rig{version}")
     sandbox = rig.sandbox
     dag_id = f"hdiaks_kill{version}"
-    rig.export(dag_id, BatchSpec(file=sandbox.examples["sleep_py"], args=("300",), name=f"kill{version}"), retries=0)
+    spec = BatchSpec(file=sandbox.examples["sleep_py"], args=("300",), name=f"kill{version}")
+    rig.export(dag_id, spec, retries=0, deferrable=False)
     sandbox.clear_faults()  # resets the request counts
     log = tmp_path / "dags-test.log"
     proc = rig.dags_test_started(dag_id, log)
@@ -442,13 +526,29 @@ def test_dags_test_success_on_airflow_2_10(rig2: AirflowRig) -> None:
     assert "Pi is roughly" in out
 
 
-# -- both styles against a bearer-protected Livy -------------------------------------------------
+# -- embedded DAGs, with the package hidden ------------------------------------------------------
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("version", ["3", "2"], ids=["airflow3", "airflow2.10"])
+def test_dags_test_embedded_dag_runs_without_the_package(version: str, request: pytest.FixtureRequest) -> None:
+    rig: AirflowRig = request.getfixturevalue(f"rig{version}")
+    dag_id = f"hdiaks_embedded{version}"
+    rig.export(dag_id, BatchSpec(file=rig.sandbox.examples["pi_py"], args=("2",), name=f"emb{version}"), embed=True)
+    run = rig.dags_test(dag_id, hide_package=True)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert "Pi is roughly" in out
+    assert "running trigger in line" not in out  # an embedded DAG never defers
+
+
+# -- against a bearer-protected Livy ---------------------------------------------------------
 
 
 @dataclass
 class BearerRuns:
-    operator: subprocess.CompletedProcess[str]
-    taskflow: subprocess.CompletedProcess[str]
+    thin: subprocess.CompletedProcess[str]
+    embedded: subprocess.CompletedProcess[str]
     identity: dict[str, int]  # requests to the sandbox identity endpoint during the two runs
 
 
@@ -467,35 +567,16 @@ def bearer_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
 
 @pytest.fixture(scope="module")
 def bearer_runs(tmp_path_factory: pytest.TempPathFactory, bearer_sandbox: SandboxHandle) -> BearerRuns:
-    """SparkPi through each style on Airflow 3; Variables from the bearer sandbox's vault.
-
-    The livy-operator style reaches Livy through the connection AIRFLOW_CONN_HDIAKS_LIVY; its login
-    ("msal", as in the setup sheet) makes the hook call MsalBearerAuth(login, password).
-    """
+    """SparkPi through a thin (deferrable: the trigger reads the Variables too) and an embedded DAG
+    on Airflow 3; Variables from the bearer sandbox's vault."""
     rig = make_rig("3", tmp_path_factory.mktemp("airflow3-bearer"), bearer_sandbox, Identity.of_sandbox(bearer_sandbox))
-    livy = urlsplit(bearer_sandbox.url)
-    # The setup sheet's form (livy://msal@<fqdn>:443/https), for the sandbox's plain-http Livy.
-    rig.env["AIRFLOW_CONN_HDIAKS_LIVY"] = f"livy://msal@{livy.hostname}:{livy.port}/http"
     pi = bearer_sandbox.examples["pi_py"]
-    rig.export("bearer_operator", BatchSpec(file=pi, args=("2",), name="pi-operator"), style="livy-operator")
-    rig.export("bearer_taskflow", BatchSpec(file=pi, args=("2",), name="pi-taskflow"))
+    rig.export("bearer_thin", BatchSpec(file=pi, args=("2",), name="pi-thin"))
+    rig.export("bearer_embedded", BatchSpec(file=pi, args=("2",), name="pi-embedded"), embed=True)
     before = rig.auth.stats()
-    operator = rig.dags_test("bearer_operator")
-    taskflow = rig.dags_test("bearer_taskflow")
-    return BearerRuns(operator, taskflow, stats_delta(before, rig.auth.stats()))
-
-
-@pytest.fixture(scope="module")
-def bearer_operator_run2(
-    tmp_path_factory: pytest.TempPathFactory, bearer_sandbox: SandboxHandle
-) -> subprocess.CompletedProcess[str]:
-    """SparkPi through the livy-operator style on Airflow 2.10.5 (Livy provider 4.4.5), same setup."""
-    rig = make_rig("2", tmp_path_factory.mktemp("airflow2-bearer"), bearer_sandbox, Identity.of_sandbox(bearer_sandbox))
-    livy = urlsplit(bearer_sandbox.url)
-    rig.env["AIRFLOW_CONN_HDIAKS_LIVY"] = f"livy://msal@{livy.hostname}:{livy.port}/http"
-    pi = bearer_sandbox.examples["pi_py"]
-    rig.export("bearer_operator2", BatchSpec(file=pi, args=("2",), name="pi-operator2"), style="livy-operator")
-    return rig.dags_test("bearer_operator2")
+    thin = rig.dags_test("bearer_thin")
+    embedded = rig.dags_test("bearer_embedded", hide_package=True)
+    return BearerRuns(thin, embedded, stats_delta(before, rig.auth.stats()))
 
 
 def livy_status(sandbox: SandboxHandle, headers: dict[str, str]) -> int:
@@ -518,25 +599,9 @@ def test_bearer_sandbox_refuses_missing_and_foreign_tokens(
 
 
 @pytest.mark.spark
-def test_dags_test_livy_operator_style_on_bearer_protected_livy(bearer_runs: BearerRuns) -> None:
-    run = bearer_runs.operator
-    out = run.stdout + run.stderr
-    assert run.returncode == 0, out[-4000:]
-    assert "Pi is roughly" in out
-
-
-@pytest.mark.spark
-def test_dags_test_livy_operator_style_on_bearer_protected_livy_on_airflow_2_10(
-    bearer_operator_run2: subprocess.CompletedProcess[str],
-) -> None:
-    out = bearer_operator_run2.stdout + bearer_operator_run2.stderr
-    assert bearer_operator_run2.returncode == 0, out[-4000:]
-    assert "Pi is roughly" in out
-
-
-@pytest.mark.spark
-def test_dags_test_taskflow_style_on_bearer_protected_livy(bearer_runs: BearerRuns) -> None:
-    run = bearer_runs.taskflow
+@pytest.mark.parametrize("form", ["thin", "embedded"])
+def test_dags_test_on_bearer_protected_livy(bearer_runs: BearerRuns, form: str) -> None:
+    run: subprocess.CompletedProcess[str] = getattr(bearer_runs, form)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert "Pi is roughly" in out
@@ -549,11 +614,34 @@ def test_dags_test_bearer_tokens_come_from_the_sandbox_identity_endpoint(bearer_
     assert bearer_runs.identity["token_errors"] == 0
 
 
-def test_airflow_venvs_run_the_dag_without_hdiaks_widgets(tmp_path: Path) -> None:
-    # The exported DAG is self-contained: the Airflow venvs never install this package.
+# -- what the Airflow venvs hold -----------------------------------------------------------------
+
+IMPORT_CHECK = """
+import sys
+import hdiaks_widgets.airflow.operator
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"pandas", "numpy", "ipywidgets", "IPython", "jupyter_client"})
+print(",".join(heavy))
+"""
+
+
+@pytest.mark.parametrize("version", ["3", "2"], ids=["airflow3", "airflow2.10"])
+def test_operator_imports_in_airflow_without_pandas_or_jupyter(version: str, tmp_path: Path) -> None:
+    python = venv_python(version)
+    proc = subprocess.run([str(python), "-c", IMPORT_CHECK], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == ""
+    for name in ("pandas", "ipywidgets"):  # not installed at all: only the [airflow] extra was
+        probe = subprocess.run([str(python), "-c", f"import {name}"], capture_output=True, timeout=60, cwd=tmp_path)
+        assert probe.returncode != 0, name
+
+
+def test_hidden_package_cannot_be_imported(tmp_path: Path) -> None:
+    # The blocker the embedded-DAG tests rely on really hides the installed package.
     for version in VENVS:
         python = venv_python(version)
+        env = dict(os.environ, HDIAKS_HIDE_PACKAGE="1")
         proc = subprocess.run(
-            [str(python), "-c", "import hdiaks_widgets"], capture_output=True, timeout=60, cwd=tmp_path
-        )
-        assert proc.returncode != 0
+            [str(python), "-c", HIDE_PACKAGE + "\nimport hdiaks_widgets"], capture_output=True, timeout=60,
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert proc.returncode != 0 and b"hidden in this test" in proc.stderr

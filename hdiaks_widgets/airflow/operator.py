@@ -144,33 +144,32 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
     def execute_complete(self, context: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> Any:
         """Back from the trigger: page the whole driver log into the task log, then decide."""
         event = dict(event or {})
-        batch_id, name = event.get("batch_id"), event.get("name")
+        batch_id, name, status = event.get("batch_id"), event.get("name"), event.get("status")
         if batch_id is None:
             raise AirflowException(f"the trigger sent no batch: {event}")
-        try:
-            cfg = effective_config(self.job_config, context.get("params"))
-            client = build_client(cfg, self._variables, retries=self.livy_retries)
-            run = BatchRun.attach(client, batch_id, expected_name=name)
-        except HdiaksError as exc:
-            if event.get("status") == "timeout":
-                self._kill_with(batch_id)
-            raise AirflowException(
-                f"Cannot read Livy batch {batch_id} after the wait ({event.get('error') or exc}); "
-                "it was left running, a retry reattaches to it"
-            ) from exc
-        self._cfg = cfg
-        if event.get("status") == "timeout":
-            self._batch_id = batch_id
-            snap = run.poll()
-            self._page(snap)
-            return self._finish(context, run, snap, verdict(snap, timeout=self.timeout, timed_out=True))
-        if not event.get("terminal"):
-            # The trigger gave up (Livy or the gateway kept failing, the batch was replaced):
-            # fail this try without touching the batch; a retry reattaches.
+        if status == "finished" and not event.get("terminal"):
+            # The trigger gave up (Livy or the gateway kept failing, the batch was replaced or
+            # purged): fail this try without touching the batch; a retry reattaches.
             raise AirflowException(
                 f"Lost track of Livy batch {batch_id} ({event.get('error_kind')}): {event.get('error')} "
                 "The batch was left running; a retry of this task reattaches to it."
             )
+        try:
+            cfg = effective_config(self.job_config, context.get("params"))
+            self._cfg = cfg
+            client = build_client(cfg, self._variables, retries=self.livy_retries)
+            run = BatchRun.attach(client, batch_id, expected_name=name)
+        except HdiaksError as exc:
+            if status == "timeout":
+                self._kill_with(batch_id)
+            raise AirflowException(
+                f"Cannot read Livy batch {batch_id} after the wait ({exc})"
+                + ("" if status == "timeout" else "; it was left running, a retry of this task reattaches to it")
+            ) from exc
+        if status == "timeout":
+            snap = run.poll()
+            self._page(snap)
+            return self._finish(context, run, snap, verdict(snap, timeout=self.timeout, timed_out=True))
         snap = run.wait(timeout=300, on_update=self._page, interval=0.2, max_interval=2.0)
         return self._finish(context, run, snap, verdict(snap, timeout=self.timeout, timed_out=False))
 
