@@ -12,8 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from hdiaks_widgets import __version__
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.errors import ConfigError, HdiaksError
 from hdiaks_widgets.livy import LivyClient
@@ -21,6 +22,13 @@ from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
 from hdiaks_widgets.run import BatchRun, OffsetLogReader
 
 __all__ = ["main"]
+
+# Exit codes: what `main` and the subcommands return (kept in one place for --help and tests).
+EXIT_OK = 0
+EXIT_LIVY = 1
+EXIT_USAGE = 2
+EXIT_JOB_FAILED = 3
+EXIT_INTERRUPTED = 130
 
 
 def _batch_dict(batch: Batch) -> dict[str, Any]:
@@ -105,7 +113,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             _print_json(_batch_dict(final))
         else:
             print(f"batch {final.id} ({final.name}): {final.state.value}")
-        return 0 if final.state is BatchState.SUCCESS else 3
+        return EXIT_OK if final.state is BatchState.SUCCESS else EXIT_JOB_FAILED
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -124,7 +132,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if args.follow:
             run = BatchRun.attach(client, args.batch, log_reader=OffsetLogReader(start=args.start or 0))
             final = _follow(run, emit=print, poll=args.poll)
-            return 0 if final.state is BatchState.SUCCESS else 3
+            return EXIT_OK if final.state is BatchState.SUCCESS else EXIT_JOB_FAILED
         if args.start is None and args.size is not None:
             page = client.get_log(args.batch, size=args.size)
             pages: list[LogPage] = [page]
@@ -205,6 +213,31 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------------
 
+DESCRIPTION = """\
+Submit Spark batch jobs to an Apache Livy server (HDInsight on AKS, HDInsight, plain Livy or
+the local sandbox), follow their state and driver log, list and kill them, and export a job
+as an Airflow DAG."""
+
+EPILOG = f"""\
+exit codes:
+  {EXIT_OK}    ok
+  {EXIT_LIVY}    Livy, network or sign-in failure (the one-line error says which)
+  {EXIT_USAGE}    bad input: a wrong option, or an invalid job configuration or profile
+  {EXIT_JOB_FAILED}    the job ended in a state other than success (submit --wait, logs --follow)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+
+profiles: --profile NAME reads the profile file, $HDIAKS_PROFILES if set, else
+~/.config/hdiaks/profiles.json.
+
+Run 'hdiaks COMMAND --help' for the options of one command."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (the usage itself is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
 
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="job configuration JSON (profile + spec)")
@@ -214,8 +247,12 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hdiaks", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="hdiaks", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (each has its own --help)")
 
     p = sub.add_parser("submit", help="submit the configured batch job")
     _add_target(p)
@@ -248,43 +285,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="batches on the server")
     _add_target(p)
-    p.add_argument("--from", dest="start", type=int, default=0)
-    p.add_argument("--size", type=int, default=100)
+    p.add_argument("--from", dest="start", type=int, default=0, help="index of the first batch (default 0)")
+    p.add_argument("--size", type=int, default=100, help="how many batches to show (default 100)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("export-dag", help="write the job as an Airflow DAG")
     _add_target(p)
     p.add_argument("--out", default=".", help="folder for the DAG and its setup files")
-    p.add_argument("--dag-id", required=True)
+    p.add_argument("--dag-id", required=True, help="the DAG's id (also the file name)")
     p.add_argument("--schedule", default=None, help="cron or preset like @daily (default: none)")
-    p.add_argument("--style", choices=["taskflow", "livy-operator"], default="taskflow")
+    p.add_argument("--style", choices=["taskflow", "livy-operator"], default="taskflow",
+                   help="DAG style (default taskflow)")
     p.set_defaults(func=cmd_export_dag)
 
     p = sub.add_parser("sandbox", help="run the local Livy sandbox (Ctrl-C stops it)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8998)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8998, help="port to listen on (default 8998)")
     p.add_argument("--root", help="sandbox folder (default .sandbox)")
-    p.add_argument("--max-running", type=int, default=1)
+    p.add_argument("--max-running", type=int, default=1, help="Spark jobs run at once (default 1)")
     p.add_argument("--csrf", action="store_true", help="require X-Requested-By like Livy's CSRF filter")
     p.add_argument("--auth", action="store_true", help="also run identity + vault; Livy requires tokens")
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("demo", help="end-to-end demo on the sandbox with real Spark")
-    p.add_argument("--root", default=".sandbox")
+    p.add_argument("--root", default=".sandbox", help="sandbox folder (default .sandbox)")
     p.add_argument("--out", default="demo-output", help="folder for the exported DAG")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("lab", help="JupyterLab on the quickstart notebook against the sandbox")
-    p.add_argument("--root", default=".sandbox")
-    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--root", default=".sandbox", help="sandbox folder (default .sandbox)")
+    p.add_argument("--port", type=int, default=8888, help="JupyterLab's port (default 8888)")
     p.set_defaults(func=cmd_lab)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, a usage error: return the code, do not exit
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return int(args.func(args))
     except HdiaksError as exc:
@@ -293,10 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, ConfigError) and len(exc.problems) > 1:
             message = "; ".join(str(p) for p in exc.problems)
         print(f"hdiaks: error: {message}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_LIVY
     except KeyboardInterrupt:
         print("hdiaks: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m hdiaks_widgets.cli`
