@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -239,6 +240,44 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _port(text: str) -> int:
+    value = _int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, e.g. 1 or 0.5, got {text}")
+    return value
+
+
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="job configuration JSON (profile + spec)")
     p.add_argument("--profile", help="a named cluster profile from the user profile file")
@@ -261,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-name", help="main class (overrides the config)")
     p.add_argument("--arg", action="append", help="an application argument (repeatable)")
     p.add_argument("--wait", action="store_true", help="follow the log until the job ends")
-    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls (with --wait)")
+    p.add_argument("--poll", type=_seconds, default=1.0, help="seconds between polls (with --wait)")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("status", help="state of one batch")
@@ -273,9 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(p)
     p.add_argument("batch", help="batch id or name")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
-    p.add_argument("--from", dest="start", type=int, help="first line (default: whole log)")
-    p.add_argument("--size", type=int, help="with no --from: the last N lines")
-    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls (with --follow)")
+    p.add_argument("--from", dest="start", type=_non_negative, help="first line (default: whole log)")
+    p.add_argument("--size", type=_non_negative, help="with no --from: the last N lines")
+    p.add_argument("--poll", type=_seconds, default=1.0, help="seconds between polls (with --follow)")
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("kill", help="kill a running batch (or forget a finished one)")
@@ -285,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="batches on the server")
     _add_target(p)
-    p.add_argument("--from", dest="start", type=int, default=0, help="index of the first batch (default 0)")
-    p.add_argument("--size", type=int, default=100, help="how many batches to show (default 100)")
+    p.add_argument("--from", dest="start", type=_non_negative, default=0, help="index of the first batch (default 0)")
+    p.add_argument("--size", type=_positive, default=100, help="how many batches to show (default 100)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("export-dag", help="write the job as an Airflow DAG")
@@ -300,9 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sandbox", help="run the local Livy sandbox (Ctrl-C stops it)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8998, help="port to listen on (default 8998)")
+    p.add_argument("--port", type=_port, default=8998, help="port to listen on (default 8998)")
     p.add_argument("--root", help="sandbox folder (default .sandbox)")
-    p.add_argument("--max-running", type=int, default=1, help="Spark jobs run at once (default 1)")
+    p.add_argument("--max-running", type=_positive, default=1, help="Spark jobs run at once (default 1)")
     p.add_argument("--csrf", action="store_true", help="require X-Requested-By like Livy's CSRF filter")
     p.add_argument("--auth", action="store_true", help="also run identity + vault; Livy requires tokens")
     p.set_defaults(func=cmd_sandbox)
@@ -315,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lab", help="JupyterLab on the quickstart notebook against the sandbox")
     p.add_argument("--root", default=".sandbox", help="sandbox folder (default .sandbox)")
-    p.add_argument("--port", type=int, default=8888, help="JupyterLab's port (default 8888)")
+    p.add_argument("--port", type=_port, default=8888, help="JupyterLab's port (default 8888)")
     p.set_defaults(func=cmd_lab)
     return parser
 

@@ -77,3 +77,54 @@ def test_a_usage_error_is_one_line_and_exit_2(run: Run) -> None:
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "the following arguments are required: batch" in err
     assert "hdiaks status --help" in err
+
+
+# -- 2. bad numbers are refused by the parser, naming the option --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "option", "says"),
+    [
+        (["sandbox", "--port", "99999"], "--port", "1 to 65535, got 99999"),
+        (["sandbox", "--port", "-1"], "--port", "1 to 65535, got -1"),
+        (["sandbox", "--port", "0"], "--port", "1 to 65535, got 0"),
+        (["sandbox", "--port", "http"], "--port", "whole number, got 'http'"),
+        (["sandbox", "--max-running", "0"], "--max-running", "1 or more, got 0"),
+        (["lab", "--port", "70000"], "--port", "1 to 65535"),
+        (["logs", "1", "--url", "http://127.0.0.1:9", "--size", "-5"], "--size", "0 or more, got -5"),
+        (["logs", "1", "--url", "http://127.0.0.1:9", "--from", "-1"], "--from", "0 or more, got -1"),
+        (["logs", "1", "--url", "http://127.0.0.1:9", "--from", "1.5"], "--from", "whole number"),
+        (["logs", "1", "--url", "http://127.0.0.1:9", "--follow", "--poll", "0"], "--poll", "more than 0"),
+        (["logs", "1", "--url", "http://127.0.0.1:9", "--follow", "--poll", "-2"], "--poll", "more than 0"),
+        (["submit", "--url", "http://127.0.0.1:9", "--wait", "--poll", "0"], "--poll", "more than 0"),
+        (["submit", "--url", "http://127.0.0.1:9", "--wait", "--poll", "-0.5"], "--poll", "more than 0"),
+        (["submit", "--url", "http://127.0.0.1:9", "--wait", "--poll", "nan"], "--poll", "more than 0"),
+        (["submit", "--url", "http://127.0.0.1:9", "--wait", "--poll", "soon"], "--poll", "seconds, got 'soon'"),
+        (["list", "--url", "http://127.0.0.1:9", "--size", "0"], "--size", "1 or more, got 0"),
+        (["list", "--url", "http://127.0.0.1:9", "--size", "-3"], "--size", "1 or more, got -3"),
+        (["list", "--url", "http://127.0.0.1:9", "--from", "-1"], "--from", "0 or more, got -1"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_bad_numbers_are_one_line_errors_naming_the_option(run: Run, argv: list[str], option: str, says: str) -> None:
+    code, out, err = run(*argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1, err
+    assert f"argument {option}" in err and says in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "dest", "value"),
+    [
+        (["sandbox", "--port", "65535"], "port", 65535),
+        (["sandbox", "--port", "1"], "port", 1),
+        (["logs", "1", "--size", "0"], "size", 0),
+        (["logs", "1", "--from", "0"], "start", 0),
+        (["logs", "1", "--poll", "0.25"], "poll", 0.25),
+        (["list", "--size", "1"], "size", 1),
+        (["submit", "--poll", "2"], "poll", 2.0),
+    ],
+)
+def test_good_numbers_are_accepted(argv: list[str], dest: str, value: float) -> None:
+    assert getattr(cli.build_parser().parse_args(argv), dest) == value
