@@ -14,6 +14,7 @@ was sent) the client looks the batch up by its name, so a job is never submitted
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -33,6 +34,7 @@ from hdiaks_widgets.errors import (
     DuplicateBatchName,
     LivyError,
     LivyHTTPError,
+    trim_body,
 )
 from hdiaks_widgets.models import (
     Batch,
@@ -196,6 +198,11 @@ class LivyClient:
                 timeout=self._timeout,
             )
         except requests.exceptions.SSLError as exc:
+            if _is_plain_http_answer(exc):
+                raise LivyError(
+                    f"TLS handshake with {self.base_url} failed: the server does not speak TLS: "
+                    f"use {_as_http(self.base_url)} ({method} {path}: {_reason(exc)})"
+                ) from exc
             raise LivyError(
                 f"TLS verification failed for {self.base_url}: check the profile's 'verify' "
                 f"setting (true, or the path of the CA bundle) ({_reason(exc)})"
@@ -205,6 +212,11 @@ class LivyClient:
                 raise LivyError(
                     f"Livy at {self.base_url} did not answer {method} {path} within "
                     f"{self._timeout[1]:g} s (read timeout)"
+                ) from exc
+            if _is_refused(exc):
+                raise LivyError(
+                    f"Cannot reach Livy at {self.base_url} ({method} {path}): connection refused; "
+                    f"{REFUSED_HINT}"
                 ) from exc
             raise LivyError(
                 f"Cannot reach Livy at {self.base_url} ({method} {path}): {_reason(exc)}"
@@ -234,8 +246,14 @@ class LivyClient:
         self, response: requests.Response, method: str, path: str, *, not_found: int | str | None = None
     ) -> Any:
         status = response.status_code
+        if status == 404 and not _is_json(response):
+            # Livy's own 404s are JSON ({"msg": "Session '7' not found."}); an HTML or empty one
+            # comes from something else (a wrong path, a gateway, another server).
+            raise self._not_livy(response, method, path)
         if status == 404 and not_found is not None:
             raise BatchNotFound(not_found, response.text, method=method, url=path)
+        if status in (401, 403):
+            raise _refused(status, response.text, method, path)
         if status >= 400:
             raise LivyHTTPError(status, response.text, method=method, url=path)
         if not response.content:
@@ -243,9 +261,16 @@ class LivyClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise LivyHTTPError(
-                status, f"expected JSON, got: {response.text}", method=method, url=path
-            ) from exc
+            raise self._not_livy(response, method, path) from exc
+
+    def _not_livy(self, response: requests.Response, method: str, path: str) -> LivyError:
+        """The server answered, but not as Livy does: say so, and what it did send."""
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+        return LivyError(
+            f"the server at {self.base_url} is not answering like Livy ({method} {path} got "
+            f"HTTP {response.status_code}, {kind}{_gist(response.text)}): check the URL and its "
+            "path (the profile's url, or fqdn and livy_path)"
+        )
 
     # -- batches ---------------------------------------------------------------------------
 
@@ -457,6 +482,69 @@ def _session(session_id: int | str, *rest: str) -> str:
         return wire.session_path(session_id, *rest)
     except ValueError as exc:
         raise ConfigError(str(exc), field="session") from None
+
+
+REFUSED_HINT = "is the Livy server running? For the local sandbox run `hdiaks sandbox`"
+# The sentence run.describe_error shows in the notebook for a 401/403.
+AUTH_HINT = "check your credentials and that your identity has access to the cluster"
+
+
+def _refused(status: int, body: str, method: str, path: str) -> LivyHTTPError:
+    """A 401/403 as a LivyHTTPError (status and body kept) whose message carries the hint."""
+    error = LivyHTTPError(status, body, method=method, url=path)
+    error.args = (
+        f"The Livy server refused {method} {path} (HTTP {status}): {AUTH_HINT}. "
+        f"Server said: {error.body or '(empty body)'}",
+    )
+    return error
+
+
+def _is_json(response: requests.Response) -> bool:
+    try:
+        response.json()
+    except ValueError:
+        return False
+    return True
+
+
+def _gist(text: str) -> str:
+    """``: "title"`` of an HTML page, or the start of any other text, for a one-line message."""
+    match = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    gist = trim_body(match.group(1) if match else text, 80)
+    return f': "{gist}"' if gist else ""
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes and contexts, and urllib3's ``reason``s (each once)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        linked += [arg for arg in current.args if isinstance(arg, BaseException)]
+        todo += [e for e in linked if isinstance(e, BaseException)]
+
+
+_PLAIN_HTTP_MARKERS = ("wrong_version_number", "wrong version number", "record layer failure",
+                       "packet length too long", "unknown protocol", "http_request")
+
+
+def _is_plain_http_answer(exc: BaseException) -> bool:
+    """Whether a TLS handshake failed because the server answered in plain HTTP."""
+    text = " ".join(str(e) for e in _chain(exc)).lower()
+    return any(marker in text for marker in _PLAIN_HTTP_MARKERS)
+
+
+def _is_refused(exc: BaseException) -> bool:
+    return any(isinstance(e, ConnectionRefusedError) for e in _chain(exc))
+
+
+def _as_http(url: str) -> str:
+    return "http://" + url.split("://", 1)[1] if url.lower().startswith("https://") else url
 
 
 def _reason(exc: BaseException) -> str:

@@ -128,3 +128,139 @@ def test_bad_numbers_are_one_line_errors_naming_the_option(run: Run, argv: list[
 )
 def test_good_numbers_are_accepted(argv: list[str], dest: str, value: float) -> None:
     assert getattr(cli.build_parser().parse_args(argv), dest) == value
+
+
+# -- 3. diagnoses of the wrong server, the wrong scheme, no server, a refusal --------------------
+
+
+class _PlainServer:
+    """A tiny plain-HTTP server on a free loopback port answering every request the same way."""
+
+    def __init__(self, status: int, content_type: str, body: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        answer = body.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                self.send_response(status)
+                if content_type:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_GET = do_POST = do_DELETE = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def plain_server() -> Iterator[Callable[..., _PlainServer]]:
+    started: list[_PlainServer] = []
+
+    def _start(status: int = 200, content_type: str = "text/html", body: str = "") -> _PlainServer:
+        started.append(_PlainServer(status, content_type, body))
+        return started[-1]
+
+    yield _start
+    for server in started:
+        server.close()
+
+
+def test_https_to_a_plain_http_port_says_the_server_does_not_speak_tls(
+    run: Run, plain_server: Callable[..., _PlainServer]
+) -> None:
+    server = plain_server(200, "application/json", '{"from": 0, "total": 0, "sessions": []}')
+    code, out, err = run("list", "--url", f"https://127.0.0.1:{server.port}")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1
+    assert f"the server does not speak TLS: use http://127.0.0.1:{server.port}" in err
+    assert "verify" not in err  # not the CA-bundle advice: the certificate was never the problem
+
+
+_HTML = "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body><h1>hi</h1></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "content_type", "body", "gist"),
+    [
+        (["list"], 200, "text/html", _HTML, 'HTTP 200, text/html: "Welcome to nginx!"'),
+        (["status", "7"], 200, "text/html", _HTML, "GET /batches/7 got HTTP 200"),
+        (["status", "7"], 404, "text/html", _HTML, "GET /batches/7 got HTTP 404"),  # not "batch not found"
+        (["kill", "7"], 404, "", "", "DELETE /batches/7 got HTTP 404, no content type"),
+        (["logs", "7"], 200, "text/plain", "hello from another server", '"hello from another server"'),
+        (["list"], 404, "text/html", _HTML, "GET /batches got HTTP 404"),
+    ],
+    ids=["list-html", "status-html", "status-html-404", "kill-empty-404", "logs-text", "list-html-404"],
+)
+def test_a_server_that_is_not_livy_is_named_as_such(
+    run: Run, plain_server: Callable[..., _PlainServer], argv: list[str], status: int, content_type: str,
+    body: str, gist: str,
+) -> None:
+    server = plain_server(status, content_type, body)
+    code, out, err = run(*argv, "--url", f"{server.url}/wrong/path")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1
+    assert f"the server at {server.url}/wrong/path is not answering like Livy" in err
+    assert gist in err and "check the URL" in err
+    assert "not found" not in err.lower()
+
+
+def test_livy_json_404_is_still_batch_not_found(run: Run, plain_server: Callable[..., _PlainServer]) -> None:
+    server = plain_server(404, "application/json", '{"msg": "Session \'7\' not found."}')
+    code, _, err = run("status", "7", "--url", server.url)
+    assert code == 1 and err.startswith("hdiaks: error: Batch 7 not found")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_carries_the_notebooks_hint(run: Run, plain_server: Callable[..., _PlainServer],
+                                              status: int) -> None:
+    from hdiaks_widgets.errors import LivyHTTPError
+    from hdiaks_widgets.run import describe_error
+
+    server = plain_server(status, "text/plain", "Unauthorized")
+    code, out, err = run("list", "--url", server.url)
+    kind, sentence = describe_error(LivyHTTPError(status, ""))
+    hint = sentence.split(": ", 1)[1].rstrip(".")
+    assert kind == "auth"
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert f"HTTP {status}" in err and hint in err and "Unauthorized" in err
+
+
+def test_a_refusal_is_still_a_livy_http_error_with_its_status(plain_server: Callable[..., _PlainServer]) -> None:
+    from hdiaks_widgets.errors import LivyHTTPError
+    from hdiaks_widgets.livy import LivyClient
+
+    server = plain_server(403, "application/json", '{"msg": "Forbidden"}')
+    with LivyClient(server.url) as client, pytest.raises(LivyHTTPError) as info:
+        client.list_batches()
+    assert info.value.status == 403 and "Forbidden" in info.value.body
+
+
+def test_connection_refused_asks_whether_livy_is_running() -> None:
+    from auth_fixtures import closed_port
+
+    from hdiaks_widgets.errors import LivyError
+    from hdiaks_widgets.livy import LivyClient, RetryPolicy
+
+    url = f"http://127.0.0.1:{closed_port()}"
+    with LivyClient(url, retry=RetryPolicy(total=0)) as client, pytest.raises(LivyError) as info:
+        client.list_batches()
+    message = str(info.value)
+    assert message.startswith(f"Cannot reach Livy at {url}")
+    assert message.endswith("is the Livy server running? For the local sandbox run `hdiaks sandbox`")
+
