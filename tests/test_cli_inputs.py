@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 import hdiaks_widgets
 from hdiaks_widgets import cli, profiles
 from hdiaks_widgets.cli import main
+from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -264,3 +266,37 @@ def test_connection_refused_asks_whether_livy_is_running() -> None:
     assert message.startswith(f"Cannot reach Livy at {url}")
     assert message.endswith("is the Livy server running? For the local sandbox run `hdiaks sandbox`")
 
+
+# -- 4. a config file saved by Notepad (UTF-8 with a byte order mark) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "newline"),
+    [("\ufeff", "\n"), ("\ufeff", "\r\n"), ("", "\n"), ("", "\r\n")],
+    ids=["bom", "bom-crlf", "plain", "crlf"],
+)
+def test_job_config_load_accepts_a_byte_order_mark(tmp_path: Path, prefix: str, newline: str) -> None:
+    cfg = JobConfig(profile=ClusterProfile(name="local", flavour="livy", url="http://127.0.0.1:8998"),
+                    spec=BatchSpec(file="local:///opt/app.py", name="bom-check"))  # fmt: skip
+    text = cfg.to_json()
+    path = tmp_path / "job.json"
+    path.write_bytes((prefix + text.replace("\n", newline)).encode("utf-8"))
+    assert JobConfig.load(path) == cfg
+
+
+def test_cli_reads_a_notepad_config(run: Run, tmp_path: Path, plain_server: Callable[..., _PlainServer]) -> None:
+    server = plain_server(200, "application/json", '{"from": 0, "total": 0, "sessions": []}')
+    text = JobConfig(profile=ClusterProfile(name="np", flavour="livy", url=server.url)).save(
+        tmp_path / "saved.json").read_text(encoding="utf-8")
+    path = tmp_path / "job.json"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    code, out, err = run("list", "--config", str(path))
+    assert (code, err) == (0, "")
+    assert out.startswith("0 batches on the server")
+
+
+def test_a_config_that_is_not_utf8_is_still_a_one_line_error(run: Run, tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    path.write_bytes(b"\xff\xfe{\x00}\x00")  # UTF-16, as Notepad's "Unicode" writes it
+    code, out, err = run("list", "--config", str(path))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "not UTF-8" in err

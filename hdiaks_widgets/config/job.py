@@ -113,7 +113,8 @@ class JobConfig:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JobConfig:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            # utf-8-sig: a byte order mark at the start (Windows Notepad writes one) is skipped.
+            text = Path(path).read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise ConfigError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}", field="config") from exc
         except UnicodeDecodeError as exc:
