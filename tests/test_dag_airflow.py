@@ -526,6 +526,120 @@ def test_dags_test_success_on_airflow_2_10(rig2: AirflowRig) -> None:
     assert "Pi is roughly" in out
 
 
+# -- kill while deferred: a real scheduler, triggerer and DAG processor --------------------------
+
+
+def airflow_cli(rig: AirflowRig, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(rig.python.parent / "airflow"), *args], env=env, capture_output=True, text=True, timeout=180, cwd=rig.dags
+    )
+
+
+def wait_for_ti_state(rig: AirflowRig, env: dict[str, str], dag_id: str, run_id: str, want: str) -> None:
+    deadline = time.monotonic() + 240
+    state = ""
+    while time.monotonic() < deadline:
+        proc = airflow_cli(rig, env, "tasks", "state", dag_id, "run_spark_batch", run_id)
+        lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
+        state = lines[-1] if lines else proc.stderr[-300:]
+        if state == want:
+            return
+        time.sleep(1)
+    raise AssertionError(f"task never {want}: last state {state!r}")
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("version", ["3", "2"], ids=["airflow3", "airflow2.10"])
+@pytest.mark.timeout(900)
+def test_marking_a_deferred_task_failed_deletes_the_batch(
+    version: str, tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox
+) -> None:
+    """A user marks the task failed while it is deferred (the REST API call behind the UI's
+    "Mark as failed"): the triggerer's kill path deletes the batch and no Spark process is left.
+
+    Real Airflow, no stand-ins: ``airflow standalone`` runs the scheduler, the triggerer, the DAG
+    processor and the API server (3.x) / webserver (2.10). The triggerer's ``clean_unused``
+    drops the trigger of a task instance that is no longer deferred; the triggerer then cancels
+    it: on 3.3+ with "user-action", and calls ``SparkBatchTrigger.on_kill``; on 2.10 the
+    cancelled trigger finds its task instance no longer deferred in the metadata database.
+    """
+    rig = make_rig(version, tmp_path_factory.mktemp(f"airflow{version}-standalone"), sandbox,
+                   Identity.of_auth_sandbox(auth_sandbox))  # fmt: skip
+    dag_id, run_id = f"hdiaks_deferkill{version}", "deferkill"
+    rig.export(dag_id, BatchSpec(file=sandbox.examples["sleep_py"], args=("300",), name=f"dk{version}"), retries=0)
+    port = closed_port()
+    env = dict(
+        rig.env,
+        PATH=f"{rig.python.parent}{os.pathsep}{rig.env.get('PATH', '')}",  # standalone runs `airflow ...`
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__WEBSERVER__WEB_SERVER_PORT=str(port),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",  # 3.x API without a login
+        AIRFLOW__API__AUTH_BACKENDS="airflow.api.auth.backend.basic_auth",  # 2.10: standalone's admin
+        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
+        AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="5",
+    )
+    log = tmp_path_factory.mktemp("standalone") / "standalone.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(rig.python.parent / "airflow"), "standalone"], env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=rig.dags, start_new_session=True,
+        )  # fmt: skip
+    sandbox.clear_faults()  # resets the request counts
+    try:
+        deadline = time.monotonic() + 240
+        while True:  # the DAG processor has to see the file first
+            trigger = airflow_cli(rig, env, "dags", "trigger", dag_id, "-r", run_id)
+            if trigger.returncode == 0:
+                break
+            assert time.monotonic() < deadline and server.poll() is None, trigger.stderr[-3000:]
+            time.sleep(3)
+        wait_for_ti_state(rig, env, dag_id, run_id, "deferred")
+        batch = running_batch(rig, f"dk{version}-", server, log)
+        api = f"http://127.0.0.1:{port}/api/{'v2' if version == '3' else 'v1'}"
+        login = None
+        if version == "2":
+            password = Path(rig.env["AIRFLOW_HOME"]) / "standalone_admin_password.txt"
+            login = ("admin", password.read_text(encoding="utf-8").strip())
+        marked = requests.patch(
+            f"{api}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/run_spark_batch",
+            # Airflow 2's API defaults to a dry run.
+            json={"new_state": "failed", **({"dry_run": False} if version == "2" else {})}, auth=login, timeout=60,
+        )  # fmt: skip
+        assert marked.status_code == 200, marked.text[-2000:]
+        deadline = time.monotonic() + 180
+        while f"DELETE /batches/{batch['id']}" not in sandbox.request_counts():
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
+            time.sleep(1)
+        final = sandbox_batch(sandbox, batch["id"])
+        deadline = time.monotonic() + 60
+        while (final["leftover_pids"] or not final["deleted"]) and time.monotonic() < deadline:
+            time.sleep(1)
+            final = sandbox_batch(sandbox, batch["id"])
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+    counts = sandbox.request_counts()
+    assert counts.get(f"DELETE /batches/{batch['id']}") == 1, counts
+    assert final["deleted"] is True and final["batch"]["state"] == "killed", final
+    assert final["leftover_pids"] == []
+    # Trigger logs go to the task's log files (and the triggerer's output).
+    logs = log.read_text(errors="replace") + "".join(
+        p.read_text(errors="replace") for p in (Path(rig.env["AIRFLOW_HOME"]) / "logs").rglob("*.log")
+    )
+    assert f"Killing Livy batch {batch['id']}" in logs
+    if version == "3":
+        assert "Trigger cancelled by user action, invoking on_kill" in logs
+    else:
+        assert "the task is no longer deferred" in logs
+
+
 # -- embedded DAGs, with the package hidden ------------------------------------------------------
 
 
