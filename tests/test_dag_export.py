@@ -347,3 +347,18 @@ def test_setup_sheet_documents_reattach_clear_and_kill_while_deferred() -> None:
 def test_setup_sheet_of_an_embedded_dag_says_it_does_not_defer() -> None:
     sheet = render_setup_sheet(sample_config(), dag_id="x", embed=True)
     assert "does not defer" in sheet and "hdiaks-widgets[airflow]" not in sheet
+
+
+def test_cli_export_dag_embed_writes_a_self_contained_dag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hdiaks_widgets.cli import main
+
+    job = tmp_path / "job.json"
+    sample_config().save(job)
+    args = ["export-dag", "--config", str(job), "--out", str(tmp_path / "dags")]
+    assert main([*args, "--dag-id", "cli_pi", "--embed"]) == 0
+    source = (tmp_path / "dags" / "cli_pi.py").read_text(encoding="utf-8")
+    assert "EMBEDDED_SOURCES" in source and "DEFERRABLE = False" in source
+    assert read_dag_config(source) == sample_config()
+    assert main([*args, "--dag-id", "thin_pi"]) == 0
+    assert "EMBEDDED_SOURCES" not in (tmp_path / "dags" / "thin_pi.py").read_text(encoding="utf-8")
+    capsys.readouterr()

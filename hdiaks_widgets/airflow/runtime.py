@@ -24,7 +24,7 @@ from hdiaks_widgets.auth import BasicAuth, ServicePrincipalAuth
 from hdiaks_widgets.config import JobConfig
 from hdiaks_widgets.errors import HdiaksError
 from hdiaks_widgets.livy import LivyClient, RetryPolicy
-from hdiaks_widgets.run import BatchRun, Snapshot
+from hdiaks_widgets.run import BatchRun, Snapshot, SubmitLike
 
 __all__ = [
     "VARIABLES",
@@ -148,7 +148,7 @@ def batch_names(base: str, *, dag_id: str, run_id: str, task_id: str, map_index:
     return [stem if n == 1 else f"{stem}-try{n}" for n in range(1, tries + 1)]
 
 
-def start_run(client: LivyClient, cfg: JobConfig, names: list[str]) -> tuple[BatchRun, bool]:
+def start_run(client: SubmitLike, cfg: JobConfig, names: list[str]) -> tuple[BatchRun, bool]:
     """Submit the job under ``names[-1]``, or reattach to a batch of this task instance.
 
     Returns the run and whether it reattached. An earlier try's batch that did not fail (it
@@ -196,7 +196,7 @@ def verdict(snap: Snapshot, *, timeout: float, timed_out: bool, stopped: bool = 
     state = snap.state_label
     if snap.succeeded:
         return Verdict(True, False, f"Livy batch {batch_id} ended success")
-    if snap.batch is not None and snap.batch.state.is_terminal and (snap.finished or not snap.error_kind):
+    if snap.batch is not None and snap.batch.state.is_terminal:
         lines = wire.failure_lines(snap.lines, limit=20)
         return Verdict(
             False,
