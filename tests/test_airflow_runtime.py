@@ -14,6 +14,7 @@ from hdiaks_widgets.airflow.runtime import (
     batch_names,
     build_client,
     effective_config,
+    first_try_since_clear,
     start_run,
     verdict,
 )
@@ -74,6 +75,29 @@ def test_batch_names_are_run_scoped_and_one_per_try() -> None:
     assert names(3) == [first[0], f"{first[0]}-try2", f"{first[0]}-try3"]
     assert names(run_id="manual__2") != first and names(map_index=0) != first
     assert names(0) == first  # Airflow 2 before the first try counts as try 1
+
+
+def test_batch_names_after_a_clear_start_at_the_first_try_since_the_clear() -> None:
+    stem = names()[0]
+    cleared = batch_names("pi", dag_id="d", run_id="manual__1", task_id="t", map_index=-1, try_number=3, first_try=3)
+    assert cleared == [f"{stem}-try3"]
+
+
+def test_first_try_since_clear_reads_max_tries_like_airflow() -> None:
+    # retries=1: try 1 and its retry (try 2) form one series; a clear at try 2 sets max_tries 3.
+    assert first_try_since_clear(max_tries=1, retries=1, try_number=2) == 1
+    assert first_try_since_clear(max_tries=3, retries=1, try_number=3) == 3
+    assert first_try_since_clear(max_tries=3, retries=1, try_number=4) == 3  # retry after the clear
+    assert first_try_since_clear(max_tries=None, retries=1, try_number=4) == 1
+
+
+def test_clearing_a_succeeded_task_runs_the_job_again() -> None:
+    livy = FakeLivy()
+    livy.add(names()[0], BatchState.SUCCESS)  # try 1 succeeded; the task was cleared (max_tries 2)
+    first = first_try_since_clear(max_tries=2, retries=1, try_number=2)
+    again = batch_names("pi", dag_id="d", run_id="manual__1", task_id="t", map_index=-1, try_number=2, first_try=first)
+    run, reattached = start_run(livy, job(), again)
+    assert not reattached and [s.name for s in livy.posts] == [f"{names()[0]}-try2"]
 
 
 # -- config and Variables ----------------------------------------------------------------------

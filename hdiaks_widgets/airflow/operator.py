@@ -28,6 +28,7 @@ from hdiaks_widgets.airflow.runtime import (
     batch_names,
     build_client,
     effective_config,
+    first_try_since_clear,
     log,
     start_run,
     verdict,
@@ -93,13 +94,21 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
     def _names(self, context: Mapping[str, Any], base: str) -> list[str]:
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
+        try_number = int(getattr(ti, "try_number", 1) or 1)
+        max_tries = getattr(ti, "max_tries", None)
+        first = first_try_since_clear(
+            max_tries=None if max_tries is None else int(max_tries),
+            retries=None if self.retries is None else int(self.retries),
+            try_number=try_number,
+        )
         return batch_names(
             base,
             dag_id=str(ti.dag_id),
             run_id=str(context["run_id"]),
             task_id=str(ti.task_id),
             map_index=-1 if map_index is None else int(map_index),
-            try_number=int(getattr(ti, "try_number", 1) or 1),
+            try_number=try_number,
+            first_try=first,
         )
 
     def execute(self, context: Mapping[str, Any]) -> Any:

@@ -32,6 +32,7 @@ __all__ = [
     "Variables",
     "Verdict",
     "batch_names",
+    "first_try_since_clear",
     "build_client",
     "effective_config",
     "start_run",
@@ -134,18 +135,31 @@ def build_client(cfg: JobConfig, variables: Variables, *, retries: int = 4) -> L
     )
 
 
-def batch_names(base: str, *, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> list[str]:
-    """Run-scoped batch names of one task instance, one per try (try 1 first).
+def batch_names(
+    base: str, *, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, first_try: int = 1
+) -> list[str]:
+    """Run-scoped batch names of one task instance, one per try from ``first_try`` to this one.
 
-    ``<base>-<12 hex of dag_id/run_id/task_id/map_index>``, plus ``-tryN`` for try N > 1. The
-    same DAG run finds the batch of an earlier try by name instead of submitting again (Livy
-    refuses duplicate names while it keeps a batch); a new DAG run, or a cleared task (whose
-    try number goes on), gets a new name and so runs the job again.
+    ``<base>-<12 hex of dag_id/run_id/task_id/map_index>``, plus ``-tryN`` for try N > 1. A retry
+    in the same DAG run finds the batch of an earlier try by name instead of submitting again
+    (Livy refuses duplicate names while it keeps a batch). ``first_try`` is the first try since
+    the task was last cleared (Airflow's own ``max_tries - retries + 1``): batches of tries
+    before a clear are never followed, so clearing a task runs the job again under a new name.
     """
     key = "\x00".join([dag_id, run_id, task_id, str(map_index)])
     stem = f"{base}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    tries = max(1, try_number)
-    return [stem if n == 1 else f"{stem}-try{n}" for n in range(1, tries + 1)]
+    last = max(1, try_number)
+    first = min(max(1, first_try), last)
+    return [stem if n == 1 else f"{stem}-try{n}" for n in range(first, last + 1)]
+
+
+def first_try_since_clear(*, max_tries: int | None, retries: int | None, try_number: int) -> int:
+    """The first try of the current series: a clear sets ``max_tries = try_number + retries``
+    (airflow ``clear_task_instances``; the task SDK's ``get_first_reschedule_date`` reads it back
+    the same way). ``1`` when Airflow does not say."""
+    if max_tries is None or retries is None:
+        return 1
+    return min(max(1, max_tries - retries + 1), max(1, try_number))
 
 
 def start_run(client: SubmitLike, cfg: JobConfig, names: list[str]) -> tuple[BatchRun, bool]:

@@ -84,11 +84,12 @@ def render_setup_sheet(cfg: JobConfig, *, dag_id: str, embed: bool = False, defe
         "## What the task does",
         "",
         "- The Livy batch is named `<job_name>-<12 hex digits of dag_id/run_id/task_id/map_index>` "
-        "(plus `-tryN` after a failed try). A retry of the same DAG run finds its batch by that name "
-        "and reattaches instead of submitting a second one.",
-        "- **Clearing a task runs the job again**: after a clear the try number goes on, so the task "
-        "looks for its earlier batches, finds them finished, and submits a new batch under a new "
-        "name (`-tryN`). A batch of an earlier try that is still running is reattached to instead.",
+        "(plus `-tryN` for try N > 1). A retry of the same DAG run finds its batch by that name "
+        "and reattaches instead of submitting a second one, also when the batch finished meanwhile.",
+        "- **Clearing a task runs the job again**, also a task that succeeded: batches of the tries "
+        "before the clear are never followed (the first try since the clear is Airflow's "
+        "`max_tries - retries + 1`), so the next try submits a new batch under its own name "
+        "(`-tryN`).",
         "- The batch is killed when the task's own timeout passes and when the task is killed "
         "(marked failed or cleared while it runs, a worker shutting down). A transient Livy or "
         "gateway failure never kills it: the try fails and the retry reattaches.",
@@ -96,9 +97,11 @@ def render_setup_sheet(cfg: JobConfig, *, dag_id: str, embed: bool = False, defe
     if defers:
         lines += [
             "- While the batch runs the task is *deferred*: a triggerer watches it and no worker "
-            "slot is held (run `airflow triggerer`). Killing a deferred task deletes the batch on "
-            "Airflow 3.3+ (the trigger's `on_kill`) and 2.x (the trigger sees its task left the "
-            "deferred state); on Airflow 3.0-3.2 the batch keeps running until it ends by itself.",
+            "slot is held (run `airflow triggerer`). Marking a deferred task failed or succeeded "
+            "deletes the batch on Airflow 3.3+ (the trigger's `on_kill`) and 2.x (the cancelled "
+            "trigger sees its task left the deferred state); on Airflow 3.0-3.2 the batch keeps "
+            "running until it ends by itself. Clearing a deferred task deletes it the same way once "
+            "the scheduler queues the task again (not while its DAG is paused).",
         ]
     else:
         lines += [
