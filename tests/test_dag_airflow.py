@@ -18,6 +18,7 @@ and API server (``airflow standalone``) and clears the deferred task.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -548,6 +549,92 @@ def wait_for_ti_state(rig: AirflowRig, env: dict[str, str], dag_id: str, run_id:
     raise AssertionError(f"task never {want}: last state {state!r}")
 
 
+@dataclass
+class Standalone:
+    """``airflow standalone`` (scheduler, triggerer, DAG processor, API server or webserver)."""
+
+    rig: AirflowRig
+    env: dict[str, str]
+    port: int
+    log: Path
+    server: subprocess.Popen[bytes]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return airflow_cli(self.rig, self.env, *args)
+
+    def trigger(self, dag_id: str, run_id: str) -> None:
+        deadline = time.monotonic() + 240
+        while True:  # the DAG processor has to see the file first
+            proc = self.cli("dags", "trigger", dag_id, "-r", run_id)
+            if proc.returncode == 0:
+                return
+            assert time.monotonic() < deadline and self.server.poll() is None, proc.stderr[-3000:]
+            time.sleep(3)
+
+    def set_ti_state(self, dag_id: str, run_id: str, state: str) -> None:
+        """What the UI's "Mark as failed/success" calls: PATCH the task instance's state."""
+        version = self.rig.version
+        api = f"http://127.0.0.1:{self.port}/api/{'v2' if version == '3' else 'v1'}"
+        login = None
+        if version == "2":
+            password = Path(self.rig.env["AIRFLOW_HOME"]) / "standalone_admin_password.txt"
+            login = ("admin", password.read_text(encoding="utf-8").strip())
+        answer = requests.patch(
+            f"{api}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/run_spark_batch",
+            # Airflow 2's API defaults to a dry run.
+            json={"new_state": state, **({"dry_run": False} if version == "2" else {})}, auth=login, timeout=60,
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text[-2000:]
+
+    def logs(self) -> str:
+        """The standalone output and every task log (trigger logs go to the task's files)."""
+        files = sorted((Path(self.rig.env["AIRFLOW_HOME"]) / "logs").rglob("*.log"))
+        return self.log.read_text(errors="replace") + "".join(p.read_text(errors="replace") for p in files)
+
+
+@contextlib.contextmanager
+def standalone(rig: AirflowRig, tmp: Path) -> Iterator[Standalone]:
+    port = closed_port()
+    env = dict(
+        rig.env,
+        PATH=f"{rig.python.parent}{os.pathsep}{rig.env.get('PATH', '')}",  # standalone runs `airflow ...`
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__WEBSERVER__WEB_SERVER_PORT=str(port),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",  # 3.x API without a login
+        AIRFLOW__API__AUTH_BACKENDS="airflow.api.auth.backend.basic_auth",  # 2.10: standalone's admin
+        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
+        AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="5",
+    )
+    log = tmp / "standalone.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(rig.python.parent / "airflow"), "standalone"], env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=rig.dags, start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield Standalone(rig, env, port, log, server)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # the group this test started, by its id
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+
+
+def wait_until(what: str, check: Any, timeout: float, af: Standalone) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline and af.server.poll() is None, f"{what}:\n{af.logs()[-4000:]}"
+        time.sleep(1)
+
+
 @pytest.mark.spark
 @pytest.mark.parametrize("version", ["3", "2"], ids=["airflow3", "airflow2.10"])
 @pytest.mark.timeout(900)
@@ -563,81 +650,62 @@ def test_marking_a_deferred_task_failed_deletes_the_batch(
     it: on 3.3+ with "user-action", and calls ``SparkBatchTrigger.on_kill``; on 2.10 the
     cancelled trigger finds its task instance no longer deferred in the metadata database.
     """
-    rig = make_rig(version, tmp_path_factory.mktemp(f"airflow{version}-standalone"), sandbox,
-                   Identity.of_auth_sandbox(auth_sandbox))  # fmt: skip
+    root = tmp_path_factory.mktemp(f"airflow{version}-deferkill")
+    rig = make_rig(version, root / "rig", sandbox, Identity.of_auth_sandbox(auth_sandbox))
     dag_id, run_id = f"hdiaks_deferkill{version}", "deferkill"
     rig.export(dag_id, BatchSpec(file=sandbox.examples["sleep_py"], args=("300",), name=f"dk{version}"), retries=0)
-    port = closed_port()
-    env = dict(
-        rig.env,
-        PATH=f"{rig.python.parent}{os.pathsep}{rig.env.get('PATH', '')}",  # standalone runs `airflow ...`
-        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-        AIRFLOW__API__PORT=str(port),
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-        AIRFLOW__WEBSERVER__WEB_SERVER_PORT=str(port),
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",  # 3.x API without a login
-        AIRFLOW__API__AUTH_BACKENDS="airflow.api.auth.backend.basic_auth",  # 2.10: standalone's admin
-        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
-        AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="5",
-    )
-    log = tmp_path_factory.mktemp("standalone") / "standalone.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [str(rig.python.parent / "airflow"), "standalone"], env=env, stdout=out, stderr=subprocess.STDOUT,
-            cwd=rig.dags, start_new_session=True,
-        )  # fmt: skip
     sandbox.clear_faults()  # resets the request counts
-    try:
-        deadline = time.monotonic() + 240
-        while True:  # the DAG processor has to see the file first
-            trigger = airflow_cli(rig, env, "dags", "trigger", dag_id, "-r", run_id)
-            if trigger.returncode == 0:
-                break
-            assert time.monotonic() < deadline and server.poll() is None, trigger.stderr[-3000:]
-            time.sleep(3)
-        wait_for_ti_state(rig, env, dag_id, run_id, "deferred")
-        batch = running_batch(rig, f"dk{version}-", server, log)
-        api = f"http://127.0.0.1:{port}/api/{'v2' if version == '3' else 'v1'}"
-        login = None
-        if version == "2":
-            password = Path(rig.env["AIRFLOW_HOME"]) / "standalone_admin_password.txt"
-            login = ("admin", password.read_text(encoding="utf-8").strip())
-        marked = requests.patch(
-            f"{api}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/run_spark_batch",
-            # Airflow 2's API defaults to a dry run.
-            json={"new_state": "failed", **({"dry_run": False} if version == "2" else {})}, auth=login, timeout=60,
-        )  # fmt: skip
-        assert marked.status_code == 200, marked.text[-2000:]
-        deadline = time.monotonic() + 180
-        while f"DELETE /batches/{batch['id']}" not in sandbox.request_counts():
-            assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
-            time.sleep(1)
-        final = sandbox_batch(sandbox, batch["id"])
-        deadline = time.monotonic() + 60
-        while (final["leftover_pids"] or not final["deleted"]) and time.monotonic() < deadline:
-            time.sleep(1)
+    with standalone(rig, root) as af:
+        af.trigger(dag_id, run_id)
+        wait_for_ti_state(rig, af.env, dag_id, run_id, "deferred")
+        batch = running_batch(rig, f"dk{version}-", af.server, af.log)
+        af.set_ti_state(dag_id, run_id, "failed")
+        delete = f"DELETE /batches/{batch['id']}"
+        wait_until("no DELETE", lambda: delete in sandbox.request_counts(), 180, af)
+
+        def gone() -> dict[str, Any] | None:
             final = sandbox_batch(sandbox, batch["id"])
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-    counts = sandbox.request_counts()
-    assert counts.get(f"DELETE /batches/{batch['id']}") == 1, counts
-    assert final["deleted"] is True and final["batch"]["state"] == "killed", final
-    assert final["leftover_pids"] == []
-    # Trigger logs go to the task's log files (and the triggerer's output).
-    logs = log.read_text(errors="replace") + "".join(
-        p.read_text(errors="replace") for p in (Path(rig.env["AIRFLOW_HOME"]) / "logs").rglob("*.log")
-    )
+            return final if final["deleted"] and not final["leftover_pids"] else None
+
+        final = wait_until("batch not gone", gone, 60, af)
+        logs = af.logs()
+    assert sandbox.request_counts().get(delete) == 1
+    assert final["batch"]["state"] == "killed", final
     assert f"Killing Livy batch {batch['id']}" in logs
     if version == "3":
         assert "Trigger cancelled by user action, invoking on_kill" in logs
     else:
         assert "the task is no longer deferred" in logs
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("version", ["3", "2"], ids=["airflow3", "airflow2.10"])
+@pytest.mark.timeout(900)
+def test_clearing_a_succeeded_task_runs_the_job_again(
+    version: str, tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox
+) -> None:
+    """``airflow tasks clear`` on a succeeded task: the scheduler runs it again and it submits a
+    new batch under a new name (two POSTs in all), instead of reattaching to the finished one."""
+    root = tmp_path_factory.mktemp(f"airflow{version}-clear")
+    rig = make_rig(version, root / "rig", sandbox, Identity.of_auth_sandbox(auth_sandbox))
+    dag_id, run_id, prefix = f"hdiaks_clear{version}", "clearrun", f"clr{version}-"
+    rig.export(dag_id, BatchSpec(file=sandbox.examples["pi_py"], args=("2",), name=f"clr{version}"))
+    sandbox.clear_faults()  # resets the request counts
+
+    def batches() -> list[dict[str, Any]]:
+        return [b for b in rig.batches() if (b.get("name") or "").startswith(prefix)]
+
+    with standalone(rig, root) as af:
+        af.trigger(dag_id, run_id)
+        wait_for_ti_state(rig, af.env, dag_id, run_id, "success")
+        cleared = af.cli("tasks", "clear", dag_id, "-y")
+        assert cleared.returncode == 0, cleared.stderr[-3000:]
+        wait_until("no second batch", lambda: len(batches()) == 2, 240, af)
+        wait_for_ti_state(rig, af.env, dag_id, run_id, "success")
+    first, second = sorted(batches(), key=lambda b: int(b["id"]))
+    assert second["name"] == first["name"] + "-try2"
+    assert [first["state"], second["state"]] == ["success", "success"]
+    assert sandbox.request_counts().get("POST /batches") == 2
 
 
 # -- embedded DAGs, with the package hidden ------------------------------------------------------
