@@ -47,9 +47,9 @@ defers while the batch runs, so it holds no worker slot.
 _DOC_EMBEDDED = '''\
 """Spark batch job on Apache Livy, exported by hdiaks-widgets (self-contained).
 
-Needs only Apache Airflow 2.4+ or 3.x, requests and msal: the hdiaks-widgets modules the task
-uses are embedded below, verbatim. The task does not defer (the triggerer cannot import a class
-that only lives in a DAG file), so it holds a worker slot while the batch runs.
+Needs only Apache Airflow 2.4+ or 3.x on Python 3.11+, requests and msal: the hdiaks-widgets
+modules the task uses are embedded below, verbatim. The task does not defer (the triggerer cannot
+import a class that only lives in a DAG file), so it holds a worker slot while the batch runs.
 '''
 
 _DOC_COMMON = '''

@@ -1,8 +1,8 @@
 """Spark batch job on Apache Livy, exported by hdiaks-widgets (self-contained).
 
-Needs only Apache Airflow 2.4+ or 3.x, requests and msal: the hdiaks-widgets modules the task
-uses are embedded below, verbatim. The task does not defer (the triggerer cannot import a class
-that only lives in a DAG file), so it holds a worker slot while the batch runs.
+Needs only Apache Airflow 2.4+ or 3.x on Python 3.11+, requests and msal: the hdiaks-widgets
+modules the task uses are embedded below, verbatim. The task does not defer (the triggerer cannot
+import a class that only lives in a DAG file), so it holds a worker slot while the batch runs.
 
 Credentials are Airflow Variables read at run time, never at parse time (api-client-id,
 api-secret, tenant-id; see the setup sheet). Trigger with config to override spark_cluster_fqdn,
