@@ -390,20 +390,22 @@ def wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: 
 
 
 @pytest.mark.spark
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in-worker"])
 def test_dags_test_503_burst_fails_the_try_without_killing_and_the_retry_reattaches(
-    rig3: AirflowRig, tmp_path: Path
+    rig3: AirflowRig, tmp_path: Path, deferrable: bool
 ) -> None:
     """Livy answers 503 to every poll for longer than the client's retry budget (4 retries per
     request) times MAX_POLL_ERRORS: the try fails, the batch is NOT deleted, and the retry finds
     the same batch by name and follows it to success: one POST, no DELETE."""
     sandbox = rig3.sandbox
-    spec = BatchSpec(file=sandbox.examples["sleep_py"], args=("25",), name="burst")
-    rig3.export("hdiaks_burst", spec, retries=2, max_poll_errors=2)
+    dag_id, prefix = f"hdiaks_burst_{deferrable}", f"burst{int(deferrable)}"
+    spec = BatchSpec(file=sandbox.examples["sleep_py"], args=("25",), name=prefix)
+    rig3.export(dag_id, spec, retries=2, max_poll_errors=2, deferrable=deferrable)
     sandbox.clear_faults()  # resets the request counts
     log = tmp_path / "dags-test.log"
-    proc = rig3.dags_test_started("hdiaks_burst", log)
+    proc = rig3.dags_test_started(dag_id, log)
     try:
-        batch = running_batch(rig3, "burst-", proc, log)
+        batch = running_batch(rig3, f"{prefix}-", proc, log)
         path = f"/batches/{batch['id']}"
         sandbox.set_faults({"kind": "status", "status": 503, "methods": ["GET"], "path_prefix": path, "count": None})
         wait_for_text(log, "Lost track of Livy batch", proc)
@@ -420,7 +422,7 @@ def test_dags_test_503_burst_fails_the_try_without_killing_and_the_retry_reattac
     assert f"Reattaching to Livy batch {batch['id']}" in out
     final = sandbox_batch(sandbox, batch["id"])
     assert final["deleted"] is False and final["batch"]["state"] == "success", final
-    names = [b["name"] for b in rig3.batches() if (b.get("name") or "").startswith("burst-")]
+    names = [b["name"] for b in rig3.batches() if (b.get("name") or "").startswith(f"{prefix}-")]
     assert names == [batch["name"]]  # one batch (one POST) for both tries
 
 
