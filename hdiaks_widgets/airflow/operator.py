@@ -122,6 +122,9 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
         except HdiaksError as exc:
             raise AirflowException(str(exc)) from exc
         self._cfg, self._batch_id = cfg, run.batch_id
+        if self._stop.is_set():  # killed while submitting: on_kill had no batch to delete yet
+            self._kill_with(run.batch_id)
+            raise AirflowException(f"Livy batch {run.batch_id} was killed with the task")
         ti = context["ti"]
         ti.xcom_push(key="batch_id", value=run.batch_id)
         ti.xcom_push(key="batch_name", value=run.name)
