@@ -829,3 +829,32 @@ def test_hidden_package_cannot_be_imported(tmp_path: Path) -> None:
             cwd=tmp_path, env=env,
         )  # fmt: skip
         assert proc.returncode != 0 and b"hidden in this test" in proc.stderr
+
+
+OPERATOR_CHECK = """
+import copy, json
+from hdiaks_widgets.airflow.operator import SparkBatchOperator
+from hdiaks_widgets.airflow.trigger import SparkBatchTrigger
+job = {"version": 1, "profile": {"flavour": "sandbox", "url": "http://127.0.0.1:1", "auth": "service-principal"},
+       "spec": {"file": "/x.py", "name": "pi"}}
+op = SparkBatchOperator(task_id="t", job_config=job, retries=2)
+copy.deepcopy(op)  # Airflow copies operators (partial_subset, task runner)
+trigger = SparkBatchTrigger(batch_id=3, name="pi-x", job_config=job, deadline=1.0)
+path, kwargs = trigger.serialize()
+again = SparkBatchTrigger(**json.loads(json.dumps(kwargs)))
+assert again.serialize() == (path, kwargs)
+print(path, json.dumps(sorted(kwargs)))
+"""
+
+
+@pytest.mark.parametrize("version", ["3", "2"], ids=["airflow3", "airflow2.10"])
+def test_operator_copies_and_trigger_round_trips_without_secrets(version: str, tmp_path: Path) -> None:
+    python = venv_python(version)
+    proc = subprocess.run([str(python), "-W", "ignore", "-c", OPERATOR_CHECK], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    path, keys = proc.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert path == "hdiaks_widgets.airflow.trigger.SparkBatchTrigger"
+    assert json.loads(keys) == [
+        "batch_id", "deadline", "job_config", "livy_retries", "max_poll_errors", "name", "poll_interval",
+    ]  # fmt: skip  # the job's non-secret config only: credentials are Variables read on the triggerer

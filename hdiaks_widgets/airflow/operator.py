@@ -87,7 +87,8 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
         self._variables = Variables(get_variable)
         self._cfg: JobConfig | None = None
         self._batch_id: int | str | None = None
-        self._stop = threading.Event()
+        # Made in execute: Airflow may deep-copy operators, and an Event (a lock) cannot be copied.
+        self._stop: threading.Event | None = None
 
     # -- running -----------------------------------------------------------------------------
 
@@ -113,6 +114,7 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
 
     def execute(self, context: Mapping[str, Any]) -> Any:
         started = time.time()
+        stop = self._stop = threading.Event()
         try:
             cfg = effective_config(self.job_config, context.get("params"))
             # Also when deferring: a missing Variable fails here, on the worker, with a plain message.
@@ -122,7 +124,7 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
         except HdiaksError as exc:
             raise AirflowException(str(exc)) from exc
         self._cfg, self._batch_id = cfg, run.batch_id
-        if self._stop.is_set():  # killed while submitting: on_kill had no batch to delete yet
+        if stop.is_set():  # killed while submitting: on_kill had no batch to delete yet
             self._kill_with(run.batch_id)
             raise AirflowException(f"Livy batch {run.batch_id} was killed with the task")
         ti = context["ti"]
@@ -147,11 +149,11 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
             on_update=self._page,
             interval=min(1.0, self.poll_interval),
             max_interval=self.poll_interval,
-            stop=self._stop,
+            stop=stop,
         )
-        timed_out = not snap.finished and not self._stop.is_set()
-        return self._finish(context, run, snap, verdict(snap, timeout=self.timeout, timed_out=timed_out,
-                                                        stopped=self._stop.is_set()))
+        stopped = stop.is_set()
+        decision = verdict(snap, timeout=self.timeout, timed_out=not snap.finished and not stopped, stopped=stopped)
+        return self._finish(context, run, snap, decision)
 
     def execute_complete(self, context: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> Any:
         """Back from the trigger: page the whole driver log into the task log, then decide."""
@@ -208,7 +210,8 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
         Airflow 3's task runner calls only this and lets ``execute`` go on, so the wait is
         stopped here too; Airflow 2 raises into ``execute`` afterwards.
         """
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         batch_id, self._batch_id = self._batch_id, None
         if batch_id is not None:
             self._kill_with(batch_id)
