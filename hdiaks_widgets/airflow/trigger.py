@@ -13,12 +13,13 @@ cleared, by a user):
   :meth:`BaseTrigger.on_kill` (apache/airflow#65590, ``triggerer_job_runner.run_trigger``);
   a triggerer restart or a redistribution cancels without it and calls only ``cleanup``. So the
   kill lives in ``on_kill``, never in ``cleanup`` (which runs on every exit).
-- Airflow 2.x has no trigger ``on_kill``: a cancel is the same ``CancelledError`` for a user
-  action and for a triggerer shutdown (apache/airflow#36090). On a cancel the trigger asks the
-  metadata database whether its task instance is still deferred; if not, a user acted on it and
-  the batch is killed.
-- Airflow 3.0-3.2 offer neither (no ``on_kill``, no database on the triggerer): the batch is left
-  running there; the setup sheet says so.
+- Before 3.3 there is no trigger ``on_kill``: a cancel is the same ``CancelledError`` for a user
+  action and for a triggerer shutdown (apache/airflow#36090). On a cancel the trigger asks
+  whether its task instance is still deferred (the providers' ``safe_to_cancel`` pattern, e.g.
+  apache/airflow#65741): a restart leaves it deferred and the batch alive; otherwise a user acted
+  on it and the batch is killed. Airflow 2.x answers from the metadata database (proven end to
+  end on 2.10); Airflow 3.0-3.2 through the task SDK's ``get_task_states`` (not proven here: no
+  such Airflow in the test venvs).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class SparkBatchTrigger(BaseTrigger):  # type: ignore[misc]  # Airflow is untype
             async for event in self._watch():
                 yield event
         except asyncio.CancelledError:
-            if not TRIGGER_HAS_ON_KILL and await asyncio.to_thread(self._left_deferred_airflow2):
+            if not TRIGGER_HAS_ON_KILL and await asyncio.to_thread(self._left_deferred):
                 await self._kill("the task is no longer deferred (marked failed or cleared)")
             raise
 
@@ -145,23 +146,37 @@ class SparkBatchTrigger(BaseTrigger):  # type: ignore[misc]  # Airflow is untype
         except Exception as exc:  # noqa: BLE001 - a failed kill must not hide the cancel
             log.warning("Could not kill Livy batch %s: %s", self.batch_id, exc)
 
-    def _left_deferred_airflow2(self) -> bool:
-        """Airflow 2: whether this trigger's task instance left the deferred state."""
+    def _left_deferred(self) -> bool:
+        """Before Airflow 3.3: whether this trigger's task instance left the deferred state."""
         ti = getattr(self, "task_instance", None)
         if ti is None:
             return False
         try:
-            from airflow.models.taskinstance import TaskInstance
-            from airflow.utils.session import create_session
-            from airflow.utils.state import TaskInstanceState
-
-            with create_session() as session:
-                state = (
-                    session.query(TaskInstance.state)
-                    .filter_by(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index)
-                    .scalar()
-                )
+            state = _task_state(ti)
         except Exception as exc:  # noqa: BLE001 - never kill on a guess
             log.warning("Could not read the state of %s: %s; leaving batch %s alone", ti, exc, self.batch_id)
             return False
-        return bool(state != TaskInstanceState.DEFERRED)
+        # None: cleared (or its run deleted); anything but deferred means a user acted on it.
+        return str(getattr(state, "value", state)) != "deferred"
+
+
+def _task_state(ti: Any) -> Any:
+    """The task instance's current state: the metadata database on Airflow 2, the task SDK's
+    supervisor channel on Airflow 3 (the triggerer has no database there)."""
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+    except ImportError:  # Airflow 2
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            return (
+                session.query(TaskInstance.state)
+                .filter_by(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index)
+                .scalar()
+            )
+    states = RuntimeTaskInstance.get_task_states(
+        dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+    )
+    by_task = states.get(ti.run_id) or {}
+    return by_task.get(ti.task_id, "cleared")  # a cleared task instance has no state at all

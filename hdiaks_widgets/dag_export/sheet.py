@@ -98,10 +98,11 @@ def render_setup_sheet(cfg: JobConfig, *, dag_id: str, embed: bool = False, defe
         lines += [
             "- While the batch runs the task is *deferred*: a triggerer watches it and no worker "
             "slot is held (run `airflow triggerer`). Marking a deferred task failed or succeeded "
-            "deletes the batch on Airflow 3.3+ (the trigger's `on_kill`) and 2.x (the cancelled "
-            "trigger sees its task left the deferred state); on Airflow 3.0-3.2 the batch keeps "
-            "running until it ends by itself. Clearing a deferred task deletes it the same way once "
-            "the scheduler queues the task again (not while its DAG is paused).",
+            "deletes the batch: on Airflow 3.3+ through the trigger's `on_kill`; before 3.3 the "
+            "cancelled trigger checks that its task left the deferred state (2.x: metadata database; "
+            "3.0-3.2: the task SDK, untested there), so a triggerer restart never kills it. Clearing "
+            "a deferred task deletes the batch the same way once the scheduler queues the task "
+            "again (not while its DAG is paused).",
         ]
     else:
         lines += [
