@@ -61,32 +61,7 @@ JOB_CONFIG = {
 
 # --- hdiaks-widgets modules, verbatim (read from the installed package at export time) ---------
 EMBED_PACKAGE = '<hash of the sources>'
-EMBEDDED_SOURCES = {  # elided in this golden file:
-    # hdiaks_widgets
-    # hdiaks_widgets.airflow
-    # hdiaks_widgets.airflow.compat
-    # hdiaks_widgets.airflow.operator
-    # hdiaks_widgets.airflow.runtime
-    # hdiaks_widgets.airflow.trigger
-    # hdiaks_widgets.auth
-    # hdiaks_widgets.auth.base
-    # hdiaks_widgets.auth.device_code
-    # hdiaks_widgets.auth.tokens
-    # hdiaks_widgets.config
-    # hdiaks_widgets.config.job
-    # hdiaks_widgets.config.profile
-    # hdiaks_widgets.config.spec
-    # hdiaks_widgets.config.trigger
-    # hdiaks_widgets.config.validators
-    # hdiaks_widgets.connect
-    # hdiaks_widgets.errors
-    # hdiaks_widgets.fileio
-    # hdiaks_widgets.livy
-    # hdiaks_widgets.models
-    # hdiaks_widgets.run
-    # hdiaks_widgets.secrets
-    # hdiaks_widgets.wire
-}
+EMBEDDED_SOURCES = {...}  # the operator's modules, verbatim; elided in this golden file
 
 
 class EmbeddedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
