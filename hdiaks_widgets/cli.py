@@ -178,7 +178,7 @@ def cmd_export_dag(args: argparse.Namespace) -> int:
 
     cfg = _load_config(args)
     paths = export_dag_files(cfg, Path(args.out), dag_id=args.dag_id, schedule=args.schedule,
-                             style=args.style, embed=args.embed)
+                             embed=args.embed)
     if args.json:
         _print_json({"files": [str(p) for p in paths]})
     else:
@@ -333,8 +333,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="folder for the DAG and its setup files")
     p.add_argument("--dag-id", required=True, help="the DAG's id (also the file name)")
     p.add_argument("--schedule", default=None, help="cron or preset like @daily (default: none)")
-    p.add_argument("--style", choices=["taskflow", "livy-operator"], default="taskflow",
-                   help="DAG style (default taskflow)")
     p.add_argument("--embed", action="store_true",
                    help="self-contained DAG for Airflow hosts where nothing can be installed: inlines the "
                         "operator's hdiaks-widgets modules (the task then does not defer)")

@@ -274,7 +274,7 @@ class LivyClient:
 
     # -- batches ---------------------------------------------------------------------------
 
-    def submit_batch(self, spec: BatchSpec) -> Batch:
+    def submit_batch(self, spec: BatchSpec, *, name_checked: bool = False) -> Batch:
         """``POST /batches``. Never submits twice, and never adopts a batch it did not create.
 
         A spec without a name gets a unique one (``hdiaks-<hex>``). A name the caller chose is
@@ -282,11 +282,13 @@ class LivyClient:
         or another user's), :class:`DuplicateBatchName` is raised and nothing is posted. So when
         the connection drops after the POST was sent, a batch found by that name afterwards can
         only be the one this call created, and it is returned instead of posting again.
+        ``name_checked=True``: the caller has just looked the name up itself (``BatchRun.submit``
+        with ``reattach=True``), so the lookup is not repeated.
         """
         spec.validate()
         if spec.name is None:
             spec = replace(spec, name=f"hdiaks-{uuid.uuid4().hex[:12]}")
-        else:
+        elif not name_checked:
             existing = self.find_batch(spec.name)
             if existing is not None:
                 raise DuplicateBatchName(

@@ -86,7 +86,7 @@ class LivyLike(Protocol):
 
 
 class SubmitLike(LivyLike, Protocol):
-    def submit_batch(self, spec: BatchSpec) -> Batch: ...
+    def submit_batch(self, spec: BatchSpec, *, name_checked: bool = False) -> Batch: ...
 
     def find_batch(self, name: str) -> Batch | None: ...
 
@@ -308,6 +308,7 @@ class BatchRun:
         self._first_batch = batch
         self._lock = threading.Lock()  # one poll at a time
         self._killed = False
+        self.reattached = False  # made by submit(reattach=True) from a batch that already existed
 
     def __repr__(self) -> str:
         snap = self.snapshot
@@ -332,21 +333,26 @@ class BatchRun:
         the same Airflow task), follow it instead of raising :class:`DuplicateBatchName`.
         """
         batch: Batch | None = None
+        reattached = False
         if reattach and spec.name:
             batch = client.find_batch(spec.name)
             if batch is not None:
+                reattached = True
                 log.info("reattaching to batch %s (%s), state %s", batch.id, batch.name, batch.state.value)
         if batch is None:
             try:
-                batch = client.submit_batch(spec)
+                batch = client.submit_batch(spec, name_checked=reattach) if reattach else client.submit_batch(spec)
             except DuplicateBatchName:
                 if not reattach or not spec.name:
                     raise
                 batch = client.find_batch(spec.name)  # submitted concurrently under this name
                 if batch is None:
                     raise
-        return cls(client, batch.id, name=batch.name, batch=batch, log_reader=log_reader,
-                   max_errors=max_errors, clock=clock)
+                reattached = True
+        run = cls(client, batch.id, name=batch.name, batch=batch, log_reader=log_reader,
+                  max_errors=max_errors, clock=clock)
+        run.reattached = reattached
+        return run
 
     @classmethod
     def attach(

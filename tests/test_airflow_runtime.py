@@ -48,7 +48,7 @@ class FakeLivy:
     def find_batch(self, name: str) -> Batch | None:
         return self.batches.get(name)
 
-    def submit_batch(self, spec: BatchSpec) -> Batch:
+    def submit_batch(self, spec: BatchSpec, *, name_checked: bool = False) -> Batch:
         self.posts.append(spec)
         return self.add(spec.name or "", BatchState.STARTING)
 

@@ -117,11 +117,10 @@ def test_render_dag_round_trips_job_config(mode: str) -> None:
     assert read_dag_config(render(cfg, mode, dag_id="x")) == cfg
 
 
-def test_livy_operator_style_name_renders_the_operator_dag() -> None:
-    # The provider-LivyOperator style was removed (it posted a second batch on every retry); its
-    # name stays accepted for the form and the CLI and means the same DAG.
-    cfg = sample_config()
-    assert render_dag(cfg, dag_id="x", style="livy-operator") == render_dag(cfg, dag_id="x")
+def test_livy_operator_style_is_refused_with_the_reason() -> None:
+    # The provider-LivyOperator style was removed: it posted a second batch on every retry.
+    with pytest.raises(ExportError, match="second batch on every retry"):
+        render_dag(sample_config(), dag_id="x", style="livy-operator")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("text", HOSTILE)

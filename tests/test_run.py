@@ -273,7 +273,15 @@ def test_run_submit_reattach_follows_the_existing_batch_without_posting() -> Non
         run = BatchRun.submit(client, BatchSpec(file=JAR, name="dag-run-abc"), reattach=True)
         snap = run.poll()
     assert livy.count("POST", "/batches") == 0
-    assert run.batch_id == 0 and snap.lines == ("line 0",)
+    assert run.reattached and run.batch_id == 0 and snap.lines == ("line 0",)
+
+
+def test_run_submit_reattach_without_a_batch_looks_the_name_up_once_then_posts() -> None:
+    livy = MemoryLivy()
+    with _client(livy) as client:
+        run = BatchRun.submit(client, BatchSpec(file=JAR, name="dag-run-new"), reattach=True)
+    assert not run.reattached
+    assert livy.requests == [("GET", "/batches/dag-run-new"), ("POST", "/batches")]
 
 
 def test_run_transient_outage_longer_than_retries_never_kills_and_a_retry_reattaches() -> None:

@@ -65,7 +65,7 @@ class FakeLivy:
         self.calls = 0
         self.history = [Batch(id=i, state=BatchState.SUCCESS, name=f"old-{i}") for i in range(history)]
 
-    def submit_batch(self, spec: BatchSpec) -> Batch:
+    def submit_batch(self, spec: BatchSpec, *, name_checked: bool = False) -> Batch:
         self.entered.set()
         self.release.wait(30)
         if self.submit_error is not None:
@@ -394,7 +394,7 @@ def test_app_history_error_is_a_sentence() -> None:
 
 
 def _export(ui: JobApp, out_dir: Path, *, dag_id: str | None = None, schedule: str = "",
-            style: str = "taskflow") -> list[Path]:
+            style: str = "thin") -> list[Path]:
     panel = ui.export
     if dag_id is not None:
         panel.dag_id.value = dag_id
@@ -426,13 +426,15 @@ def test_export_section_is_an_accordion_in_the_app() -> None:
     assert ui.export_section.titles == ("Export DAG",) and ui.export_section in ui.widget.children
     assert ui.export.widget in ui.export_section.children
     assert isinstance(ui.export.schedule, w.Combobox) and "@daily" in ui.export.schedule.options
-    assert ui.export.style.options == ("taskflow", "livy-operator") and ui.export.out_dir.value == "dags"
+    assert [value for _label, value in ui.export.style.options] == ["thin", "embedded"]
+    assert ui.export.out_dir.value == "dags"
 
 
-@pytest.mark.parametrize("style", ["taskflow", "livy-operator"])
+@pytest.mark.parametrize("style", ["thin", "embedded"])
 def test_export_click_writes_files_preview_and_download(tmp_path: Path, style: str) -> None:
     ui = _app(FakeLivy())
     files = _export(ui, tmp_path / "dags", dag_id="nightly_pi", schedule="@daily", style=style)
+    assert ("EMBEDDED_SOURCES" in files[0].read_text(encoding="utf-8")) == (style == "embedded")
     assert [p.name for p in files] == ["nightly_pi.py", "nightly_pi.trigger-conf.json", "nightly_pi.setup.md"]
     assert all(p.parent == tmp_path / "dags" and p.is_file() for p in files)
     panel = ui.export
@@ -641,7 +643,7 @@ def test_app_submit_signs_in_first_with_device_code(auth_sandbox: AuthSandbox) -
     class SignedFake(FakeLivy):
         auth = device
 
-        def submit_batch(self, spec: BatchSpec) -> Batch:
+        def submit_batch(self, spec: BatchSpec, *, name_checked: bool = False) -> Batch:
             if device.status != "signed-in":  # a real Livy call would be refused
                 raise AuthError("Not signed in")
             return super().submit_batch(spec)

@@ -180,13 +180,13 @@ def start_run(client: SubmitLike, cfg: JobConfig, names: list[str]) -> tuple[Bat
             return BatchRun(client, batch.id, name=name, batch=batch), True
         break  # an earlier try's batch failed: run the job again under this try's name
     spec = replace(cfg.spec, name=current)
-    existing = client.find_batch(current)
-    if existing is not None:
-        log.info("Reattaching to Livy batch %s (%s), state %s", existing.id, current, existing.state.value)
-        return BatchRun(client, existing.id, name=current, batch=existing), True
     run = BatchRun.submit(client, spec, reattach=True)
-    log.info("Submitted Livy batch %s (%s) for %s", run.batch_id, current, spec.file)
-    return run, False
+    if run.reattached:
+        state = run.first_batch.state.value if run.first_batch is not None else "unknown"
+        log.info("Reattaching to Livy batch %s (%s), state %s", run.batch_id, current, state)
+    else:
+        log.info("Submitted Livy batch %s (%s) for %s", run.batch_id, current, spec.file)
+    return run, run.reattached
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,9 @@ from hdiaks_widgets.errors import ConfigError, ExportError
 
 __all__ = ["DagStyle", "default_dag_id", "load_dag_config", "read_dag_config", "render_dag"]
 
-# "livy-operator" (the provider's LivyOperator) was removed: it submitted a second batch on every
-# retry. The name is still accepted and renders the same DAG as "taskflow" until the form and
-# the CLI stop offering it.
-DagStyle = Literal["taskflow", "livy-operator"]
+# One style: the package's SparkBatchOperator. "livy-operator" (the provider's LivyOperator) was
+# removed: it submitted a second batch on every retry; asking for it is an ExportError that says so.
+DagStyle = Literal["taskflow"]
 
 _DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")  # Airflow's KEY_REGEX
 THIN_OPERATOR_MODULE = "hdiaks_widgets.airflow.operator"
@@ -186,7 +185,10 @@ def _check_options(
         not isinstance(schedule, str) or not schedule.strip() or re.search(r"[\x00-\x1f]", schedule)
     ):
         problems.append(f"schedule {schedule!r} must be None, a cron expression or a preset like @daily")
-    if style not in get_args(DagStyle):
+    if style == "livy-operator":
+        problems.append("style 'livy-operator' was removed: the provider's LivyOperator submitted a second "
+                        "batch on every retry; use the default style (embed=True for a self-contained file)")
+    elif style not in get_args(DagStyle):
         problems.append(f"style {style!r} must be one of {', '.join(get_args(DagStyle))}")
     for name, count, low in (("retries", retries, 0), ("max_poll_errors", max_poll_errors, 1)):
         if isinstance(count, bool) or not isinstance(count, int) or count < low:

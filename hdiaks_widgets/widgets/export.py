@@ -24,7 +24,8 @@ __all__ = ["DagExportPanel", "derive_dag_id"]
 
 _DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")  # Airflow's KEY_REGEX, as dag_export checks it
 _SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
-_DAG_STYLES = ("taskflow", "livy-operator")
+# Thin: the DAG imports its operator from hdiaks-widgets[airflow]; embedded: self-contained.
+_DAG_FORMS = (("thin (needs hdiaks-widgets[airflow])", "thin"), ("self-contained (embedded)", "embedded"))
 # The form's labels, so an export problem reads "App file: ..." rather than "spec.file: ...".
 _FIELD_LABELS = {
     "profile": "Profile", "profile.url": "Livy URL", "profile.fqdn": "Cluster FQDN", "spec.file": "App file",
@@ -88,7 +89,7 @@ class DagExportPanel:
                                    placeholder="none (trigger by hand), @daily or a cron expression",
                                    style=DESC, layout=WIDE)
         self.schedule_message = w.HTML()
-        self.style = w.Dropdown(options=_DAG_STYLES, value="taskflow", description="Style", style=DESC)
+        self.style = w.Dropdown(options=_DAG_FORMS, value="thin", description="DAG file", style=DESC)
         self.out_dir = w.Text(value=out_dir, description="Output folder", style=DESC, layout=WIDE)
         self.export_button = w.Button(description="Export", icon="file-code", button_style="info")
         self.export_button.add_class("hdiaks-export")
@@ -147,7 +148,7 @@ class DagExportPanel:
             out_dir = self.out_dir.value.strip() or "dags"
             try:
                 files = dag_export.export_dag_files(cfg, out_dir, dag_id=dag_id, schedule=schedule,
-                                                    style=self.style.value)
+                                                    embed=self.style.value == "embedded")
                 dag_file = next(p for p in files if p.suffix == ".py")
                 data = dag_file.read_bytes()
             except ConfigError as exc:
