@@ -1,4 +1,5 @@
-"""A small in-memory Livy behind a ``requests`` transport adapter, for the client's decision logic.
+"""Two small fakes for the client's decision logic: ``FakeLivy`` scripts the answers of the poll
+step, and ``MemoryLivy`` is Apache Livy's batch routes in memory behind a ``requests`` adapter.
 
 Not a stand-in for the sandbox (which runs real Spark over real sockets): it exists so the
 decisions of ``LivyClient`` and ``BatchRun`` — ambiguous POSTs, name checks, reused ids,
@@ -9,13 +10,16 @@ Mount it on a ``requests.Session`` and pass that session to ``LivyClient``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
+
+from hdiaks_widgets.errors import BatchNotFound
+from hdiaks_widgets.models import Batch, BatchState, LogPage
 
 
 @dataclass
@@ -131,3 +135,47 @@ def memory_session(livy: MemoryLivy) -> requests.Session:
     session = requests.Session()
     session.mount("http://livy.test", livy)
     return session
+
+
+class FakeLivy:
+    """Answers get_batch/get_log from a script: one state per get_batch call, log grows with it."""
+
+    def __init__(
+        self,
+        states: Sequence[str],
+        *,
+        lines_per_poll: int = 3,
+        fail: dict[int, BaseException] | None = None,
+        final_lines: Sequence[str] = (),
+        name: str = "job",
+    ) -> None:
+        self.states = list(states)
+        self.lines_per_poll = lines_per_poll
+        self.fail = fail or {}
+        self.final_lines = list(final_lines)
+        self.name = name
+        self.calls = 0
+        self.log: list[str] = []
+        self.log_requests: list[tuple[int | None, int]] = []
+        self.served: list[str] = []
+
+    def get_batch(self, batch_id: int | str) -> Batch:
+        self.calls += 1
+        if self.calls in self.fail:
+            raise self.fail[self.calls]
+        state = self.states[min(self.calls, len(self.states)) - 1]
+        if state == "404":
+            raise BatchNotFound(batch_id, '{"msg":"Session not found."}')
+        base = len(self.log)
+        self.log.extend([f"line {base + i}" for i in range(self.lines_per_poll)])
+        if BatchState(state).is_terminal and self.final_lines:
+            self.log.extend(self.final_lines)
+            self.final_lines = []
+        return Batch(id=int(batch_id), state=BatchState(state), name=self.name, app_id="local-1")
+
+    def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
+        self.log_requests.append((start, size))
+        first = max(0, len(self.log) - size) if start is None else start
+        lines = tuple(self.log[first : first + size])
+        self.served.extend(lines)
+        return LogPage(id=int(batch_id), start=first, total=len(self.log), lines=lines)

@@ -7,60 +7,18 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
-from collections.abc import Sequence
 
 import pytest
+from livy_memory import FakeLivy
 
-from hdiaks_widgets.errors import AuthError, BatchNotFound
-from hdiaks_widgets.models import Batch, BatchState, LogPage
+from hdiaks_widgets.errors import AuthError
+from hdiaks_widgets.models import BatchState
 from hdiaks_widgets.monitor import (
     BatchMonitor,
     Snapshot,
     backoff,
     follow_batch,
 )
-
-
-class FakeLivy:
-    """Answers get_batch/get_log from a script: one state per get_batch call, log grows with it."""
-
-    def __init__(
-        self,
-        states: Sequence[str],
-        *,
-        lines_per_poll: int = 3,
-        fail: dict[int, BaseException] | None = None,
-        final_lines: Sequence[str] = (),
-    ) -> None:
-        self.states = list(states)
-        self.lines_per_poll = lines_per_poll
-        self.fail = fail or {}
-        self.final_lines = list(final_lines)
-        self.calls = 0
-        self.log: list[str] = []
-        self.log_requests: list[tuple[int | None, int]] = []
-        self.served: list[str] = []
-
-    def get_batch(self, batch_id: int | str) -> Batch:
-        self.calls += 1
-        if self.calls in self.fail:
-            raise self.fail[self.calls]
-        state = self.states[min(self.calls, len(self.states)) - 1]
-        if state == "404":
-            raise BatchNotFound(batch_id, '{"msg":"Session not found."}')
-        base = len(self.log)
-        self.log.extend([f"line {base + i}" for i in range(self.lines_per_poll)])
-        if BatchState(state).is_terminal and self.final_lines:
-            self.log.extend(self.final_lines)
-            self.final_lines = []
-        return Batch(id=int(batch_id), state=BatchState(state), name="job", app_id="local-1")
-
-    def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
-        self.log_requests.append((start, size))
-        first = max(0, len(self.log) - size) if start is None else start
-        lines = tuple(self.log[first : first + size])
-        self.served.extend(lines)
-        return LogPage(id=int(batch_id), start=first, total=len(self.log), lines=lines)
 
 
 def test_backoff_grows_to_maximum() -> None:

@@ -9,11 +9,10 @@ behaviour on the real sandbox is in test_livy_client.py, test_monitor.py and the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import pytest
 import requests
-from livy_memory import MemoryLivy, memory_session, respond
+from livy_memory import FakeLivy, MemoryLivy, memory_session, respond
 
 from hdiaks_widgets.config import BatchSpec
 from hdiaks_widgets.errors import (
@@ -26,56 +25,12 @@ from hdiaks_widgets.errors import (
     LivyHTTPError,
 )
 from hdiaks_widgets.livy import LivyClient, RetryPolicy
-from hdiaks_widgets.models import Batch, BatchState, LogPage
+from hdiaks_widgets.models import BatchState
 from hdiaks_widgets.run import BatchRun, OffsetLogReader, Snapshot, describe_error
 from hdiaks_widgets.wire import batch_path
 
 URL = "http://livy.test"
 JAR = "local:///opt/app.jar"
-
-
-class FakeLivy:
-    """Answers get_batch/get_log from a script: one state per get_batch call, log grows with it."""
-
-    def __init__(
-        self,
-        states: Sequence[str],
-        *,
-        lines_per_poll: int = 3,
-        fail: dict[int, BaseException] | None = None,
-        final_lines: Sequence[str] = (),
-        name: str = "job",
-    ) -> None:
-        self.states = list(states)
-        self.lines_per_poll = lines_per_poll
-        self.fail = fail or {}
-        self.final_lines = list(final_lines)
-        self.name = name
-        self.calls = 0
-        self.log: list[str] = []
-        self.log_requests: list[tuple[int | None, int]] = []
-        self.served: list[str] = []
-
-    def get_batch(self, batch_id: int | str) -> Batch:
-        self.calls += 1
-        if self.calls in self.fail:
-            raise self.fail[self.calls]
-        state = self.states[min(self.calls, len(self.states)) - 1]
-        if state == "404":
-            raise BatchNotFound(batch_id, '{"msg":"Session not found."}')
-        base = len(self.log)
-        self.log.extend([f"line {base + i}" for i in range(self.lines_per_poll)])
-        if BatchState(state).is_terminal and self.final_lines:
-            self.log.extend(self.final_lines)
-            self.final_lines = []
-        return Batch(id=int(batch_id), state=BatchState(state), name=self.name, app_id="local-1")
-
-    def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
-        self.log_requests.append((start, size))
-        first = max(0, len(self.log) - size) if start is None else start
-        lines = tuple(self.log[first : first + size])
-        self.served.extend(lines)
-        return LogPage(id=int(batch_id), start=first, total=len(self.log), lines=lines)
 
 
 def _polls(client: FakeLivy, count: int, *, page_size: int = 1000, max_errors: int = 8,
