@@ -6,28 +6,14 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from auth_fixtures import closed_port
-from conftest import SandboxHandle
+from conftest import Run, SandboxHandle
 
-from hdiaks_widgets.cli import main
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
 
 
 @pytest.fixture(scope="module")

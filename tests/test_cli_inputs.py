@@ -8,24 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Run
 
 import hdiaks_widgets
 from hdiaks_widgets import cli, profiles
-from hdiaks_widgets.cli import main
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
-
 
 # -- 1. --version, --help, help on every option ------------------------------------------------
 
