@@ -535,3 +535,69 @@ def test_jobconfig_from_trigger_conf_then_validate_reports_doc_placeholder_path(
     with pytest.raises(ConfigError) as info:
         JobConfig.from_trigger_conf(conf).validate()
     assert info.value.fields == ("spec.file",)
+
+
+# -- args that are not text or numbers, dicts for the parts, CA bundle path, deep JSON --------
+
+
+@pytest.mark.parametrize(
+    ("arg", "says"),
+    [(["a", "b"], "not a list"), ({"k": "v"}, "not an object"), (None, "not empty (null)")],
+    ids=["list", "dict", "null"],
+)
+def test_batchspec_args_that_are_not_scalars_are_refused_naming_the_index(arg: Any, says: str) -> None:
+    spec = BatchSpec.from_dict({"file": "/x.py", "args": ["10", arg]})
+    assert spec.args[0] == "10" and spec.args[1] == arg  # kept as given, never its repr text
+    with pytest.raises(ConfigError) as info:
+        spec.validate()
+    assert info.value.fields == ("spec.args[1]",)
+    assert says in str(info.value)
+
+
+def test_batchspec_scalar_args_are_still_text() -> None:
+    spec = BatchSpec(file="/x.py", args=(10, 2.5, True, "x"))  # type: ignore[arg-type]
+    assert spec.validate().args == ("10", "2.5", "true", "x")
+    assert hash(BatchSpec(file="/x.py", args=(["a"],))) is not None  # type: ignore[arg-type]
+
+
+def test_jobconfig_accepts_dicts_for_profile_and_spec() -> None:
+    cfg = JobConfig(profile={"flavour": "livy", "url": "http://127.0.0.1:8998"},  # type: ignore[arg-type]
+                    spec={"file": "/x.py", "args": [1]})  # type: ignore[arg-type]
+    assert isinstance(cfg.profile, ClusterProfile) and isinstance(cfg.spec, BatchSpec)
+    assert cfg.profile.url == "http://127.0.0.1:8998" and cfg.spec.args == ("1",)
+    assert cfg.validate() == JobConfig.from_dict({"profile": cfg.profile.to_dict(), "spec": cfg.spec.to_dict()})
+
+
+@pytest.mark.parametrize(("name", "value"), [("profile", "sandbox"), ("spec", ["/x.py"]), ("profile", None)])
+def test_jobconfig_refuses_other_types_naming_the_argument(name: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        JobConfig(**{name: value})
+    assert info.value.fields == (name,)
+    assert "dict" in str(info.value)
+
+
+def test_jobconfig_dict_with_unknown_key_names_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        JobConfig(spec={"file": "/x.py", "clas_name": "A"})  # type: ignore[arg-type]
+    assert info.value.fields == ("spec.clas_name",)
+
+
+def test_clusterprofile_verify_path_that_does_not_exist_is_a_problem(tmp_path: Path) -> None:
+    base = {"flavour": "livy", "url": "https://127.0.0.1:8998"}
+    with pytest.raises(ConfigError) as info:
+        ClusterProfile.from_dict({**base, "verify": "/no/such/ca.pem"}).validate()
+    assert info.value.fields == ("profile.verify",) and "not found" in str(info.value)
+    with pytest.raises(ConfigError, match="a folder"):
+        ClusterProfile.from_dict({**base, "verify": str(tmp_path)}).validate()
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    ClusterProfile.from_dict({**base, "verify": str(bundle)}).validate()
+    ClusterProfile.from_dict({**base, "verify": False}).validate()
+
+
+def test_deeply_nested_json_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    path.write_text('{"spec": {"conf": ' + "[" * 100_000 + "]" * 100_000 + "}}")
+    with pytest.raises(ConfigError) as info:
+        JobConfig.load(path)
+    assert info.value.fields == ("config",) and "nested too deeply" in str(info.value)

@@ -27,6 +27,21 @@ class JobConfig:
 
     FORMAT_VERSION: ClassVar[int] = 1
 
+    def __post_init__(self) -> None:
+        # JobConfig(profile={...}, spec={...}) works like from_dict; anything else that is not a
+        # ClusterProfile / BatchSpec is refused naming the argument (not an AttributeError later).
+        for name, cls in (("profile", ClusterProfile), ("spec", BatchSpec)):
+            value = getattr(self, name)
+            if isinstance(value, cls):
+                continue
+            if isinstance(value, Mapping):
+                object.__setattr__(self, name, cls.from_dict(value))
+            else:
+                raise ConfigError(
+                    f"must be a {cls.__name__} or a dict of its settings, got {type(value).__name__}",
+                    field=name,
+                )
+
     def problems(self) -> list[ConfigProblem]:
         allow_local = self.profile.flavour in ("sandbox", "livy")
         return self.profile.problems() + self.spec.problems(allow_local=allow_local)
@@ -93,11 +108,18 @@ class JobConfig:
     def from_json(cls, text: str) -> JobConfig:
         try:
             data = json.loads(text)
+            config = cls.from_dict(data)
         except json.JSONDecodeError as exc:
             raise ConfigError(
                 f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", field="config"
             ) from exc
-        return cls.from_dict(data)
+        except RecursionError:
+            raise ConfigError(
+                "is nested too deeply to read; a job configuration is two levels deep "
+                '({"profile": {...}, "spec": {...}})',
+                field="config",
+            ) from None
+        return config
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (``fileio.atomic_write_text``) so a crash or a full disk never leaves

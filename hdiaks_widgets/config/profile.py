@@ -4,6 +4,7 @@ timeouts. Holds no secret values, only where to find them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
@@ -128,6 +129,14 @@ class ClusterProfile:
             )
         if not isinstance(self.verify, (bool, str)) or (isinstance(self.verify, str) and not self.verify.strip()):
             _problem(problems, p + "verify", "must be true, false or the path of a CA bundle file")
+        elif isinstance(self.verify, str) and not os.path.isfile(os.path.expanduser(self.verify)):
+            where = "a folder, not a file" if os.path.isdir(os.path.expanduser(self.verify)) else "not found"
+            _problem(
+                problems,
+                p + "verify",
+                f"CA bundle {self.verify!r} is {where}; give the path of a PEM file such as "
+                "/etc/ssl/certs/ca-certificates.crt, or true to use the system's certificates",
+            )
         for tname in ("connect_timeout", "read_timeout"):
             value = getattr(self, tname)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

@@ -39,6 +39,11 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
 _arg_text = wire.arg_text
 
 
+def _is_scalar(value: Any) -> bool:
+    """Text, a number or a boolean: what ``wire.arg_text`` turns into the text a shell would pass."""
+    return isinstance(value, (str, int, float))
+
+
 @dataclass(frozen=True)
 class BatchSpec:
     """Every field of Livy's ``POST /batches`` body (``CreateBatchRequest``)."""
@@ -62,10 +67,11 @@ class BatchSpec:
 
     def __post_init__(self) -> None:
         # Lists from JSON or a form become tuples so the spec stays hashable and immutable.
-        # args are stringified as Livy requires (the Azure sample sends args=[10]); None stays
-        # None so that validation can point at it instead of sending the text "None".
+        # args are stringified as Livy requires (the Azure sample sends args=[10]); anything that
+        # is not text, a number or a boolean (None, a list, an object) is kept as given so that
+        # validation can name it instead of sending its Python repr ("None", "['a']").
         args = _as_tuple(self.args)
-        object.__setattr__(self, "args", tuple(a if a is None else _arg_text(a) for a in args))
+        object.__setattr__(self, "args", tuple(_arg_text(a) if _is_scalar(a) else a for a in args))
         for name in ("jars", "py_files", "files", "archives"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
         # A non-mapping conf is kept as given so validation can name it (construction never raises).
@@ -77,7 +83,9 @@ class BatchSpec:
     def __hash__(self) -> int:
         # The generated hash would fail on the conf dict; hash its items instead.
         conf = self.conf.items() if isinstance(self.conf, Mapping) else ()
-        values = tuple(getattr(self, f.name) for f in fields(self) if f.name != "conf")
+        values = tuple(getattr(self, f.name) for f in fields(self) if f.name not in ("conf", "args"))
+        args = tuple(a if a is None or isinstance(a, str) else repr(a) for a in self.args)
+        values += (args,)
         return hash((values, frozenset((str(k), str(v)) for k, v in conf)))
 
     _LIVY_NAMES: ClassVar[Mapping[str, str]] = wire.LIVY_FIELDS
@@ -117,8 +125,17 @@ class BatchSpec:
             else:
                 _check_class_name(self.class_name, s + "class_name", problems)
         for i, arg in enumerate(self.args):
-            if not isinstance(arg, str):
+            if arg is None:
                 _problem(problems, f"{s}args[{i}]", "must be text or a number, not empty (null)")
+            elif not isinstance(arg, str):
+                kind = "a list" if isinstance(arg, (list, tuple)) else (
+                    "an object" if isinstance(arg, Mapping) else f"a {type(arg).__name__}")
+                _problem(
+                    problems,
+                    f"{s}args[{i}]",
+                    f"must be text or a number, not {kind}; give each argument as its own item, "
+                    'e.g. ["--input", "abfs://..."]',
+                )
             elif "\x00" in arg:
                 _problem(problems, f"{s}args[{i}]", "must not contain NUL characters")
         if self.name is not None:
