@@ -48,6 +48,15 @@ def _print_json(data: Any) -> None:
 
 
 def _load_config(args: argparse.Namespace) -> JobConfig:
+    """The job of --config, --profile or --url. Rules (stated in the options' help):
+    --config and --profile exclude each other (a job file holds its own profile); --url replaces
+    the Livy URL of a livy or sandbox profile and is refused for an HDInsight one, which is
+    addressed by its fqdn."""
+    if args.config and getattr(args, "profile", None):
+        raise ConfigError(
+            "cannot be used with --config: the job file holds its own profile; give one of them",
+            field="--profile",
+        )
     if args.config:
         cfg = JobConfig.load(args.config)
     elif getattr(args, "profile", None):
@@ -59,7 +68,17 @@ def _load_config(args: argparse.Namespace) -> JobConfig:
     else:
         raise ConfigError("give --config job.json, --profile NAME or --url http://host:8998", field="--config")
     if args.url:
+        if cfg.profile.flavour not in ("livy", "sandbox"):
+            source = "--config" if args.config else "--profile"
+            raise ConfigError(
+                f"cannot override the {cfg.profile.flavour} profile of {source}, which is addressed by "
+                "profile.fqdn; --url works with a livy or sandbox profile, or alone",
+                field="--url",
+            )
         cfg = cfg.replace(profile=replace(cfg.profile, url=args.url))
+    verify = [p for p in cfg.profile.problems() if p.field == "profile.verify"]
+    if verify:
+        raise ConfigError(verify)
     return cfg
 
 
@@ -175,7 +194,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_export_dag(args: argparse.Namespace) -> int:
     from hdiaks_widgets.dag_export import export_dag_files
+    from hdiaks_widgets.dag_export.render import schedule_problem
 
+    problem = schedule_problem(args.schedule)
+    if problem is not None:
+        raise ConfigError(problem, field="--schedule")
     cfg = _load_config(args)
     paths = export_dag_files(cfg, Path(args.out), dag_id=args.dag_id, schedule=args.schedule,
                              embed=args.embed)
@@ -279,9 +302,10 @@ def _seconds(text: str) -> float:
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="job configuration JSON (profile + spec)")
-    p.add_argument("--profile", help="a named cluster profile from the user profile file")
-    p.add_argument("--url", help="Livy URL; overrides the profile's url")
+    p.add_argument("--config", help="job configuration JSON (profile + spec); not with --profile")
+    p.add_argument("--profile", help="a named cluster profile from the user profile file; not with --config")
+    p.add_argument("--url", help="Livy URL; alone, a plain Livy server; with --config/--profile it replaces "
+                                 "the url of a livy or sandbox profile (refused for an HDInsight one)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -332,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(p)
     p.add_argument("--out", default=".", help="folder for the DAG and its setup files")
     p.add_argument("--dag-id", required=True, help="the DAG's id (also the file name)")
-    p.add_argument("--schedule", default=None, help="cron or preset like @daily (default: none)")
+    p.add_argument("--schedule", default=None, help="a five-field cron expression like '30 2 * * *' or a preset: "
+                        "@once, @continuous, @hourly, @daily, @weekly, @monthly, @quarterly, @yearly "
+                        "(default: none)")
     p.add_argument("--embed", action="store_true",
                    help="self-contained DAG for Airflow hosts where nothing can be installed: inlines the "
                         "operator's hdiaks-widgets modules (the task then does not defer)")

@@ -287,3 +287,95 @@ def test_a_config_that_is_not_utf8_is_still_a_one_line_error(run: Run, tmp_path:
     path.write_bytes(b"\xff\xfe{\x00}\x00")  # UTF-16, as Notepad's "Unicode" writes it
     code, out, err = run("list", "--config", str(path))
     assert code == 2 and out == "" and err.count("\n") == 1 and "not UTF-8" in err
+
+
+# -- 7. target options that conflict, schedules, CA bundles, deep JSON, args of the wrong kind ---
+
+import json  # noqa: E402 - appended section
+
+
+def _job_file(tmp_path: Path, cfg: JobConfig, name: str = "job.json") -> str:
+    return str(cfg.save(tmp_path / name))
+
+
+def _one_line_usage_error(code: int, out: str, err: str) -> str:
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_profile_with_config_is_refused_naming_both(run: Run, tmp_path: Path) -> None:
+    job = _job_file(tmp_path, JobConfig(profile=ClusterProfile(flavour="livy", url="http://127.0.0.1:1")))
+    err = _one_line_usage_error(*run("list", "--config", job, "--profile", "prod"))
+    assert "--profile" in err and "--config" in err
+
+
+def test_url_cannot_override_an_hdinsight_profile(run: Run, tmp_path: Path) -> None:
+    aks = ClusterProfile(name="aks", flavour="hdinsight-aks", fqdn="c.p.1.eastus.hdinsightaks.net")
+    err = _one_line_usage_error(*run("list", "--config", _job_file(tmp_path, JobConfig(profile=aks)),
+                                     "--url", "http://127.0.0.1:8998"))
+    assert "--url" in err and "hdinsight-aks" in err and "fqdn" in err
+
+
+def test_url_replaces_the_url_of_a_livy_config(run: Run, tmp_path: Path,
+                                               plain_server: Callable[..., _PlainServer]) -> None:
+    server = plain_server(200, "application/json", '{"from": 0, "total": 0, "sessions": []}')
+    job = _job_file(tmp_path, JobConfig(profile=ClusterProfile(flavour="livy", url="http://127.0.0.1:1")))
+    code, out, err = run("list", "--config", job, "--url", server.url)
+    assert (code, err) == (0, "") and out.startswith("0 batches on the server")
+
+
+def test_target_options_document_the_rules() -> None:
+    parser = build_parser_for_help()
+    helps = {a.dest: a.help or "" for a in parser._actions}
+    assert "not with --config" in helps["profile"] and "not with --profile" in helps["config"]
+    assert "replaces" in helps["url"] and "HDInsight" in helps["url"]
+
+
+def build_parser_for_help() -> argparse.ArgumentParser:
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["list"]
+
+
+@pytest.mark.parametrize("schedule", ["0 0 * *", "@nightly", "61 * * * *", "1h"])
+def test_export_dag_bad_schedule_is_refused_before_writing(run: Run, tmp_path: Path, schedule: str) -> None:
+    job = _job_file(tmp_path, JobConfig(profile=ClusterProfile(flavour="livy", url="http://127.0.0.1:1"),
+                                        spec=BatchSpec(file="/x.py")))
+    out_dir = tmp_path / "dags"
+    err = _one_line_usage_error(*run("export-dag", "--config", job, "--dag-id", "x", "--out", str(out_dir),
+                                     "--schedule", schedule))
+    assert "--schedule" in err and "@daily" in err
+    assert not out_dir.exists()
+
+
+def test_export_dag_good_schedule_is_written(run: Run, tmp_path: Path) -> None:
+    job = _job_file(tmp_path, JobConfig(profile=ClusterProfile(flavour="livy", url="http://127.0.0.1:1"),
+                                        spec=BatchSpec(file="/x.py")))
+    code, out, err = run("export-dag", "--config", job, "--dag-id", "x", "--out", str(tmp_path / "d"),
+                         "--schedule", "30 2 * * 1-5")
+    assert (code, err) == (0, "") and "SCHEDULE = '30 2 * * 1-5'" in (tmp_path / "d" / "x.py").read_text()
+
+
+@pytest.mark.parametrize("command", [["list"], ["status", "1"], ["submit"]])
+def test_a_missing_ca_bundle_is_one_line_naming_profile_verify(run: Run, tmp_path: Path, command: list[str]) -> None:
+    job = _job_file(tmp_path, JobConfig(
+        profile=ClusterProfile(flavour="livy", url="https://127.0.0.1:1", verify="/no/such/ca.pem"),
+        spec=BatchSpec(file="/x.py")))
+    err = _one_line_usage_error(*run(*command, "--config", job))
+    assert "profile.verify" in err and "/no/such/ca.pem" in err
+
+
+def test_deeply_nested_config_is_one_line(run: Run, tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    path.write_text('{"spec": {"args": ' + "[" * 200_000 + "]" * 200_000 + "}}")
+    err = _one_line_usage_error(*run("list", "--config", str(path)))
+    assert "nested too deeply" in err
+
+
+def test_args_that_are_lists_are_refused_not_sent(run: Run, tmp_path: Path,
+                                                 plain_server: Callable[..., _PlainServer]) -> None:
+    server = plain_server(201, "application/json", '{"id": 0, "state": "starting"}')
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({"profile": {"flavour": "livy", "url": server.url},
+                                "spec": {"file": "/x.py", "args": ["10", ["a", "b"], {"k": 1}]}}))
+    err = _one_line_usage_error(*run("submit", "--config", str(path)))
+    assert "spec.args[1]" in err and "spec.args[2]" in err and "not a list" in err

@@ -355,3 +355,54 @@ def test_cli_export_dag_embed_writes_a_self_contained_dag(tmp_path: Path, capsys
     assert main([*args, "--dag-id", "thin_pi"]) == 0
     assert "EMBEDDED_SOURCES" not in (tmp_path / "dags" / "thin_pi.py").read_text(encoding="utf-8")
     capsys.readouterr()
+
+
+# -- refusing an invalid job and a schedule Airflow would refuse ----------------------------------
+
+from hdiaks_widgets.dag_export.render import schedule_problem  # noqa: E402 - appended section
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [None, "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly",
+     "0 0 * * *", "30 2 * * *", "*/15 * * * *", "0 9-17 * * MON-FRI", "0 0 1,15 * *", "0 0 * JAN sun", "5 4 * * 7"],
+)
+def test_schedule_problem_accepts_cron_and_presets(schedule: str | None) -> None:
+    assert schedule_problem(schedule) is None
+
+
+@pytest.mark.parametrize(
+    ("schedule", "says"),
+    [("@nightly", "not a preset"), ("daily", "five fields"), ("0 0 * *", "five fields"),
+     ("0 0 * * * *", "five fields"), ("60 * * * *", "minute"), ("0 24 * * *", "hour"), ("0 0 0 * *", "day of month"),
+     ("0 0 * 13 *", "month"), ("0 0 * * 8", "day of week"), ("*/0 * * * *", "minute"), ("5-1 * * * *", "minute"),
+     ("0 0 * * FOO", "day of week"), ("1h", "five fields"), ("", "five fields"), ("@daily\nrm -rf /", "not a preset")],
+)
+def test_schedule_problem_names_what_airflow_would_refuse(schedule: str, says: str) -> None:
+    problem = schedule_problem(schedule)
+    assert problem is not None and says in problem
+
+
+def test_export_dag_files_refuses_a_bad_schedule_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="schedule '0 0 \\* \\*'.*e.g. @daily"):
+        export_dag_files(sample_config(), tmp_path / "dags", dag_id="x", schedule="0 0 * *")
+    assert not (tmp_path / "dags").exists()
+    assert len(export_dag_files(sample_config(), tmp_path / "dags", dag_id="x", schedule="30 2 * * *")) == 3
+
+
+def test_export_dag_files_refuses_an_invalid_job_naming_the_fields(tmp_path: Path) -> None:
+    cfg = JobConfig(profile=sample_config().profile, spec=BatchSpec(file="", executor_memory="2"))
+    with pytest.raises(ConfigError) as info:
+        export_dag_files(cfg, tmp_path / "dags", dag_id="x")
+    assert set(info.value.fields) == {"spec.file", "spec.executor_memory"}
+    assert not (tmp_path / "dags").exists()
+
+
+def test_render_dag_validate_refuses_an_invalid_job_and_schedule() -> None:
+    bad = JobConfig(profile=sample_config().profile, spec=BatchSpec(file="", args=(["a"],)))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as info:
+        render_dag(bad, dag_id="x", validate=True)
+    assert set(info.value.fields) == {"spec.file", "spec.args[0]"}
+    with pytest.raises(ExportError, match="schedule"):
+        render_dag(sample_config(), dag_id="x", schedule="@nightly", validate=True)
+    assert "SCHEDULE = '@daily'" in render_dag(sample_config(), dag_id="x", schedule="@daily", validate=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hdiaks_widgets.config import JobConfig
-from hdiaks_widgets.dag_export.render import DagStyle, default_dag_id, render_dag
+from hdiaks_widgets.dag_export.render import DagStyle, default_dag_id, render_dag, schedule_problem
 from hdiaks_widgets.dag_export.sheet import file_stem, render_setup_sheet
 from hdiaks_widgets.errors import ExportError
 
@@ -61,6 +61,10 @@ def export_dag_files(
     style: DagStyle = "taskflow",
     embed: bool = False,
 ) -> list[Path]:
-    """For ``hdiaks export-dag`` and the form's Export button: validate the job, then write."""
+    """For ``hdiaks export-dag`` and the form's Export button: validate the job (``ConfigError``
+    naming the fields) and the schedule (``ExportError``), then write."""
     cfg.validate()
+    problem = schedule_problem(schedule)
+    if problem is not None:
+        raise ExportError(f"schedule {problem}")
     return write_dag(cfg, out_dir, dag_id=dag_id, schedule=schedule, style=style, embed=embed)

@@ -26,7 +26,15 @@ from hdiaks_widgets.config import JobConfig
 from hdiaks_widgets.dag_export.embed import LOADER, embedded_package_name, module_sources
 from hdiaks_widgets.errors import ConfigError, ExportError
 
-__all__ = ["DagStyle", "default_dag_id", "load_dag_config", "read_dag_config", "render_dag"]
+__all__ = [
+    "SCHEDULE_PRESETS",
+    "DagStyle",
+    "default_dag_id",
+    "load_dag_config",
+    "read_dag_config",
+    "render_dag",
+    "schedule_problem",
+]
 
 # One style: the package's SparkBatchOperator. "livy-operator" (the provider's LivyOperator) was
 # removed: it submitted a second batch on every retry; asking for it is an ExportError that says so.
@@ -175,6 +183,61 @@ def _compact(cfg: JobConfig) -> dict[str, Any]:
     return out
 
 
+# What Airflow's ``schedule=`` takes as text: its presets, or a five-field cron expression.
+SCHEDULE_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+_CRON_FIELDS = (  # name, low, high, names (numbered from low)
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
+    ("day of week", 0, 7, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")),
+)
+_CRON_ITEM = re.compile(
+    r"^(?:\*|(?P<a>[0-9]+|[A-Za-z]{3})(?:-(?P<b>[0-9]+|[A-Za-z]{3}))?)(?:/(?P<step>[0-9]+))?$"
+)
+SCHEDULE_EXAMPLE = "e.g. @daily or '30 2 * * *' (02:30 every day)"
+
+
+def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int | None:
+    if text.isdigit():
+        value = int(text)
+    elif text.upper() in names:
+        value = names.index(text.upper()) + low
+    else:
+        return None
+    return value if low <= value <= high else None
+
+
+def schedule_problem(schedule: Any) -> str | None:
+    """Why Airflow would refuse ``schedule`` (``None`` when it is fine; ``None`` means no schedule):
+    one of :data:`SCHEDULE_PRESETS` or a cron expression of five fields in their ranges."""
+    if schedule is None:
+        return None
+    if not isinstance(schedule, str):
+        return f"must be text, got {type(schedule).__name__}; {SCHEDULE_EXAMPLE}"
+    if schedule.startswith("@"):
+        if schedule in SCHEDULE_PRESETS:
+            return None
+        return f"{schedule!r} is not a preset; use one of {', '.join(SCHEDULE_PRESETS)}"
+    parts = schedule.split(" ")
+    if len([p for p in parts if p]) != 5 or re.search(r"[^ A-Za-z0-9*/,-]", schedule):
+        return f"{schedule!r} is neither a preset nor a cron expression of five fields; {SCHEDULE_EXAMPLE}"
+    for text, (name, low, high, names) in zip((p for p in parts if p), _CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            match = _CRON_ITEM.match(item)
+            ok = match is not None
+            if match is not None and match["a"] is not None:
+                a = _cron_value(match["a"], low, high, names)
+                b = a if match["b"] is None else _cron_value(match["b"], low, high, names)
+                ok = a is not None and b is not None and a <= b
+            if match is not None and match["step"] is not None:
+                ok = ok and int(match["step"]) >= 1
+            if not ok:
+                return (f"{schedule!r}: the {name} field {text!r} is not valid cron "
+                        f"(numbers {low}-{high}, *, ranges a-b, steps /n, lists a,b); {SCHEDULE_EXAMPLE}")
+    return None
+
+
 def _check_options(
     *, dag_id: str, schedule: str | None, style: str, retries: int, max_poll_errors: int, **seconds: float
 ) -> None:
@@ -218,8 +281,13 @@ def render_dag(
     max_poll_errors: int = 8,
     deferrable: bool = True,
     embed: bool = False,
+    validate: bool = False,
 ) -> str:
     """The source of a DAG file that runs ``cfg``'s batch; validated before it is returned.
+
+    ``validate=True`` first refuses an invalid job (``cfg.validate()``: a ``ConfigError`` naming
+    every field) and a schedule Airflow would refuse (an ``ExportError`` naming it);
+    ``export_dag_files`` always does.
 
     ``timeout`` bounds the batch's run (seconds; the task kills it then), ``poll_interval`` the
     time between polls, ``max_poll_errors`` the consecutive failed polls after which a try gives
@@ -227,6 +295,11 @@ def render_dag(
     and is never deferrable. Values are not checked for Livy (``JobConfig.validate`` does that);
     any text is carried exactly.
     """
+    if validate:
+        cfg.validate()
+        problem = schedule_problem(schedule)
+        if problem is not None:
+            raise ExportError(f"schedule {problem}")
     dag_id = default_dag_id(cfg) if dag_id is None else dag_id
     _check_options(
         dag_id=dag_id, schedule=schedule, style=style, retries=retries, max_poll_errors=max_poll_errors,
