@@ -341,7 +341,7 @@ class BatchRun:
                 log.info("reattaching to batch %s (%s), state %s", batch.id, batch.name, batch.state.value)
         if batch is None:
             try:
-                batch = client.submit_batch(spec, name_checked=reattach) if reattach else client.submit_batch(spec)
+                batch = client.submit_batch(spec, name_checked=reattach)
             except DuplicateBatchName:
                 if not reattach or not spec.name:
                     raise

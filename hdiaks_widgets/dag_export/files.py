@@ -11,15 +11,9 @@ from hdiaks_widgets.config import JobConfig
 from hdiaks_widgets.dag_export.render import DagStyle, default_dag_id, render_dag, schedule_problem
 from hdiaks_widgets.dag_export.sheet import file_stem, render_setup_sheet
 from hdiaks_widgets.errors import ExportError
+from hdiaks_widgets.fileio import atomic_write_text
 
 __all__ = ["export_dag_files", "write_dag"]
-
-
-def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a reader never sees half a DAG file
-    return path
 
 
 def write_dag(
@@ -40,13 +34,14 @@ def write_dag(
     try:
         folder.mkdir(parents=True, exist_ok=True)
         stem = file_stem(dag_id)
+        # Atomic: a scheduler parsing the folder never sees half a DAG file.
         return [
-            _write(folder / f"{stem}.py", source),
-            _write(
+            atomic_write_text(folder / f"{stem}.py", source),
+            atomic_write_text(
                 folder / f"{stem}.trigger-conf.json",
                 json.dumps(cfg.to_trigger_conf(), indent=2, ensure_ascii=False) + "\n",
             ),
-            _write(folder / f"{stem}.setup.md", sheet),
+            atomic_write_text(folder / f"{stem}.setup.md", sheet),
         ]
     except OSError as exc:
         raise ExportError(f"cannot write the DAG files into {os.fspath(out_dir)!r}: {exc.strerror}") from exc
