@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import requests
 from requests.auth import AuthBase
 
-from hdiaks_widgets import livy
+from hdiaks_widgets import livy, wire
 from hdiaks_widgets.auth import (
     BasicAuth,
     DeviceCodeAuth,
@@ -114,7 +114,7 @@ def from_profile(
     """
     profile.validate()
     auth = build_auth(profile, secret_store=secret_store, environ=environ, on_device_code=on_device_code)
-    return client_class(
+    client = client_class(
         profile.base_url,
         session=session,
         auth=auth,
@@ -122,6 +122,10 @@ def from_profile(
         timeout=(profile.connect_timeout, profile.read_timeout),
         retry=retry,
     )
+    if profile.flavour == "hdinsight":
+        base = profile.base_url
+        client.log_url_rewrite = lambda url: wire.gateway_log_url(url, base)
+    return client
 
 
 livy.register_profile_connector(from_profile)

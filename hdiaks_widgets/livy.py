@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -465,11 +466,57 @@ class LivyClient:
             "POST", _session(session_id, "statements", str(int(statement_id)), "cancel"), not_found=session_id
         )
 
+    # -- the driver log behind appInfo.driverLogUrl ------------------------------------------
+
+    #: Set by the profile connector for classic HDInsight: maps the internal NodeManager URL
+    #: Livy reports to the cluster gateway's form (``wire.gateway_log_url``).
+    log_url_rewrite: Callable[[str], str] | None = None
+
+    def resolve_log_url(self, url: str) -> str:
+        """Where to read a ``driverLogUrl`` from (the gateway form for classic HDInsight)."""
+        return self.log_url_rewrite(url) if self.log_url_rewrite is not None else url
+
+    def get_text(self, url: str, *, params: Mapping[str, Any] | None = None) -> str:
+        """GET an absolute URL the server pointed to (a driver log page) and return its text.
+
+        The profile's credentials and headers go only to Livy's own origin (scheme, host,
+        port): a token is never sent to a host the cluster merely named.
+        """
+        own = _origin(url) == _origin(self.base_url)
+        try:
+            response = self._session.get(
+                url,
+                params=params,
+                headers={"User-Agent": USER_AGENT, "Accept": "text/html, text/plain"} if own is False
+                else {**self._headers, "Accept": "text/html, text/plain"},
+                auth=self._auth if own else None,
+                verify=self._verify,
+                timeout=self._timeout,
+            )
+        except requests.exceptions.RequestException as exc:
+            raise LivyError(f"cannot read {_gist_url(url)}: {_reason(exc)}") from exc
+        if response.status_code >= 400:
+            raise LivyHTTPError(response.status_code, response.text[:300], method="GET", url=_gist_url(url))
+        response.encoding = response.encoding or "utf-8"
+        return response.text
+
     # -- raw access for exploration notebooks ------------------------------------------------
 
     def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
         """The decoded JSON of any GET under the Livy root (for the explore notebook)."""
         return self._request("GET", path if path.startswith("/") else f"/{path}", params=params)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _gist_url(url: str) -> str:
+    """The URL without its query (which may carry a signature) for messages."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def _batch(batch_id: int | str, *rest: str) -> str:

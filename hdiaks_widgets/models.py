@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from hdiaks_widgets.errors import LivyError
 
@@ -18,7 +18,10 @@ __all__ = [
     "Batch",
     "BatchList",
     "BatchState",
+    "LOG_SOURCES",
+    "LogLine",
     "LogPage",
+    "LogSource",
     "Session",
     "SessionList",
     "Statement",
@@ -26,6 +29,33 @@ __all__ = [
     "StatementState",
     "TERMINAL_STATES",
 ]
+
+
+LogSource = Literal["livy stdout", "livy stderr", "driver stdout", "driver stderr", "driver log", "diagnostics"]
+LOG_SOURCES: tuple[str, ...] = get_args(LogSource)
+
+
+class LogLine(str):
+    """One line of a job's log: text (it *is* a ``str``) plus where it was read from.
+
+    ``source``: ``livy stdout`` / ``livy stderr`` (spark-submit's streams as Livy keeps them),
+    ``driver stdout`` / ``driver stderr`` (the driver's own files behind ``driverLogUrl``),
+    ``driver log`` (the Kubernetes driver pod's merged log window) or ``diagnostics`` (YARN's or
+    Kubernetes' diagnostics of the finished application).
+    """
+
+    source: str
+
+    def __new__(cls, text: str, source: str = "livy stdout") -> LogLine:
+        line = super().__new__(cls, text)
+        line.source = source
+        return line
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LogLine, (str(self), self.source))
+
+    def __repr__(self) -> str:
+        return f"LogLine({str(self)!r}, {self.source!r})"
 
 
 class BatchState(enum.StrEnum):

@@ -15,9 +15,11 @@ operator all use it, and no other code polls Livy or pages its log.
   passes, or ``stop`` is set. It never kills: only :meth:`BatchRun.kill` does, so a transient
   failure of Livy or a gateway never kills a healthy batch.
 
-The log is read through a :class:`LogReader` seam. :class:`OffsetLogReader` pages Livy's
-``/log`` by offset; a reader that aligns Livy's bounded, rebuilt view by content replaces it
-without changing any caller.
+The log is read through a :class:`LogReader` seam. The default,
+:class:`~hdiaks_widgets.logview.LivyLogReader`, aligns Livy's bounded view (rebuilt on every
+request) by content and reads the driver's own log from ``driverLogUrl`` by byte offset when it can;
+lines it could not read are reported (``Snapshot.log_gaps`` and ``log_note``), never hidden.
+:class:`OffsetLogReader` pages by offset and is exact only on an append-only log.
 
 A batch counts as finished once a terminal state was seen on two polls in a row and the log was
 read to its end, so the lines Spark prints while it shuts down are not lost. A 404 for a batch
@@ -49,12 +51,14 @@ from hdiaks_widgets.errors import (
     LivyHTTPError,
     SecretError,
 )
+from hdiaks_widgets.logview import LivyLogReader, LogDelta, job_output
 from hdiaks_widgets.models import Batch, BatchState, LogPage
 
 __all__ = [
     "BatchRun",
     "ErrorKind",
     "LivyLike",
+    "LivyLogReader",
     "LogDelta",
     "LogReader",
     "OffsetLogReader",
@@ -96,16 +100,6 @@ class SubmitLike(LivyLike, Protocol):
 # -- the log seam ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LogDelta:
-    """What one read of the log added: new lines, lines lost before they could be read, and
-    whether the reader reached the end of what the server has now."""
-
-    lines: tuple[str, ...] = ()
-    dropped: int = 0
-    at_end: bool = True
-
-
 class LogReader(Protocol):
     """Reads a batch's log incrementally; keeps its own position between calls."""
 
@@ -115,8 +109,8 @@ class LogReader(Protocol):
 class OffsetLogReader:
     """Pages ``GET /batches/{id}/log?from=<offset>&size=<n>`` from where the last read ended.
 
-    Exact on a log that only grows. When the server's view got shorter (a bounded buffer) it
-    continues from the new end and counts nothing: the aligning reader does that properly.
+    Exact only on a log that only grows (the sandbox's ``append`` shape): on Livy's real, bounded
+    view it repeats and skips lines; :class:`~hdiaks_widgets.logview.LivyLogReader` is the default.
     """
 
     def __init__(self, *, start: int = 0, page_size: int = 1000, max_pages: int = 20) -> None:
@@ -155,7 +149,9 @@ class Snapshot:
     batch: Batch | None = None  # the last batch object seen (kept after a purge)
     lines: tuple[str, ...] = ()  # every log line read so far
     new_lines: tuple[str, ...] = ()  # the lines the last poll added
-    dropped_lines: int = 0  # lines the server dropped before they could be read
+    dropped_lines: int = 0  # lines known to be lost before they could be read
+    log_gaps: int = 0  # places where Livy's window moved past lines never read (count unknown)
+    log_note: str | None = None  # one line for people: lines dropped, driver log unreadable, ...
     log_at_end: bool = False
     started_at: float = 0.0  # clock() when watching began (monotonic seconds)
     updated_at: float = 0.0
@@ -217,7 +213,7 @@ class Snapshot:
     def raise_for_state(self) -> Snapshot:
         """Raise :class:`BatchFailed` if the batch ended in a state other than success."""
         if self.batch is not None and self.batch.state.is_terminal and not self.succeeded:
-            raise BatchFailed(self.batch, failure_lines(self.lines, limit=20))
+            raise BatchFailed(self.batch, failure_lines(job_output(self.lines), limit=20))
         return self
 
 
@@ -268,7 +264,7 @@ def _end_sentence(batch: Batch, lines: Sequence[str]) -> tuple[ErrorKind | None,
         return None, None
     if state is BatchState.KILLED:
         return "failed", f"Batch {batch.id} was killed."
-    tail = failure_lines(lines)
+    tail = failure_lines(job_output(lines))
     sentence = f"Batch {batch.id} ended in state {state.value}."
     if tail:
         sentence += " Last error lines: " + " | ".join(t.strip() for t in tail)
@@ -299,7 +295,7 @@ class BatchRun:
         self.client = client
         self.batch_id = batch_id
         self.name = name if name is not None else (batch.name if batch is not None else None)
-        self.reader: LogReader = log_reader if log_reader is not None else OffsetLogReader()
+        self.reader: LogReader = log_reader if log_reader is not None else LivyLogReader()
         self._max_errors = max_errors
         self._clock = clock
         now = clock()
@@ -448,7 +444,8 @@ class BatchRun:
             log.info("batch %s is %s", batch.id, batch.state.value)
         return replace(
             snap, batch=batch, lines=lines, new_lines=delta.lines,
-            dropped_lines=snap.dropped_lines + delta.dropped, log_at_end=delta.at_end,
+            dropped_lines=snap.dropped_lines + delta.dropped, log_gaps=snap.log_gaps + delta.gaps,
+            log_note=delta.note or snap.log_note, log_at_end=delta.at_end,
             updated_at=now, polls=snap.polls + 1, errors=0, error=end_sentence, error_kind=end_kind,
             exception=None, finished=finished,
         )

@@ -157,6 +157,30 @@ def livy_base_url(flavour: str, *, fqdn: str | None = None, url: str | None = No
     return f"{(url or '').rstrip('/')}{path}"
 
 
+_NM_LOG_URL = re.compile(r"^https?://(?P<host>[^/:]+)(?::(?P<port>\d+))?/node/containerlogs/(?P<rest>[^?#]+)")
+
+
+def gateway_log_url(url: str, gateway_base: str) -> str:
+    """A NodeManager container-log URL inside a classic HDInsight cluster, reached through the
+    cluster's HTTPS gateway (``https://{cluster}.azurehdinsight.net/yarnui/...``).
+
+    ``http://wn0-x.internal.cloudapp.net:30060/node/containerlogs/<container>/<user>`` becomes
+    ``https://{cluster}/yarnui/jobhistory/logs/wn0-x.internal.cloudapp.net/port/30060/<container>/
+    <container>/<user>``, the form the gateway's YARN UI links use (not verified against a live
+    cluster: see docs/fidelity.md). Other URLs come back unchanged.
+    """
+    match = _NM_LOG_URL.match(url)
+    if not match:
+        return url
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(gateway_base))
+    parts = match.group("rest").strip("/").split("/")
+    if len(parts) < 2:
+        return url
+    container, user = parts[0], parts[1]
+    port = match.group("port") or "30060"
+    return f"{origin}/yarnui/jobhistory/logs/{match.group('host')}/port/{port}/{container}/{container}/{user}"
+
+
 def is_microsoft_authority(authority_or_host: str) -> bool:
     """Whether MSAL can validate this authority itself (else pass ``instance_discovery=False``)."""
     host = urlsplit(authority_or_host).hostname if "://" in authority_or_host else authority_or_host

@@ -35,12 +35,14 @@ from hdiaks_widgets.widgets import JobApp, JobForm, app, default_config
 PI_LOG = [
     "stdout: ",
     "Pi is roughly 3.14158",
-    "stderr: ",
+    "\nstderr: ",
     "25/11/24 08:01:02 INFO SparkContext: Running Spark version 4.0.0",
     "25/11/24 08:01:03 WARN NativeCodeLoader: Unable to load native-hadoop library",
     "25/11/24 08:01:04 ERROR Evil: <script>alert('x')</script>",
     "25/11/24 08:01:05 INFO SparkContext: Successfully stopped SparkContext",
 ]
+
+PI_LOG_LINES = [line for line in PI_LOG if line not in ("stdout: ", "\nstderr: ")]  # the headers are structure
 
 
 class FakeLivy:
@@ -325,7 +327,7 @@ def test_app_submit_failure_is_a_sentence(exc: BaseException, words: str) -> Non
 
 
 def test_app_failed_job_shows_last_error_lines() -> None:
-    log = ["stderr: ", "Traceback (most recent call last):", "RuntimeError: sandbox example failure: boom"]
+    log = ["stdout: ", "\nstderr: ", "Traceback (most recent call last):", "RuntimeError: sandbox example failure: boom"]
     ui = _app(FakeLivy(("running", "dead"), log))
     ui.submit()
     snap = ui.wait(timeout=30)
@@ -364,8 +366,8 @@ def test_app_download_writes_full_log(tmp_path: Path) -> None:
     ui.wait(timeout=30)
     ui.download_button.click()
     assert batch is not None
-    assert (tmp_path / f"batch-{batch.id}.log").read_text(encoding="utf-8").splitlines() == PI_LOG
-    assert "Saved 7 log lines" in ui.log_note.value
+    assert (tmp_path / f"batch-{batch.id}.log").read_text(encoding="utf-8").splitlines() == PI_LOG_LINES
+    assert "Saved 5 log lines" in ui.log_note.value
 
 
 def test_app_history_pages() -> None:

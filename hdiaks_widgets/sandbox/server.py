@@ -29,6 +29,7 @@ from hdiaks_widgets.sandbox.bodies import (
     parse_body,
 )
 from hdiaks_widgets.sandbox.faults import FaultBook, FaultRule
+from hdiaks_widgets.sandbox.nodemanager import DEFAULT_START, file_page, listing_page
 from hdiaks_widgets.sandbox.procs import group_members
 from hdiaks_widgets.sandbox.sessions import SessionRegistry
 
@@ -174,6 +175,33 @@ def create_app(
     @app.get("/batches/<ident>/log")
     def batch_log(ident: str) -> Response:
         return _log_page(batches.get(ident))
+
+    # -- NodeManager's container-log pages (driverLogUrl of the yarn shape) -----------------------
+
+    def _container(container: str, user: str) -> Any:
+        rec = batches.container(container)
+        if rec.log.driver_files is None or user != rec.user:
+            raise NotFound(container)
+        return rec
+
+    @app.get("/node/containerlogs/<container>/<user>")
+    @app.get("/node/containerlogs/<container>/<user>/")
+    def container_logs(container: str, user: str) -> Response:
+        rec = _container(container, user)
+        base = f"{batches.base_url}/node/containerlogs/{container}/{user}"
+        return Response(listing_page(container, user, rec.log.driver_files, base), mimetype="text/html")
+
+    @app.get("/node/containerlogs/<container>/<user>/<name>")
+    @app.get("/node/containerlogs/<container>/<user>/<name>/")
+    def container_log_file(container: str, user: str, name: str) -> Response:
+        rec = _container(container, user)
+        files = rec.log.driver_files
+        if files.path(name) is None:
+            raise NotFound(name)
+        start = _int_arg("start", DEFAULT_START)
+        base = f"{batches.base_url}/node/containerlogs/{container}/{user}"
+        page = file_page(container, name, files, base, DEFAULT_START if start is None else start, _int_arg("end", None))
+        return Response(page, mimetype="text/html")
 
     @app.delete("/batches/<ident>")
     def delete_batch(ident: str) -> Response:

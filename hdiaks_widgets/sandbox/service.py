@@ -20,6 +20,7 @@ from hdiaks_widgets.fileio import atomic_write_text
 from hdiaks_widgets.sandbox.apps import Examples, build_examples, spark_home
 from hdiaks_widgets.sandbox.batches import BatchRegistry
 from hdiaks_widgets.sandbox.faults import FaultBook
+from hdiaks_widgets.sandbox.logbuf import DEFAULT_CACHE_LOG_SIZE, LOG_SHAPES
 from hdiaks_widgets.sandbox.server import Authorizer, create_app
 from hdiaks_widgets.sandbox.sessions import SessionRegistry
 from hdiaks_widgets.sandbox.storage import Storage
@@ -48,6 +49,9 @@ class SandboxServer:
         retain_seconds: float = 600.0,
         csrf: bool = False,
         authorizer: Authorizer | None = None,
+        log_shape: str = "process",
+        cache_log_size: int = DEFAULT_CACHE_LOG_SIZE,
+        report_interval: float = 1.0,
     ) -> None:
         self.root = Path(root) if root is not None else default_root()
         self.host = host
@@ -63,9 +67,13 @@ class SandboxServer:
             master=master,
             max_running=max_running,
             retain_seconds=retain_seconds,
+            log_shape=log_shape,
+            cache_log_size=cache_log_size,
+            report_interval=report_interval,
         )
         self.sessions = SessionRegistry(
-            root=self.root, storage=self.storage, spark_home=home, master=master, retain_seconds=retain_seconds
+            root=self.root, storage=self.storage, spark_home=home, master=master, retain_seconds=retain_seconds,
+            log_shape="append" if log_shape == "append" else "process", cache_log_size=cache_log_size,
         )
         self.faults = FaultBook()
         self.examples: Examples | None = None
@@ -116,6 +124,8 @@ class SandboxServer:
             "max_running": self.batches.max_running,
             "retain_seconds": self.batches.retain_seconds,
             "master": self.batches.master,
+            "log_shape": self.batches.log_shape,
+            "cache_log_size": self.batches.cache_log_size,
             "examples": self.examples.to_json() if self.examples else None,
         }
 
@@ -144,6 +154,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--master", default="local[2]", help="Spark master for jobs (default local[2])")
     p.add_argument("--max-running", type=int, default=1, help="Spark jobs running at once (default 1)")
     p.add_argument("--retain-seconds", type=float, default=600.0, help="keep finished batches this long (600)")
+    p.add_argument(
+        "--log-shape", choices=LOG_SHAPES, default="process",
+        help="how /log looks: process (Livy local mode, default), yarn (launcher output + YARN Diagnostics; the "
+             "driver log behind driverLogUrl), kubernetes (a rotating driver-pod window), append (unbounded, "
+             "append-only: for tests that need exact offsets; no real Livy serves this)",
+    )
+    p.add_argument(
+        "--cache-log-size", type=int, default=DEFAULT_CACHE_LOG_SIZE,
+        help=f"lines Livy keeps of each spark-submit stream (livy.cache-log.size, default {DEFAULT_CACHE_LOG_SIZE})",
+    )
+    p.add_argument("--report-interval", type=float, default=1.0,
+                   help="yarn/kubernetes shapes: seconds between the launcher's status lines (default 1)")
     p.add_argument("--csrf", action="store_true", help="require X-Requested-By on non-GET requests")
     p.add_argument(
         "--bearer",
@@ -193,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             retain_seconds=args.retain_seconds,
             csrf=args.csrf,
             authorizer=authorizer,
+            log_shape=args.log_shape,
+            cache_log_size=args.cache_log_size,
+            report_interval=args.report_interval,
         ).start()
     except (HdiaksError, OSError) as exc:
         if services is not None:

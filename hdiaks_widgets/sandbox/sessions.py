@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hdiaks_widgets.sandbox.bodies import BadRequest
-from hdiaks_widgets.sandbox.logbuf import LogBuffer
+from hdiaks_widgets.sandbox.logbuf import DEFAULT_CACHE_LOG_SIZE, LogBuffer
 from hdiaks_widgets.sandbox.procs import kill_group, spark_env
 from hdiaks_widgets.sandbox.registry import NotFound, Registry
 from hdiaks_widgets.sandbox.storage import Storage
@@ -113,9 +113,14 @@ class SessionRegistry(Registry[SessionRecord]):
         spark_home: Path,
         master: str = "local[2]",
         retain_seconds: float = 600.0,
+        log_shape: str = "process",
+        cache_log_size: int = DEFAULT_CACHE_LOG_SIZE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(retain_seconds=retain_seconds, clock=clock)
+        LogBuffer(log_shape, cache_log_size)  # validates both
+        self.log_shape = log_shape
+        self.cache_log_size = cache_log_size
         self.root = root
         self.storage = storage
         self.spark_home = spark_home
@@ -127,7 +132,8 @@ class SessionRegistry(Registry[SessionRecord]):
             raise BadRequest(f"Rejected, Reason: the sandbox supports only {' and '.join(SESSION_KINDS)} sessions")
         with self._lock:
             ident = self._allocate(request.get("name"))
-            rec = SessionRecord(id=ident, request=request, kind=kind)
+            rec = SessionRecord(id=ident, request=request, kind=kind,
+                                log=LogBuffer(self.log_shape, self.cache_log_size))
             self._records[ident] = rec
         threading.Thread(target=self._run, args=(rec,), name=f"session-{ident}", daemon=True).start()
         return rec
