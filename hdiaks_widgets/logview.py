@@ -237,6 +237,7 @@ class DriverLogReader:
         self.url = url.rstrip("/")
         self.offsets = dict.fromkeys(self.FILES, 0)
         self.lengths: dict[str, int | None] = dict.fromkeys(self.FILES, None)
+        self.pending = dict.fromkeys(self.FILES, "")  # a line whose end has not arrived yet
         self.chunk = chunk
         self.max_chunks = max_chunks
         self.requests = 0
@@ -260,28 +261,41 @@ class DriverLogReader:
             text, length = parse_container_page(body)
             self.lengths[name] = length
             if not text:
-                return lines, True
+                break
+            window_full = len(text.encode("utf-8")) >= self.chunk
             cut = text.rfind("\n")
-            if cut < 0:
-                complete, rest = "", text
+            if cut >= 0:  # consume whole lines only: a cut never splits a character
+                complete, rest = text[: cut + 1], text[cut + 1 :]
+                lines.extend((self.pending[name] + complete[:-1]).split("\n"))
+                self.pending[name] = ""
+                self._consume(name, complete)
+            elif window_full:  # one line longer than the window: keep it until its end arrives
+                part = text.rstrip("\ufffd")  # a character the byte window cut in two is read again
+                self.pending[name] += part
+                self._consume(name, part)
+                rest = ""
             else:
-                complete, rest = text[: cut + 1], text[cut + 1:]
-            size = len(text.encode("utf-8"))
-            window_full = size >= self.chunk
-            if rest and (finished and not window_full):
-                complete, rest = text, ""  # the job is over: the last line has no newline
-            if not complete and window_full:
-                complete, rest = text, ""  # one line longer than the window
-            if complete:
-                used = len(complete.encode("utf-8"))
-                self.offsets[name] = start + used
-                self.bytes += used
-                lines.extend(complete.split("\n")[:-1] if complete.endswith("\n") else complete.split("\n"))
-            if length is not None and self.offsets[name] >= length:
-                return lines, True
+                rest = text
+            if rest and finished and not window_full:
+                lines.append(self.pending[name] + rest)  # the job is over: its last line has no newline
+                self.pending[name] = ""
+                self._consume(name, rest)
+                rest = ""
             if not window_full:
-                return lines, not rest or finished
-        return lines, False
+                break
+        else:
+            return lines, False
+        length = self.lengths[name]
+        done = length is None or self.offsets[name] >= length or not finished
+        if finished and self.pending[name] and done:
+            lines.append(self.pending[name])
+            self.pending[name] = ""
+        return lines, done
+
+    def _consume(self, name: str, text: str) -> None:
+        used = len(text.encode("utf-8"))
+        self.offsets[name] += used
+        self.bytes += used
 
 
 # -- the reader the batch run uses -----------------------------------------------------------------

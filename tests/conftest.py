@@ -110,11 +110,14 @@ def start_sandbox(
     bearer_audience: str | None = None,
     auth: bool = False,
     timeout: float = 120.0,
+    **shape: Any,
 ) -> SandboxHandle:
-    """Start ``python -m hdiaks_widgets.sandbox`` on a free port and wait for its ready file."""
+    """Start ``python -m hdiaks_widgets.sandbox`` on a free port and wait for its ready file.
+    ``shape``: ``log_shape``, ``cache_log_size``, ``report_interval`` (the sandbox's defaults
+    are Livy's: the process shape, 200 lines per stream)."""
     process = start_sandbox_process(
         root, max_running=max_running, retain_seconds=retain_seconds, csrf=csrf, master=master,
-        bearer=bearer, bearer_audience=bearer_audience, auth=auth, timeout=timeout,
+        bearer=bearer, bearer_audience=bearer_audience, auth=auth, timeout=timeout, **shape,
     )  # fmt: skip
     info = process.info
     examples = info["examples"]

@@ -86,7 +86,7 @@ def test_sandbox_jar_spark_pi_succeeds(spark_pi_jar: dict[str, Any]) -> None:
 def test_sandbox_jar_spark_pi_logs_result(sandbox: SandboxHandle, spark_pi_jar: dict[str, Any]) -> None:
     log = _log(sandbox, spark_pi_jar["id"], size=-1)["log"]
     assert any(line.startswith("Pi is roughly 3.1") for line in log)
-    assert "stdout: " in log and "stderr: " in log
+    assert log[0] == "stdout: " and "\nstderr: " in log  # Livy's process-shape view (PROTOCOL.md §2.7)
 
 
 @pytest.mark.spark
@@ -169,24 +169,30 @@ def test_sandbox_queued_batch_stays_starting(sandbox: SandboxHandle) -> None:
 
 @pytest.mark.spark
 def test_sandbox_log_tail_by_default(sandbox: SandboxHandle, lines_batch: dict[str, Any]) -> None:
+    """Livy's rules: 100 lines by default, the tail when ``from`` is absent, and a view bounded by
+    two queues of ``livy.cache-log.size`` (200) however much the job printed."""
     page = _log(sandbox, lines_batch["id"])
-    assert page["total"] > LINES
+    assert page["total"] <= 2 * 200 + 2
     assert (page["from"], len(page["log"])) == (page["total"] - 100, 100)
 
 
 @pytest.mark.spark
-def test_sandbox_log_pages_cover_every_line(sandbox: SandboxHandle, lines_batch: dict[str, Any]) -> None:
-    lines: list[str] = []
-    start = 0
-    while True:
-        page = _log(sandbox, lines_batch["id"], **{"from": start, "size": 1000})
-        assert page["from"] == start
-        lines += page["log"]
-        start += len(page["log"])
-        if start >= page["total"]:
-            break
-    numbered = [line for line in lines if line.startswith("line ")]
-    assert numbered == [f"line {i:06d} of {LINES}" for i in range(1, LINES + 1)]
+def test_sandbox_log_keeps_only_the_last_200_lines_of_each_stream(
+    sandbox: SandboxHandle, lines_batch: dict[str, Any]
+) -> None:
+    view = _log(sandbox, lines_batch["id"], **{"from": 0, "size": -1})["log"]
+    cut = view.index("\nstderr: ")
+    stdout, stderr = view[1:cut], view[cut + 1 :]
+    assert view[0] == "stdout: "
+    assert len(stdout) == 200 and len(stderr) <= 200
+    # stdout holds exactly the job's last 200 lines: 9,800 were evicted for good.
+    assert [line for line in stdout if line.startswith("line ")] == [
+        f"line {i:06d} of {LINES}" for i in range(LINES - 199, LINES + 1)
+    ]
+    # The batch object's "log" field is the last 10 lines of the same view.
+    with sandbox.http() as s:
+        batch = s.get(f"{sandbox.url}/batches/{lines_batch['id']}", timeout=10).json()
+    assert batch["log"] == view[-10:]
 
 
 @pytest.mark.spark

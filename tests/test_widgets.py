@@ -327,7 +327,8 @@ def test_app_submit_failure_is_a_sentence(exc: BaseException, words: str) -> Non
 
 
 def test_app_failed_job_shows_last_error_lines() -> None:
-    log = ["stdout: ", "\nstderr: ", "Traceback (most recent call last):", "RuntimeError: sandbox example failure: boom"]
+    log = ["stdout: ", "\nstderr: ", "Traceback (most recent call last):",
+           "RuntimeError: sandbox example failure: boom"]
     ui = _app(FakeLivy(("running", "dead"), log))
     ui.submit()
     snap = ui.wait(timeout=30)

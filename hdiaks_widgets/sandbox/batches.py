@@ -325,6 +325,7 @@ class BatchRegistry(Registry[BatchRecord]):
             work.mkdir(parents=True, exist_ok=True)
             proc = start_in_new_session(cmd, env=spark_env(self.spark_home), cwd=work)
             rec.proc, rec.pgid = proc, proc.pid
+            rec.log.start()
         log.info("batch %d started spark-submit pid %d", rec.id, proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
         readers = [

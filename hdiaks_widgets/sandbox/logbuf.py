@@ -118,13 +118,19 @@ class LogBuffer:
         self._diagnostics: list[str] = []
         self.driver_files: DriverFiles | None = None
         self.printed = {"stdout": 0, "stderr": 0, "driver": 0}  # for tests: what was really printed
+        self.started = False  # Livy's logLines() is empty until the application exists
         self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            self.started = True
 
     # -- writing --------------------------------------------------------------------------------
 
     def append(self, stream: Stream, line: str) -> None:
         """A line spark-submit printed on ``stream`` (what Livy's two queues read)."""
         with self._lock:
+            self.started = True
             self.printed[stream] += 1
             if self.shape == "append":
                 if stream != self._append_stream:
@@ -153,6 +159,8 @@ class LogBuffer:
     def view(self) -> list[str]:
         """Livy's ``log()`` for this shape, built now."""
         with self._lock:
+            if not self.started:
+                return []
             if self.shape == "append":
                 return list(self._append)
             if self.shape == "kubernetes":
