@@ -2,6 +2,11 @@
 
 Every subcommand takes ``--config job.json`` (or ``--url`` for a plain Livy server), prints
 machine-readable output with ``--json``, and exits non-zero with a one-line error on failure.
+
+Logs are read the way the run core reads them (``logview.LivyLogReader``: Livy's bounded view
+aligned by content, the driver log when it can be read). When the reader has something to say
+about what it could not read (lines Livy dropped, an unreadable driver log), that note is printed
+once to stderr as ``note: ...``, so stdout stays the log (or the JSON) alone.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -20,7 +26,7 @@ from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.errors import ConfigError, HdiaksError
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
-from hdiaks_widgets.run import BatchRun, OffsetLogReader
+from hdiaks_widgets.run import BatchRun, LivyLogReader, OffsetLogReader, Snapshot
 
 __all__ = ["main"]
 
@@ -45,6 +51,30 @@ def _batch_dict(batch: Batch) -> dict[str, Any]:
 
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
+
+
+def _line_dict(line: str) -> dict[str, Any]:
+    """A log line for ``--json``: its text and where it was read from (``models.LOG_SOURCES``;
+    ``None`` for a raw page of Livy's view, read by offset)."""
+    return {"text": str(line), "source": getattr(line, "source", None)}
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class _Notes:
+    """Prints each note of a run once, to stderr: ``note: <sentence>``. The note names URLs the
+    server gave, so control characters (a newline faking another line, a terminal escape) are
+    replaced."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+
+    def show(self, snap: Snapshot) -> None:
+        note = snap.log_note
+        if note and note not in self.shown:
+            self.shown.append(note)
+            print(f"note: {_CONTROL.sub(' ', note)}", file=sys.stderr, flush=True)
 
 
 def _load_config(args: argparse.Namespace) -> JobConfig:
@@ -83,7 +113,13 @@ def _load_config(args: argparse.Namespace) -> JobConfig:
 
 
 def _client(args: argparse.Namespace) -> LivyClient:
-    return LivyClient.from_profile(_load_config(args).profile)
+    return _connect(args)(_load_config(args).profile)
+
+
+def _connect(args: argparse.Namespace) -> Callable[[ClusterProfile], LivyClient]:
+    """How a profile becomes a client (``main(connect=...)``; default ``LivyClient.from_profile``)."""
+    connect: Callable[[ClusterProfile], LivyClient] | None = getattr(args, "connect", None)
+    return connect if connect is not None else LivyClient.from_profile
 
 
 def _spec_with_overrides(spec: BatchSpec, args: argparse.Namespace) -> BatchSpec:
@@ -100,14 +136,31 @@ def _spec_with_overrides(spec: BatchSpec, args: argparse.Namespace) -> BatchSpec
 
 
 def _follow(run: BatchRun, *, emit: Callable[[str], None], poll: float) -> Batch:
-    """Print new log lines until the batch reaches a terminal state; return the final batch."""
+    """Print new log lines until the batch reaches a terminal state; return the final batch.
+
+    The run's note is printed once, before the lines of the poll that brought it (or at the end,
+    when that poll brought none).
+    """
     from hdiaks_widgets.monitor import follow_batch
 
+    notes = _Notes()
+
     def on_lines(lines: Sequence[str]) -> None:
+        notes.show(run.snapshot)  # follow_batch calls this from the wait, right after the poll
         for line in lines:
             emit(line)
 
-    return follow_batch(run.client, run.batch_id, run=run, on_lines=on_lines, poll_interval=poll)
+    try:
+        return follow_batch(run.client, run.batch_id, run=run, on_lines=on_lines, poll_interval=poll)
+    finally:
+        notes.show(run.snapshot)
+
+
+def _emit_line(args: argparse.Namespace) -> Callable[[str], None]:
+    """Followed lines: as text, or with ``--json`` one JSON object per line (text and source)."""
+    if args.json:
+        return lambda line: print(json.dumps(_line_dict(line)), flush=True)
+    return lambda line: print(line, flush=True)
 
 
 # -- subcommands --------------------------------------------------------------------------
@@ -117,7 +170,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
     spec = _spec_with_overrides(cfg.spec, args)
     cfg = cfg.replace(spec=spec).validate()
-    with LivyClient.from_profile(cfg.profile) as client:
+    with _connect(args)(cfg.profile) as client:
         run = BatchRun.submit(client, cfg.spec)
         batch = run.first_batch
         assert batch is not None  # submit always has the POST's answer
@@ -150,9 +203,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.follow:
-            run = BatchRun.attach(client, args.batch, log_reader=OffsetLogReader(start=args.start or 0))
-            final = _follow(run, emit=print, poll=args.poll)
+            # --from N pages Livy's view by offset from N (exact only on an append-only log).
+            reader = None if args.start is None else OffsetLogReader(start=args.start)
+            run = BatchRun.attach(client, args.batch, log_reader=reader)
+            final = _follow(run, emit=_emit_line(args), poll=args.poll)
             return EXIT_OK if final.state is BatchState.SUCCESS else EXIT_JOB_FAILED
+        if args.start is None and args.size is None:
+            return _read_log_once(client, args)
         if args.start is None and args.size is not None:
             page = client.get_log(args.batch, size=args.size)
             pages: list[LogPage] = [page]
@@ -166,6 +223,26 @@ def cmd_logs(args: argparse.Namespace) -> int:
     else:
         for line in lines:
             print(line)
+    return 0
+
+
+def _read_log_once(client: LivyClient, args: argparse.Namespace) -> int:
+    """The whole log as the run core reads it, in one read: lines with their sources, the note."""
+    # One read: a driver log that fails once is reported at once, not after three polls.
+    run = BatchRun.attach(client, args.batch, log_reader=LivyLogReader(max_driver_failures=1))
+    snap = run.poll()
+    if snap.exception is not None:  # the read failed (a poll reports, never raises)
+        if isinstance(snap.exception, HdiaksError):
+            raise snap.exception
+        raise HdiaksError(snap.error or f"cannot read the log of batch {run.batch_id}")
+    if args.json:
+        _print_json({"id": run.batch_id, "state": snap.state_label, "log": [str(ln) for ln in snap.lines],
+                     "lines": [_line_dict(ln) for ln in snap.lines], "gaps": snap.log_gaps,
+                     "note": snap.log_note})
+    else:
+        for line in snap.lines:
+            print(line)
+    _Notes().show(snap)
     return 0
 
 
@@ -332,12 +409,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("batch", help="batch id or name")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("logs", help="driver log of one batch")
+    p = sub.add_parser("logs", help="driver log of one batch",
+                       description="Print a batch's log: Livy's view aligned by content and the driver "
+                                   "log when it can be read; a note on stderr says when lines were "
+                                   "dropped or the driver log could not be read. --json: each line "
+                                   "with its source (livy stdout, driver stderr, ...). --from/--size "
+                                   "print a raw page of Livy's view by offset instead.")
     _add_target(p)
     p.add_argument("batch", help="batch id or name")
-    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
-    p.add_argument("--from", dest="start", type=_non_negative, help="first line (default: whole log)")
-    p.add_argument("--size", type=_non_negative, help="with no --from: the last N lines")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="keep printing until the job ends (--json: one JSON object per line)")
+    p.add_argument("--from", dest="start", type=_non_negative,
+                   help="a raw page of Livy's view from this offset (default: the whole log, read by content)")
+    p.add_argument("--size", type=_non_negative, help="with no --from: the last N lines of Livy's raw view")
     p.add_argument("--poll", type=_seconds, default=1.0, help="seconds between polls (with --follow)")
     p.set_defaults(func=cmd_logs)
 
@@ -386,12 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, connect: Callable[[ClusterProfile], LivyClient] | None = None
+) -> int:
+    """Run ``hdiaks``; ``connect`` turns the chosen profile into a client (default
+    ``LivyClient.from_profile``; tests pass one on an in-memory transport)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, a usage error: return the code, do not exit
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args.connect = connect
     try:
         return int(args.func(args))
     except HdiaksError as exc:

@@ -8,7 +8,9 @@ Nothing here does I/O or touches widgets. Log lines are parsed the way Spark pri
 - Spark 4 structured logging (``spark.log.structuredLogging.enabled``): one JSON object per line
   with ``ts``, ``level``, ``logger``, ``msg``;
 - Livy's section markers ``stdout: `` / ``stderr: `` (a line of their own, possibly preceded by
-  a newline) switch the stream of the lines that follow.
+  a newline) switch the stream of the lines that follow, in plain ``str`` lines (a raw page of
+  Livy's view). A :class:`~hdiaks_widgets.models.LogLine` from the run's log reader is never a
+  marker: it says where it was read from (``source``: ``livy stdout``, ``driver stderr``, ...).
 
 Lines that match none of these (program output such as ``Pi is roughly 3.14``, stack traces)
 keep their text as the message with no time, level or logger.
@@ -29,18 +31,21 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from hdiaks_widgets.models import Batch
+from hdiaks_widgets.models import LOG_SOURCES, Batch
 
 __all__ = [
     "BATCH_COLUMNS",
     "LEVELS",
     "LOG_COLUMNS",
+    "SOURCE_ALL",
     "LogRecord",
     "batch_html",
     "batch_table",
     "filter_log",
     "link_html",
+    "linked_text_html",
     "log_html",
+    "log_sources",
     "log_table",
     "parse_line",
     "parse_lines",
@@ -48,7 +53,8 @@ __all__ = [
 ]
 
 Stream = Literal["stdout", "stderr"]
-LOG_COLUMNS = ("line", "time", "level", "logger", "message", "stream")
+LOG_COLUMNS = ("line", "time", "level", "logger", "message", "stream", "source")
+SOURCE_ALL = "all"  # the source filter's "no filter"
 BATCH_COLUMNS = ("id", "name", "state", "app_id", "elapsed_s", "spark_ui", "driver_log", "owner")
 # Severity order for "this level and above" filters. Spark prints WARN; Python logging WARNING.
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
@@ -65,12 +71,19 @@ _LOG4J_ISO = re.compile(
     + r"\s+(?:(?P<logger>[\w$.\-\[\]]+):\s?)?(?P<message>.*)$"
 )
 _STREAM_MARKER = re.compile(r"^\s*(?P<stream>stdout|stderr):\s*$")
+# The stream of a line by where it was read from (the Kubernetes pod log and the diagnostics are
+# in Livy's stdout and after its stderr section respectively).
+_SOURCE_STREAM: dict[str, Stream] = {
+    "livy stdout": "stdout", "livy stderr": "stderr", "driver stdout": "stdout",
+    "driver stderr": "stderr", "driver log": "stdout", "diagnostics": "stderr",
+}  # fmt: skip
 _TIME_FORMATS = ("%y/%m/%d %H:%M:%S", "%y/%m/%d %H:%M:%S.%f")
 
 
 @dataclass(frozen=True)
 class LogRecord:
-    """One driver-log line. ``line`` is its offset in the Livy log (0-based, as ``from``)."""
+    """One log line. ``line`` is its position in the lines parsed (for a raw page of Livy's
+    view, its offset, as ``from``); ``source`` is where it was read from (``models.LOG_SOURCES``)."""
 
     line: int
     time: datetime | None
@@ -78,6 +91,7 @@ class LogRecord:
     logger: str | None
     message: str
     stream: Stream
+    source: str = "livy stdout"
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -125,13 +139,27 @@ def _parse_json_line(line: str) -> tuple[datetime | None, str | None, str | None
     )
 
 
+def _source_of(line: str, stream: Stream) -> tuple[Stream, str]:
+    """Stream and source of a line: a ``LogLine`` carries its source, a plain line has the
+    stream in effect (from Livy's markers) as ``livy <stream>``."""
+    source = getattr(line, "source", None)
+    if isinstance(source, str):
+        return _SOURCE_STREAM.get(source, stream), source
+    return stream, f"livy {stream}"
+
+
 def parse_line(line: str, *, offset: int = 0, stream: Stream = "stdout") -> LogRecord:
-    """Parse one log line; never raises (unknown formats keep the text as the message)."""
-    text = line.rstrip("\r\n")
+    """Parse one log line; never raises (unknown formats keep the text as the message).
+
+    A :class:`~hdiaks_widgets.models.LogLine` gives the record its ``source`` (and the stream
+    that source belongs to); a plain line is ``livy <stream>``.
+    """
+    stream, source = _source_of(line, stream)
+    text = str(line).rstrip("\r\n")
     if text.startswith("{"):
         parsed = _parse_json_line(text)
         if parsed is not None:
-            return LogRecord(offset, parsed[0], parsed[1], parsed[2], parsed[3], stream)
+            return LogRecord(offset, parsed[0], parsed[1], parsed[2], parsed[3], stream, source)
     for pattern in (_LOG4J_SHORT, _LOG4J_ISO):
         match = pattern.match(text)
         if match:
@@ -143,8 +171,9 @@ def parse_line(line: str, *, offset: int = 0, stream: Stream = "stdout") -> LogR
                 logger=logger.strip() if logger else None,
                 message=match.group("message"),
                 stream=stream,
+                source=source,
             )
-    return LogRecord(offset, None, None, None, text, stream)
+    return LogRecord(offset, None, None, None, text, stream, source)
 
 
 def parse_lines(
@@ -153,13 +182,15 @@ def parse_lines(
     """Parse consecutive log lines beginning at offset ``start``.
 
     Returns the records and the stream in effect after the last line, so the next page of an
-    incremental tail continues in the right stream. Livy's ``stdout: ``/``stderr: `` marker lines
-    switch the stream and are not records themselves (their offsets are skipped).
+    incremental tail continues in the right stream. In plain lines, Livy's ``stdout: ``/``stderr: ``
+    marker lines switch the stream and are not records themselves (their offsets are skipped). A
+    ``LogLine`` is always a record, with its own source: the reader already took the markers out,
+    so a job line that reads ``stdout: `` is kept.
     """
     records: list[LogRecord] = []
     current: Stream = stream
     for offset, line in enumerate(lines, start=start):
-        marker = _STREAM_MARKER.match(line)
+        marker = None if isinstance(getattr(line, "source", None), str) else _STREAM_MARKER.match(line)
         if marker:
             current = "stderr" if marker.group("stream") == "stderr" else "stdout"
             continue
@@ -168,23 +199,31 @@ def parse_lines(
 
 
 def log_table(records: Iterable[LogRecord] | Sequence[str], *, start: int = 0) -> pd.DataFrame:
-    """A DataFrame with columns ``line, time, level, logger, message, stream``.
+    """A DataFrame with columns ``line, time, level, logger, message, stream, source``.
 
-    Accepts parsed records or raw lines (parsed from offset ``start``, stream ``stdout``).
+    Accepts parsed records or lines (parsed from offset ``start``, stream ``stdout``): the run's
+    ``LogLine`` objects keep their source, plain lines follow Livy's markers.
     """
     raw = list(records)
     items: list[LogRecord]
     if raw and isinstance(raw[0], str):
-        items, _ = parse_lines([str(x) for x in raw], start=start)
+        items, _ = parse_lines([x for x in raw if isinstance(x, str)], start=start)
     else:
         items = [r for r in raw if isinstance(r, LogRecord)]
-    rows = [(r.line, r.time, r.level or "", r.logger or "", r.message, r.stream) for r in items]
+    rows = [(r.line, r.time, r.level or "", r.logger or "", r.message, r.stream, r.source) for r in items]
     frame = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
     frame["line"] = frame["line"].astype("int64")
     frame["time"] = pd.to_datetime(frame["time"], errors="coerce", utc=False)
-    for col in ("level", "logger", "message", "stream"):
+    for col in ("level", "logger", "message", "stream", "source"):
         frame[col] = frame[col].astype(object)
     return frame
+
+
+def log_sources(frame: pd.DataFrame) -> list[str]:
+    """The sources present in a log table, known ones in ``models.LOG_SOURCES`` order first."""
+    present = set(frame["source"].dropna().astype(str)) if "source" in frame else set()
+    known = [s for s in LOG_SOURCES if s in present]
+    return known + sorted(present - set(LOG_SOURCES))
 
 
 def filter_log(
@@ -193,10 +232,14 @@ def filter_log(
     level: str | None = None,
     text: str | None = None,
     last: int | None = None,
+    source: str | None = None,
 ) -> pd.DataFrame:
     """Rows at ``level`` or more severe (lines without a level — program output, stack traces —
-    are always kept), containing ``text`` (case-insensitive, literal), and only the last N."""
+    are always kept), containing ``text`` (case-insensitive, literal), read from ``source``
+    (``None`` or ``"all"``: every source), and only the last N."""
     out = frame
+    if source and source.lower() != SOURCE_ALL:
+        out = out[out["source"] == source]
     wanted = _normal_level(level) if level and level.upper() != "ALL" else None
     if wanted in LEVELS:
         keep = set(LEVELS[LEVELS.index(wanted) :]) | {""}
@@ -264,6 +307,14 @@ def safe_url(url: str | None) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
     return url
+
+
+def linked_text_html(text: str, url: str | None) -> str:
+    """``text`` escaped, with each occurrence of ``url`` in it made a link (http/https only;
+    any other URL stays escaped text). For one sentence that names a URL, like a log note."""
+    if not url or url not in text:
+        return html.escape(text)
+    return link_html(url).join(html.escape(part) for part in text.split(url))
 
 
 def link_html(url: str | None, text: str | None = None) -> str:
@@ -335,7 +386,8 @@ _LOG_STYLE = (
     ".hdiaks-log-table td{line-height:1.35;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}"
     ".hdiaks-log-table td.msg{white-space:pre-wrap;overflow-wrap:anywhere;word-break:normal;min-width:0}</style>"
 )
-_LOG_WIDTHS = {"line": "7ch", "time": "10ch", "level": "7ch", "logger": "20ch", "stream": "8ch"}
+_LOG_WIDTHS = {"line": "7ch", "time": "10ch", "level": "7ch", "logger": "20ch", "stream": "8ch",
+               "source": "14ch"}
 
 
 def _short_logger(name: str) -> str:

@@ -5,6 +5,11 @@ Not a stand-in for the sandbox (which runs real Spark over real sockets): it exi
 decisions of ``LivyClient`` and ``BatchRun`` — ambiguous POSTs, name checks, reused ids,
 transient failures — can be driven step by step and counted exactly, without Flask or Spark.
 Mount it on a ``requests.Session`` and pass that session to ``LivyClient``.
+
+A batch added with ``buffer=LogBuffer(...)`` (the sandbox's model of Livy's log: two evicting
+queues, the view rebuilt per request, ``["stdout: ", *out, "\nstderr: ", *err]``) serves its
+``/log`` from it, as real Livy does; with ``buffer.driver_files`` set, ``driverLogUrl`` leads to
+NodeManager-style byte-range pages of those files (or to ``driver_log_url`` when given).
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from requests.adapters import BaseAdapter
 
 from hdiaks_widgets.errors import BatchNotFound
 from hdiaks_widgets.models import Batch, BatchState, LogPage
+from hdiaks_widgets.sandbox.logbuf import LogBuffer
+from hdiaks_widgets.sandbox.nodemanager import DEFAULT_START, file_page
+
+BASE_URL = "http://livy.test"
 
 
 @dataclass
@@ -28,10 +37,24 @@ class MemBatch:
     name: str
     state: str = "starting"
     log: list[str] = field(default_factory=list)
+    buffer: LogBuffer | None = None  # Livy's real log view; ``log`` is used when there is none
+    driver_log_url: str | None = None  # overrides the NodeManager URL of ``buffer.driver_files``
+
+    @property
+    def container(self) -> str:
+        return f"container_{self.id:06d}"
+
+    def driver_url(self) -> str | None:
+        if self.driver_log_url is not None:
+            return self.driver_log_url
+        if self.buffer is not None and self.buffer.driver_files is not None:
+            return f"{BASE_URL}/node/containerlogs/{self.container}/livy"
+        return None
 
     def view(self) -> dict[str, Any]:
+        tail = self.buffer.tail(10) if self.buffer is not None else self.log[-10:]
         return {"id": self.id, "name": self.name, "state": self.state, "appId": f"app-{self.id}",
-                "appInfo": {"driverLogUrl": None, "sparkUiUrl": None}, "log": self.log[-10:]}
+                "appInfo": {"driverLogUrl": self.driver_url(), "sparkUiUrl": None}, "log": tail}
 
 
 class MemoryLivy(BaseAdapter):
@@ -48,8 +71,9 @@ class MemoryLivy(BaseAdapter):
 
     # -- helpers for tests -------------------------------------------------------------------
 
-    def add(self, name: str, state: str = "running", lines: tuple[str, ...] = ()) -> MemBatch:
-        batch = MemBatch(self.next_id, name, state, list(lines))
+    def add(self, name: str, state: str = "running", lines: tuple[str, ...] = (), *,
+            buffer: LogBuffer | None = None, driver_log_url: str | None = None) -> MemBatch:
+        batch = MemBatch(self.next_id, name, state, list(lines), buffer, driver_log_url)
         self.batches[batch.id] = batch
         self.next_id += 1
         return batch
@@ -79,6 +103,8 @@ class MemoryLivy(BaseAdapter):
     def _handle(self, request: requests.PreparedRequest, path: str, query: dict[str, list[str]]) -> requests.Response:
         segments = [unquote(s) for s in path.strip("/").split("/")]
         method = request.method
+        if segments[:2] == ["node", "containerlogs"] and len(segments) == 5 and method == "GET":
+            return self._container_log(request, segments[2], segments[4], query)
         if segments == ["batches"] and method == "GET":
             start = int(query.get("from", ["0"])[0])
             size = int(query.get("size", ["100"])[0])
@@ -104,6 +130,10 @@ class MemoryLivy(BaseAdapter):
                 return respond(request, 200, {"msg": "deleted"})
             if rest == ["state"]:
                 return respond(request, 200, {"id": batch.id, "state": batch.state})
+            if rest == ["log"] and batch.buffer is not None:
+                size = int(query.get("size", ["100"])[0])
+                first = int(query["from"][0]) if "from" in query else None  # absent: the tail (Livy)
+                return respond(request, 200, batch.buffer.page_json(batch.id, first, size))
             if rest == ["log"]:
                 size = int(query.get("size", ["100"])[0])
                 total = len(batch.log)
@@ -113,6 +143,18 @@ class MemoryLivy(BaseAdapter):
             if not rest:
                 return respond(request, 200, batch.view())
         return respond(request, 404, {"msg": "no such route"})
+
+    def _container_log(self, request: requests.PreparedRequest, container: str, name: str,
+                       query: dict[str, list[str]]) -> requests.Response:
+        """NodeManager's ``ContainerLogsPage`` for one file: HTML, a byte range in a ``<pre>``."""
+        batch = next((b for b in self.batches.values() if b.container == container), None)
+        files = batch.buffer.driver_files if batch is not None and batch.buffer is not None else None
+        if files is None or name not in ("stdout", "stderr"):
+            return respond(request, 404, {"msg": "no such container log"})
+        start = int(query.get("start", [str(DEFAULT_START)])[0])
+        end = int(query["end"][0]) if "end" in query else None
+        base = f"{BASE_URL}/node/containerlogs/{container}/livy"
+        return respond_text(request, 200, file_page(container, name, files, base, start, end))
 
     def _lookup(self, key: str) -> MemBatch | None:
         if key.isdigit():
@@ -131,9 +173,20 @@ def respond(request: requests.PreparedRequest, status: int, data: Any,
     return response
 
 
+def respond_text(request: requests.PreparedRequest, status: int, text: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = text.encode("utf-8")
+    response.encoding = "utf-8"
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+    response.request = request
+    response.url = request.url or ""
+    return response
+
+
 def memory_session(livy: MemoryLivy) -> requests.Session:
     session = requests.Session()
-    session.mount("http://livy.test", livy)
+    session.mount(BASE_URL, livy)
     return session
 
 

@@ -3,13 +3,19 @@ and what a snapshot means (succeed, fail, kill). An in-memory Livy stands in for
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
+from livy_memory import BASE_URL, MemoryLivy, memory_session
 
 from hdiaks_widgets.airflow.runtime import (
     MissingVariables,
+    TaskLog,
     Variables,
     batch_names,
     build_client,
@@ -20,8 +26,10 @@ from hdiaks_widgets.airflow.runtime import (
 )
 from hdiaks_widgets.auth import BasicAuth, ServicePrincipalAuth
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-from hdiaks_widgets.models import Batch, BatchState, LogPage
-from hdiaks_widgets.run import Snapshot
+from hdiaks_widgets.livy import LivyClient, RetryPolicy
+from hdiaks_widgets.models import Batch, BatchState, LogLine, LogPage
+from hdiaks_widgets.run import BatchRun, Snapshot
+from hdiaks_widgets.sandbox.logbuf import DriverFiles, LogBuffer
 
 SP_VARS = {"api-client-id": "app", "api-secret": "s3cret", "tenant-id": "tenant"}
 
@@ -219,3 +227,131 @@ def test_verdict_only_the_deadline_kills() -> None:
     stopped = verdict(snap(BatchState.RUNNING), timeout=3, timed_out=False, stopped=True)
     assert not stopped.kill and "killed with the task" in stopped.message
     assert not verdict(running, timeout=3, timed_out=False).kill
+
+
+
+def test_verdict_failed_batch_takes_error_lines_from_the_driver_log_when_read() -> None:
+    lines = (LogLine("Exception in thread main: launcher gave up", "livy stderr"),
+             LogLine("ValueError: boom-driver", "driver stderr"))
+    v = verdict(snap(BatchState.DEAD, finished=True, lines=lines), timeout=60, timed_out=False)
+    assert "ValueError: boom-driver" in v.message and "launcher gave up" not in v.message
+
+
+# -- the task log ---------------------------------------------------------------------------------
+
+
+def _task_log(livy: MemoryLivy, caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]]:
+    """Follow batch 0 to its end as the operator does; (INFO lines, WARNING lines) of the task log."""
+    client = LivyClient(BASE_URL, session=memory_session(livy), retry=RetryPolicy(total=0))
+    run = BatchRun.attach(client, 0)
+    with caplog.at_level(logging.INFO, logger="hdiaks.dag"):
+        snap = run.wait(timeout=30, on_update=TaskLog(run.reader).page, interval=0.001, max_interval=0.01)
+    assert snap.finished
+    records = [r for r in caplog.records if r.name == "hdiaks.dag"]
+    return ([r.getMessage() for r in records if r.levelno == logging.INFO],
+            [r.getMessage() for r in records if r.levelno == logging.WARNING])
+
+
+def _script(livy: MemoryLivy, steps: list[Any]) -> None:
+    """Run one step per GET of batch 0 (the poll), then let the batch succeed."""
+    batch = livy.batches[0]
+
+    def hook(request: requests.PreparedRequest) -> None:
+        if request.method == "GET" and urlsplit(request.url or "").path == "/batches/0":
+            if steps:
+                steps.pop(0)()
+            else:
+                batch.state = "success"
+
+    livy.before.append(hook)
+
+
+def test_task_log_carries_livy_view_and_the_note_once(caplog: pytest.LogCaptureFixture) -> None:
+    livy = MemoryLivy()
+    buffer = LogBuffer("process", 10)
+    livy.add("storm", "running", buffer=buffer)
+    printed = iter(range(10_000))
+
+    def burst() -> None:
+        for _ in range(25):  # more than the queue keeps: every poll's window skips lines
+            buffer.append("stderr", f"line {next(printed)}")
+
+    _script(livy, [burst] * 5)
+    infos, warnings = _task_log(livy, caplog)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("Livy batch 0: Livy keeps only the last") and "dropped" in warnings[0]
+    shown = [m.removeprefix("[livy 0] ") for m in infos if m.startswith("[livy 0] ")]
+    assert shown[-1] == "line 124" and len(shown) == len(set(shown))
+
+
+def test_task_log_carries_the_driver_log_when_reachable(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    livy = MemoryLivy()
+    buffer = LogBuffer("yarn", 10)
+    buffer.driver_files = DriverFiles(tmp_path / "container")
+    livy.add("yarn", "running", buffer=buffer)
+
+    def report(n: int) -> Any:
+        def step() -> None:
+            buffer.append("stderr", f"INFO Client: Application report for application_1_0001 (state: RUNNING) {n}")
+            buffer.driver("stdout", f"driver line {n}")
+        return step
+
+    _script(livy, [report(n) for n in range(4)])
+    infos, warnings = _task_log(livy, caplog)
+    assert warnings == []
+    shown = [m.removeprefix("[livy 0] ") for m in infos if m.startswith("[livy 0] ")]
+    assert shown == [f"driver line {n}" for n in range(4)]  # the launcher's reports are not the job's log
+
+
+def test_task_log_falls_back_to_livy_view_when_the_driver_log_is_unreadable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    livy = MemoryLivy()
+    buffer = LogBuffer("yarn", 50)
+    url = f"{BASE_URL}/node/containerlogs/container_gone/livy"
+    livy.add("yarn", "running", buffer=buffer, driver_log_url=url)
+    steps = [lambda n=n: buffer.append("stderr", f"report {n}") for n in range(6)]
+    _script(livy, list(steps))
+    infos, warnings = _task_log(livy, caplog)
+    assert len(warnings) == 1 and warnings[0].startswith(f"Livy batch 0: The driver log at {url} could not be read")
+    shown = [m.removeprefix("[livy 0] ") for m in infos if m.startswith("[livy 0] ")]
+    assert shown == [f"report {n}" for n in range(6)]
+
+
+def test_task_log_goes_back_to_livy_view_when_the_driver_log_stops_answering(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    livy = MemoryLivy()
+    buffer = LogBuffer("yarn", 50)
+    buffer.driver_files = DriverFiles(tmp_path / "container")
+    batch = livy.add("yarn", "running", buffer=buffer)
+
+    def driver_then_report(n: int) -> Any:
+        def step() -> None:
+            buffer.driver("stdout", f"driver line {n}")
+            buffer.append("stderr", f"report {n}")
+        return step
+
+    def node_manager_gone() -> None:
+        batch.driver_log_url = batch.driver_url()  # Livy still names it; it no longer answers
+        buffer.driver_files = None
+
+    later = [lambda n=n: buffer.append("stderr", f"report {n}") for n in range(2, 6)]
+    _script(livy, [driver_then_report(0), driver_then_report(1), node_manager_gone, *later])
+    infos, warnings = _task_log(livy, caplog)
+    assert len(warnings) == 1 and "could not be read" in warnings[0]
+    shown = [m.removeprefix("[livy 0] ") for m in infos if m.startswith("[livy 0] ")]
+    assert shown[:2] == ["driver line 0", "driver line 1"]
+    # Livy's lines of the polls the driver log was retried are logged once the reader gives up.
+    assert shown[2:] == ["report 2", "report 3", "report 4", "report 5"]
+
+
+def test_task_log_select_keeps_livy_lines_until_driver_lines_arrive() -> None:
+    task_log = TaskLog()  # no reader: nothing says the driver log fails
+    launcher = [LogLine("submitting", "livy stderr")]
+    assert task_log.select(launcher) == launcher
+    both = [LogLine("driver says hi", "driver stdout"), LogLine("report", "livy stderr"),
+            LogLine("Exit code 1", "diagnostics")]
+    assert task_log.select(both) == [both[0], both[2]]
+    assert task_log.select([LogLine("report 2", "livy stderr")]) == []
+    assert TaskLog().select(["plain line"]) == ["plain line"]  # an offset reader's lines have no source

@@ -1,4 +1,5 @@
-"""The ``hdiaks`` command against the sandbox: exit codes, one-line errors, --json output."""
+"""The ``hdiaks`` command against the sandbox: exit codes, one-line errors, --json output; and its
+log output (lines, sources, the note on stderr) against the in-memory Livy serving Livy's real view."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 from auth_fixtures import closed_port
 from conftest import Run, SandboxHandle
+from livy_memory import BASE_URL, MemBatch, MemoryLivy, memory_session
 
+from hdiaks_widgets.cli import main
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.livy import LivyClient, RetryPolicy
+from hdiaks_widgets.sandbox.logbuf import LogBuffer
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +276,152 @@ def test_cli_valid_batch_name_reaches_the_server_percent_encoded(run: Run) -> No
         server.close()
     assert server.lines == ["GET /batches/nightly%2Betl%40team HTTP/1.1"]
     assert code == 1 and "not found" in err.lower()
+
+
+# -- logs as the run core reads them, against an in-memory Livy with its real log view -----------
+
+
+class Storm:
+    """A batch on the in-memory Livy whose log is Livy's real view (a sandbox ``LogBuffer``, two
+    evicting queues of ``cache`` lines): each poll of the batch prints ``burst`` stderr lines, more
+    than a queue keeps, until the bursts run out and the batch succeeds. ``batch``: a batch the
+    in-memory Livy made on a POST (default: one added now)."""
+
+    def __init__(self, livy: MemoryLivy, *, batch: MemBatch | None = None, bursts: int = 3, burst: int = 25,
+                 cache: int = 10) -> None:
+        self.buffer = LogBuffer("process", cache)
+        self.buffer.append("stdout", "Pi is roughly 3.14")
+        if batch is None:
+            batch = livy.add("storm", "running")
+        batch.buffer, batch.state = self.buffer, "running"
+        self.batch = batch
+        self.bursts, self.burst, self.printed = bursts, burst, 0
+        livy.before.append(self._on_request)
+
+    def _on_request(self, request: requests.PreparedRequest) -> None:
+        if request.method != "GET" or urlsplit(request.url or "").path != f"/batches/{self.batch.id}":
+            return None
+        if self.bursts == 0:
+            self.batch.state = "success"
+            return None
+        self.bursts -= 1
+        for _ in range(self.burst):
+            self.printed += 1
+            self.buffer.append("stderr", f"25/11/24 08:01:02 INFO Storm: line {self.printed}")
+        return None
+
+
+def memory_cli(livy: MemoryLivy, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``hdiaks <argv> --url http://livy.test`` in-process, its client on the in-memory Livy."""
+    client = LivyClient(BASE_URL, session=memory_session(livy), retry=RetryPolicy(total=0))
+    code = main([*argv, "--url", BASE_URL], connect=lambda profile: client)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _notes(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("note: ")]
+
+
+def test_cli_logs_follow_prints_the_note_once(capsys: pytest.CaptureFixture[str]) -> None:
+    livy = MemoryLivy()
+    storm = Storm(livy, bursts=4)
+    code, out, err = memory_cli(livy, capsys, "logs", "0", "--follow", "--poll", "0.01")
+    assert code == 0
+    notes = _notes(err)
+    assert len(notes) == 1  # gaps on every poll, one note
+    assert "lines were dropped before they could be read" in notes[0]
+    assert err.count("\n") == 1
+    lines = out.splitlines()
+    assert lines[0] == "Pi is roughly 3.14" and f"line {storm.printed}" in lines[-1]
+    assert "stdout: " not in lines and "\nstderr: " not in out  # Livy's headers are not lines
+    assert len(lines) == len(set(lines))  # nothing shown twice
+
+
+def test_cli_logs_follow_json_lines_carry_their_source(capsys: pytest.CaptureFixture[str]) -> None:
+    livy = MemoryLivy()
+    Storm(livy, bursts=3)  # the attach, then two polls whose windows do not overlap: a gap
+    code, out, err = memory_cli(livy, capsys, "logs", "0", "--follow", "--poll", "0.01", "--json")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows[0] == {"text": "Pi is roughly 3.14", "source": "livy stdout"}
+    assert {row["source"] for row in rows[1:]} == {"livy stderr"}
+    assert len(_notes(err)) == 1 and "note" not in out
+
+
+def test_cli_logs_follow_from_offset_pages_the_raw_view(capsys: pytest.CaptureFixture[str]) -> None:
+    livy = MemoryLivy()
+    Storm(livy, bursts=0)
+    code, out, _ = memory_cli(livy, capsys, "logs", "0", "--follow", "--from", "0", "--poll", "0.01", "--json")
+    assert code == 0
+    assert [json.loads(line) for line in out.splitlines()][:2] == [
+        {"text": "stdout: ", "source": None}, {"text": "Pi is roughly 3.14", "source": None}]
+
+
+def test_cli_submit_wait_prints_the_note_once(capsys: pytest.CaptureFixture[str]) -> None:
+    livy = MemoryLivy()
+    storms: list[Storm] = []
+    livy.after_post.append(lambda batch: storms.append(Storm(livy, batch=batch, bursts=4)))
+    code, out, err = memory_cli(livy, capsys, "submit", "--file", "abfs://jobs@acct.dfs.core.windows.net/storm.py",
+                                "--name", "storm", "--wait", "--poll", "0.01")
+    assert code == 0
+    assert len(_notes(err)) == 1 and "dropped" in _notes(err)[0]
+    assert out.splitlines()[-1] == "batch 0 (storm): success"
+    assert f"line {storms[0].printed}" in out
+
+
+def test_cli_logs_one_read_prints_lines_and_the_note(capsys: pytest.CaptureFixture[str]) -> None:
+    livy = MemoryLivy()
+    buffer = LogBuffer("process", 200)
+    for i in range(250):
+        buffer.append("stderr", f"err {i}")
+    buffer.append("stdout", "Pi is roughly 3.14")
+    livy.add("full", "success", buffer=buffer)
+    code, out, err = memory_cli(livy, capsys, "logs", "0")
+    assert code == 0
+    assert out.splitlines() == ["Pi is roughly 3.14", *(f"err {i}" for i in range(50, 250))]
+    assert len(_notes(err)) == 1 and "only the last 200 lines" in _notes(err)[0]
+
+
+def test_cli_logs_one_read_json_carries_sources_and_the_note(capsys: pytest.CaptureFixture[str]) -> None:
+    livy = MemoryLivy()
+    buffer = LogBuffer("yarn", 200)
+    buffer.append("stdout", "Pi is roughly 3.14")
+    buffer.append("stderr", "INFO Client: Application report (state: FINISHED)")
+    buffer.set_diagnostics(["Application finished"])
+    url = f"{BASE_URL}/node/containerlogs/container_gone/livy"
+    livy.add("yarn", "success", buffer=buffer, driver_log_url=url)
+    code, out, err = memory_cli(livy, capsys, "logs", "0", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["lines"] == [
+        {"text": "Pi is roughly 3.14", "source": "livy stdout"},
+        {"text": "INFO Client: Application report (state: FINISHED)", "source": "livy stderr"},
+        {"text": "Application finished", "source": "diagnostics"},
+    ]
+    assert data["log"] == [row["text"] for row in data["lines"]]
+    assert data["state"] == "success" and data["gaps"] == 0
+    assert data["note"].startswith(f"The driver log at {url} could not be read")
+    assert _notes(err) == [f"note: {data['note']}"]
+
+
+def test_cli_logs_one_read_without_a_note_prints_none(capsys: pytest.CaptureFixture[str]) -> None:
+    livy = MemoryLivy()
+    Storm(livy, bursts=0)
+    code, out, err = memory_cli(livy, capsys, "logs", "0")
+    assert code == 0 and out == "Pi is roughly 3.14\n" and err == ""
+
+
+def test_cli_note_with_control_characters_stays_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    livy = MemoryLivy()
+    livy.add("yarn", "success", buffer=LogBuffer("yarn", 200),
+             driver_log_url=f"{BASE_URL}/node/containerlogs/x\nnote: forged\x1b[2J/livy")
+    code, _out, err = memory_cli(livy, capsys, "logs", "0")
+    assert code == 0
+    assert len(err.splitlines()) == 1 and err.startswith("note: ") and "\x1b" not in err
+
+
+def test_cli_logs_one_read_of_unknown_batch_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = memory_cli(MemoryLivy(), capsys, "logs", "7")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("hdiaks: error: Batch 7 not found")

@@ -7,7 +7,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from hdiaks_widgets.models import AppInfo, Batch, BatchState
+from hdiaks_widgets.models import AppInfo, Batch, BatchState, LogLine
 from hdiaks_widgets.tables import (
     LOG_COLUMNS,
     LogRecord,
@@ -15,7 +15,9 @@ from hdiaks_widgets.tables import (
     batch_table,
     filter_log,
     link_html,
+    linked_text_html,
     log_html,
+    log_sources,
     log_table,
     parse_line,
     parse_lines,
@@ -113,6 +115,72 @@ def test_filter_log_last_n() -> None:
     assert filter_log(log_table(SPARK_LOG), last=0).empty
 
 
+# What the run's log reader yields: LogLines that say where they were read from, no headers.
+READ_LOG = [
+    LogLine("25/11/24 08:01:00 INFO Client: Submitting application", "livy stderr"),
+    LogLine("Pi is roughly 3.141592", "driver stdout"),
+    LogLine("25/11/24 08:01:04 ERROR Executor: Exception in task 0.0", "driver stderr"),
+    LogLine("stdout: ", "driver stdout"),  # a job line that reads like Livy's header
+    LogLine("Application application_1_0001 failed 1 times", "diagnostics"),
+    LogLine("25/11/24 08:01:05 INFO Client: Application report (state: FINISHED)", "livy stdout"),
+]
+
+
+def test_log_table_source_column_from_log_lines() -> None:
+    frame = log_table(READ_LOG)
+    assert list(frame["source"]) == ["livy stderr", "driver stdout", "driver stderr", "driver stdout",
+                                     "diagnostics", "livy stdout"]
+    assert list(frame["stream"]) == ["stderr", "stdout", "stderr", "stdout", "stderr", "stdout"]
+    assert list(frame["line"]) == [0, 1, 2, 3, 4, 5]
+
+
+def test_log_table_log_line_reading_like_a_header_is_a_line() -> None:
+    assert "stdout: " in list(log_table(READ_LOG)["message"])
+
+
+def test_log_table_plain_lines_take_their_source_from_livy_markers() -> None:
+    frame = log_table(SPARK_LOG)
+    assert list(frame["source"]) == ["livy stdout"] + ["livy stderr"] * 5
+    assert list(frame["stream"]) == ["stdout"] + ["stderr"] * 5
+
+
+def test_parse_lines_plain_lines_after_log_lines_keep_the_stream() -> None:
+    records, stream = parse_lines([*READ_LOG, "plain"], stream="stderr")
+    assert stream == "stderr" and records[-1].source == "livy stderr"
+
+
+def test_log_sources_lists_present_sources_in_known_order() -> None:
+    assert log_sources(log_table(READ_LOG)) == ["livy stdout", "livy stderr", "driver stdout", "driver stderr",
+                                                "diagnostics"]
+    assert log_sources(log_table([])) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "messages"),
+    [("driver stdout", ["Pi is roughly 3.141592", "stdout: "]),
+     ("diagnostics", ["Application application_1_0001 failed 1 times"]),
+     ("driver log", [])],
+    ids=["driver-stdout", "diagnostics", "absent"],
+)
+def test_filter_log_by_source(source: str, messages: list[str]) -> None:
+    assert list(filter_log(log_table(READ_LOG), source=source)["message"]) == messages
+
+
+@pytest.mark.parametrize("source", [None, "", "all", "ALL"], ids=["none", "empty", "all", "ALL"])
+def test_filter_log_source_all_keeps_every_line(source: str | None) -> None:
+    assert len(filter_log(log_table(READ_LOG), source=source)) == len(READ_LOG)
+
+
+def test_filter_log_source_combines_with_level() -> None:
+    out = filter_log(log_table(READ_LOG), source="driver stderr", level="ERROR")
+    assert list(out["logger"]) == ["Executor"]
+
+
+def test_log_html_shows_the_source_column() -> None:
+    page = log_html(log_table(READ_LOG))
+    assert "<th>source</th>" in page and "<td>driver stderr</td>" in page
+
+
 def _batch(**kw: object) -> Batch:
     base: dict[str, object] = {"id": 3, "state": BatchState.SUCCESS, "name": "pi", "app_id": "local-1"}
     base.update(kw)
@@ -196,3 +264,30 @@ def test_log_html_fits_the_width_with_a_wrapping_message_column() -> None:
     assert "table-layout:fixed" in page and "width:100%" in page
     assert '<col style="width:10ch"><col style="width:7ch"><col style="width:20ch"><col>' in page
     assert '<td class="msg">Pi is roughly 3.141592</td>' in page
+
+
+NOTE = "lines were dropped — the full driver log is here: {url}"
+
+
+def test_linked_text_html_links_an_http_url_and_escapes_the_rest() -> None:
+    url = "https://nm.example/node/containerlogs/c_1/livy?a=1&b=2"
+    out = linked_text_html("<b>" + NOTE.format(url=url), url)
+    assert out.startswith("&lt;b&gt;lines were dropped")
+    assert '<a href="https://nm.example/node/containerlogs/c_1/livy?a=1&amp;b=2"' in out
+    assert out.count("<a ") == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", 'http://x" onmouseover="alert(1)', "data:text/html,<script>alert(1)</script>",
+     "http://x/<script>alert(1)</script>", "//evil.example/x"],
+    ids=["javascript", "attr-break", "data", "script-in-path", "scheme-relative"],
+)
+def test_linked_text_html_hostile_url_stays_escaped_text(url: str) -> None:
+    out = linked_text_html(NOTE.format(url=url), url)
+    assert "<a " not in out and "<script" not in out and '" onmouseover' not in out
+
+
+def test_linked_text_html_without_the_url_is_escaped_text() -> None:
+    assert linked_text_html("a <i>note</i>", None) == "a &lt;i&gt;note&lt;/i&gt;"
+    assert linked_text_html("a note", "https://elsewhere.example/") == "a note"

@@ -29,8 +29,11 @@ from hdiaks_widgets.auth import DeviceCodeAuth
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.dag_export import load_dag_config
 from hdiaks_widgets.errors import AuthError, BatchNotFound, LivyError
-from hdiaks_widgets.models import AppInfo, Batch, BatchList, BatchState, LogPage
+from hdiaks_widgets.models import AppInfo, Batch, BatchList, BatchState, LogLine, LogPage
+from hdiaks_widgets.run import Snapshot
+from hdiaks_widgets.sandbox.logbuf import LogBuffer
 from hdiaks_widgets.widgets import JobApp, JobForm, app, default_config
+from hdiaks_widgets.widgets.status import LogPanel, log_note_html
 
 PI_LOG = [
     "stdout: ",
@@ -97,6 +100,32 @@ class FakeLivy:
 
     def find_batch(self, name: str) -> Batch | None:
         return None
+
+
+class StormLivy(FakeLivy):
+    """Livy's real log view (a sandbox ``LogBuffer``: two evicting queues, rebuilt per request)
+    while a job prints ``burst`` stderr lines per poll, more than the queue keeps."""
+
+    def __init__(self, states: Sequence[str] = ("starting", "running", "running", "success"), *,
+                 burst: int = 25, cache: int = 10, driver_log_url: str | None = "javascript:alert(1)") -> None:
+        super().__init__(states, log=())
+        self.buffer = LogBuffer("process", cache)
+        self.buffer.append("stdout", "Pi is roughly 3.14158")
+        self.burst = burst
+        self.printed = 0
+        self.driver_log_url = driver_log_url
+
+    def get_batch(self, batch_id: int | str) -> Batch:
+        batch = super().get_batch(batch_id)
+        if not batch.state.is_terminal:
+            for _ in range(self.burst):
+                self.printed += 1
+                self.buffer.append("stderr", f"25/11/24 08:01:02 INFO Storm: line {self.printed}")
+        return Batch(id=batch.id, state=batch.state, name=batch.name, app_id=batch.app_id,
+                     app_info=AppInfo(driver_log_url=self.driver_log_url))
+
+    def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
+        return LogPage.from_json(self.buffer.page_json(int(batch_id), start, size))
 
 
 def _app(fake: FakeLivy, cfg: JobConfig | None = None, **kw: object) -> JobApp:
@@ -369,6 +398,99 @@ def test_app_download_writes_full_log(tmp_path: Path) -> None:
     assert batch is not None
     assert (tmp_path / f"batch-{batch.id}.log").read_text(encoding="utf-8").splitlines() == PI_LOG_LINES
     assert "Saved 5 log lines" in ui.log_note.value
+
+
+def test_app_log_table_has_the_source_of_each_line() -> None:
+    ui = _app(FakeLivy())
+    ui.submit()
+    ui.wait(timeout=30)
+    assert list(ui.log_table()["source"]) == ["livy stdout"] + ["livy stderr"] * 4
+    assert "<td>livy stderr</td>" in ui.log.value
+
+
+def test_app_log_source_filter_offers_the_sources_present() -> None:
+    ui = _app(FakeLivy())
+    ui.submit()
+    ui.wait(timeout=30)
+    assert ui.log_source.options == ("all", "livy stdout", "livy stderr")
+    ui.log_source.value = "livy stdout"
+    assert list(ui.log_table(filtered=True)["message"]) == ["Pi is roughly 3.14158"]
+    assert "1 of 5 lines shown" in ui.log.value and "Running Spark" not in ui.log.value
+    ui.log_source.value = "all"
+    assert "5 of 5 lines shown" in ui.log.value
+
+
+def test_log_panel_source_choice_survives_new_sources_without_a_rerender() -> None:
+    renders: list[int] = []
+    panel = LogPanel(current=lambda: None, on_filter=lambda: renders.append(1))
+    first = Snapshot(batch_id=0, lines=(LogLine("launching", "livy stderr"),))
+    panel.extend(first)
+    panel.render(0, first)
+    panel.source.value = "livy stderr"
+    assert renders == [1]
+    later = Snapshot(batch_id=0, lines=(*first.lines, LogLine("Pi is roughly 3.1", "driver stdout"),
+                                        LogLine("Exit code 0", "diagnostics")))
+    panel.extend(later)
+    panel.render(0, later)
+    assert panel.source.options == ("all", "livy stderr", "driver stdout", "diagnostics")
+    assert panel.source.value == "livy stderr" and renders == [1]  # new options are not a filter change
+    assert "1 of 3 lines shown" in panel.view.value
+
+
+def test_log_panel_source_filter_falls_back_to_all_for_a_batch_without_that_source() -> None:
+    panel = LogPanel(current=lambda: None, on_filter=lambda: None)
+    a = Snapshot(batch_id=0, lines=(LogLine("x", "driver stderr"),))
+    b = Snapshot(batch_id=1, lines=(LogLine("y", "livy stdout"),))
+    for snap in (a, b):
+        panel.extend(snap)
+    panel.render(0, a)
+    panel.source.value = "driver stderr"
+    panel.render(1, b)
+    assert panel.source.value == "all" and "1 of 1 lines shown" in panel.view.value
+
+
+def test_app_shows_the_note_when_livy_dropped_lines() -> None:
+    fake = StormLivy()
+    ui = _app(fake)
+    ui.submit()
+    snap = ui.wait(timeout=30)
+    assert snap is not None and snap.finished and snap.log_gaps >= 1 and snap.log_note
+    notice = ui.log_notice.value
+    assert "lines were dropped before they could be read" in notice
+    # The driver log URL Livy gave is javascript: — named as text, never a link.
+    assert "javascript:alert(1)" in notice and "<a " not in notice
+    assert "hdiaks-log-note" in notice
+
+
+def test_app_note_links_an_http_driver_log() -> None:
+    url = "http://nm.example:8042/node/containerlogs/container_1/livy"
+    ui = _app(StormLivy(driver_log_url=url))
+    ui.submit()
+    ui.wait(timeout=30)
+    assert f'<a href="{url}" target="_blank" rel="noopener noreferrer"' in ui.log_notice.value
+
+
+def test_app_without_a_note_shows_none() -> None:
+    ui = _app(FakeLivy())
+    ui.submit()
+    snap = ui.wait(timeout=30)
+    assert snap is not None and snap.log_note is None and ui.log_notice.value == ""
+
+
+HOSTILE_NOTES = {
+    "script-text": ("<script>alert(1)</script> lines were dropped", "https://nm.example/logs"),
+    "img-in-url": ("see {url}", 'https://nm.example/"><img src=x onerror=alert(1)>'),
+    "javascript-url": ("the full driver log is here: {url}", "javascript:alert(document.cookie)"),
+    "entity-text": ("&lt;b&gt; &amp; {url}", "http://nm.example/?a=<b>"),
+}
+
+
+@pytest.mark.parametrize(("text", "url"), list(HOSTILE_NOTES.values()), ids=list(HOSTILE_NOTES))
+def test_log_note_html_cannot_inject_html(text: str, url: str) -> None:
+    batch = Batch(id=0, state=BatchState.RUNNING, name="x", app_info=AppInfo(driver_log_url=url))
+    out = log_note_html(Snapshot(batch_id=0, batch=batch, log_note=text.format(url=url)))
+    assert re.findall(r"<(\w+)", out) in (["div"], ["div", "a"])  # only the note's own tags
+    assert 'href="javascript' not in out and "<script" not in out and "<img" not in out
 
 
 def test_app_history_pages() -> None:

@@ -9,6 +9,9 @@ run-scoped name or reattaches to the one an earlier try left (never a second POS
   the task log and decides;
 - ``deferrable=False``: watches it here, paging the log as it grows.
 
+The task log gets the driver's own log when it can be read, else Livy's view, and the run's note
+about what could not be read (``Snapshot.log_note``) once, as a WARNING (``runtime.TaskLog``).
+
 The batch is deleted at the task's own deadline (``timeout``) and when the task is killed
 (``on_kill``; while deferred, the trigger's kill path). A transient Livy or gateway failure
 never deletes it: the try fails and the retry reattaches.
@@ -23,6 +26,7 @@ from typing import Any
 
 from hdiaks_widgets.airflow.compat import AirflowException, BaseOperator, Param, get_variable
 from hdiaks_widgets.airflow.runtime import (
+    TaskLog,
     Variables,
     Verdict,
     batch_names,
@@ -146,7 +150,7 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
             )
         snap = run.wait(
             timeout=self.timeout - (time.time() - started),
-            on_update=self._page,
+            on_update=TaskLog(run.reader).page,
             interval=min(1.0, self.poll_interval),
             max_interval=self.poll_interval,
             stop=stop,
@@ -180,16 +184,13 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
                 f"Cannot read Livy batch {batch_id} after the wait ({exc})"
                 + ("" if status == "timeout" else "; it was left running, a retry of this task reattaches to it")
             ) from exc
+        task_log = TaskLog(run.reader)
         if status == "timeout":
             snap = run.poll()
-            self._page(snap)
+            task_log.page(snap)
             return self._finish(context, run, snap, verdict(snap, timeout=self.timeout, timed_out=True))
-        snap = run.wait(timeout=300, on_update=self._page, interval=0.2, max_interval=2.0)
+        snap = run.wait(timeout=300, on_update=task_log.page, interval=0.2, max_interval=2.0)
         return self._finish(context, run, snap, verdict(snap, timeout=self.timeout, timed_out=False))
-
-    def _page(self, snap: Snapshot) -> None:
-        for line in snap.new_lines:
-            log.info("[livy %s] %s", snap.batch_id, line)
 
     def _finish(self, context: Mapping[str, Any], run: BatchRun, snap: Snapshot, decision: Verdict) -> Any:
         if decision.kill:

@@ -9,13 +9,15 @@
 - :func:`verdict`: what a snapshot means for the task: succeed, fail, or kill and fail. Only the
   run's own deadline kills; a transient Livy/gateway failure fails the try and leaves the batch
   running for the retry to reattach to.
+- :class:`TaskLog`: which of the run's log lines go to the task log (the driver's own log while
+  it is being read, else Livy's view) and the run's note about its log, once, as a WARNING.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,11 +26,13 @@ from hdiaks_widgets.auth import BasicAuth, ServicePrincipalAuth
 from hdiaks_widgets.config import JobConfig
 from hdiaks_widgets.errors import HdiaksError
 from hdiaks_widgets.livy import LivyClient, RetryPolicy
+from hdiaks_widgets.logview import job_output
 from hdiaks_widgets.run import BatchRun, Snapshot, SubmitLike
 
 __all__ = [
     "VARIABLES",
     "MissingVariables",
+    "TaskLog",
     "Variables",
     "Verdict",
     "batch_names",
@@ -53,6 +57,9 @@ VARIABLES: tuple[tuple[str, bool, str], ...] = (
     ("livy-password", False, "cluster login password (profiles with basic auth only)"),
 )
 REQUESTED_BY = "hdiaks-airflow"
+# Where the driver's own output comes from (logview: the files behind driverLogUrl, the Kubernetes
+# driver pod's window); diagnostics are the cluster's last word and always go to the task log.
+_DRIVER_SOURCES = frozenset({"driver stdout", "driver stderr", "driver log"})
 
 
 class MissingVariables(HdiaksError):
@@ -211,7 +218,7 @@ def verdict(snap: Snapshot, *, timeout: float, timed_out: bool, stopped: bool = 
     if snap.succeeded:
         return Verdict(True, False, f"Livy batch {batch_id} ended success")
     if snap.batch is not None and snap.batch.state.is_terminal:
-        lines = wire.failure_lines(snap.lines, limit=20)
+        lines = wire.failure_lines(job_output(snap.lines), limit=20)  # the driver's own lines when read
         return Verdict(
             False,
             False,
@@ -231,3 +238,50 @@ def verdict(snap: Snapshot, *, timeout: float, timed_out: bool, stopped: bool = 
     if timed_out:
         return Verdict(False, True, f"Livy batch {batch_id} still {state} after {timeout:g} s; killing it")
     return Verdict(False, False, f"Stopped watching Livy batch {batch_id} (state {state})")
+
+
+class TaskLog:
+    """Pages a run's log into the task log, one snapshot at a time (``BatchRun.wait(on_update=)``).
+
+    Lines: once the driver's own log has been read, only its lines (and diagnostics) — Livy's
+    view then holds the launcher's copy, which would say everything twice; before that, or after
+    the reader gave up on the driver log (its ``driver_note``), Livy's view. Livy's lines of the
+    polls while the driver log fails are held back, and logged if the reader gives up on it.
+    Notes: each of the run's notes (``Snapshot.log_note``: lines Livy dropped, an unreadable
+    driver log) once, as a WARNING, before the lines of the poll that brought it.
+    """
+
+    _JOB_SOURCES = _DRIVER_SOURCES | {"diagnostics"}
+
+    def __init__(self, reader: object | None = None, *, logger: logging.Logger = log) -> None:
+        # The run's LogReader (``LivyLogReader``), read for how its driver log reads are going.
+        self._reader = reader
+        self._log = logger
+        self._driver = False
+        self._held: list[str] = []
+        self.notes: list[str] = []
+
+    def select(self, lines: Sequence[str]) -> list[str]:
+        """The lines of one poll that go to the task log."""
+        if any(getattr(line, "source", None) in _DRIVER_SOURCES for line in lines):
+            self._driver = True
+        if not self._driver:
+            return list(lines)
+        if getattr(self._reader, "driver_note", None) is not None:
+            self._driver = False  # the reader gave up on the driver log: Livy's view from here on
+            held, self._held = self._held, []
+            return held + list(lines)
+        job = [ln for ln in lines if getattr(ln, "source", None) in self._JOB_SOURCES]
+        if getattr(self._reader, "driver_failures", 0):
+            self._held.extend(ln for ln in lines if getattr(ln, "source", None) not in self._JOB_SOURCES)
+        else:
+            self._held.clear()  # the driver log answered: it has what Livy's view held
+        return job
+
+    def page(self, snap: Snapshot) -> None:
+        note = snap.log_note
+        if note and note not in self.notes:
+            self.notes.append(note)
+            self._log.warning("Livy batch %s: %s", snap.batch_id, note)
+        for line in self.select(snap.new_lines):
+            self._log.info("[livy %s] %s", snap.batch_id, line)

@@ -103,10 +103,12 @@ class JobApp:
         self.log_panel = LogPanel(current=self._current_snapshot, on_filter=self._on_log_filter,
                                   log_last=log_last, download_dir=Path(download_dir))
         self.log_level = self.log_panel.level
+        self.log_source = self.log_panel.source
         self.log_text = self.log_panel.text
         self.log_last = self.log_panel.last
         self.download_button = self.log_panel.download_button
         self.log_note = self.log_panel.note
+        self.log_notice = self.log_panel.log_notice
         self.log = self.log_panel.view
 
         self.export_section = w.Accordion(children=[self.export.widget], titles=("Export DAG",),
@@ -168,7 +170,7 @@ class JobApp:
                            elapsed={s.batch_id: round(s.elapsed, 1) for s in snaps})
 
     def log_table(self, batch_id: int | str | None = None, *, filtered: bool = False) -> pd.DataFrame:
-        """The parsed driver log of a batch (default: the current one)."""
+        """The parsed log of a batch (default: the current one), with a ``source`` column."""
         bid = self.current if batch_id is None else batch_id
         with self._lock:
             return self.log_panel.table(bid, filtered=filtered)
@@ -189,6 +191,7 @@ class JobApp:
                 self.snapshots[snap.batch_id] = snap
                 self.log_panel.extend(snap)
                 with self.status.hold_sync(), self.batches.hold_sync(), self.log.hold_sync(), \
+                        self.log_notice.hold_sync(), self.log_source.hold_sync(), \
                         self.kill_button.hold_sync(), self.download_button.hold_sync():
                     self.batches.value = batch_html(self.batches_table())
                     if snap.batch_id == self.current:

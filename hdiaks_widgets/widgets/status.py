@@ -18,19 +18,22 @@ import pandas as pd
 from hdiaks_widgets.models import BatchList
 from hdiaks_widgets.monitor import Snapshot, describe_error
 from hdiaks_widgets.tables import (
+    SOURCE_ALL,
     Stream,
     batch_html,
     batch_table,
     filter_log,
     link_html,
+    linked_text_html,
     log_html,
+    log_sources,
     log_table,
     parse_lines,
     state_html,
 )
 from hdiaks_widgets.widgets._common import note_html
 
-__all__ = ["HistoryPanel", "LogPanel", "status_html"]
+__all__ = ["HistoryPanel", "LogPanel", "log_note_html", "status_html"]
 
 _LEVEL_CHOICES = ("ALL", "DEBUG", "INFO", "WARN", "ERROR")
 
@@ -61,12 +64,26 @@ def status_html(snap: Snapshot | None) -> str:
     return out
 
 
+def log_note_html(snap: Snapshot | None) -> str:
+    """The run's note about its log (lines Livy dropped before they could be read, a driver log
+    that could not be read), or ``""``. The text is escaped; the driver log's URL in it becomes
+    a link only when it is http(s)."""
+    if snap is None or not snap.log_note:
+        return ""
+    text = linked_text_html(snap.log_note, snap.driver_log_url)
+    return (
+        '<div class="hdiaks-log-note" role="note" style="color:#9a6700;background:#fff8c5;'
+        f'border:1px solid #d4a72c;border-radius:4px;padding:2px 6px;margin:2px 0">&#9888; {text}</div>'
+    )
+
+
 class LogPanel:
     """The driver log of the current batch as a filtered table, and "Download full log".
 
     Each batch's lines are parsed once, as they arrive (:meth:`extend`); filters re-render only.
     ``current`` gives the snapshot of the batch on show; ``on_filter`` re-renders it (under the
-    app's lock).
+    app's lock). The source filter offers the sources present in the batch on show; the run's
+    note about its log (``Snapshot.log_note``) is shown above the table while it is set.
     """
 
     def __init__(
@@ -85,17 +102,25 @@ class LogPanel:
 
         self.level = w.Dropdown(options=_LEVEL_CHOICES, value="ALL", description="Level",
                                 style={"description_width": "50px"}, layout=w.Layout(width="160px"))
+        self.source = w.Dropdown(options=(SOURCE_ALL,), value=SOURCE_ALL, description="Source",
+                                 style={"description_width": "50px"}, layout=w.Layout(width="200px"))
         self.text = w.Text(placeholder="filter text", description="Text", style={"description_width": "40px"})
         self.last = w.BoundedIntText(value=log_last, min=0, max=1_000_000, description="Last N",
                                      style={"description_width": "60px"}, layout=w.Layout(width="160px"))
         self.download_button = w.Button(description="Download full log", icon="download", disabled=True,
                                         layout=w.Layout(width="auto"))
         self.note = w.HTML()
+        self.log_notice = w.HTML()  # Snapshot.log_note (`note` is the download's)
+        self.log_notice.add_class("hdiaks-log-notice")
         self.view = w.HTML(layout=w.Layout(max_height="520px", overflow="auto"))
         self.view.add_class("hdiaks-log")
-        self.widget = w.VBox([w.HBox([self.level, self.text, self.last, self.download_button]), self.note, self.view])
+        self.widget = w.VBox([
+            w.HBox([self.level, self.source, self.text, self.last, self.download_button]),
+            self.note, self.log_notice, self.view,
+        ])  # fmt: skip
+        self._syncing_sources = False
 
-        for widget in (self.level, self.text, self.last):
+        for widget in (self.level, self.source, self.text, self.last):
             widget.observe(self._on_filter_change, names="value")
         self.download_button.on_click(self._on_download_button_click)
 
@@ -122,22 +147,40 @@ class LogPanel:
         return self.filtered(frame) if filtered else frame
 
     def filtered(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return filter_log(frame, level=self.level.value, text=self.text.value or None, last=int(self.last.value))
+        return filter_log(frame, level=self.level.value, text=self.text.value or None,
+                          source=self.source.value, last=int(self.last.value))
 
     def render(self, batch_id: int | str | None, snap: Snapshot | None) -> None:
         frame = self._frames.get(batch_id) if batch_id is not None else None
+        self._sync_sources(frame)
         shown = self.filtered(frame if frame is not None else log_table([]))
         total = 0 if frame is None else len(frame)
+        self.log_notice.value = log_note_html(snap)
         self.view.value = (
             f'<div style="font-size:12px;color:#57606a">{len(shown)} of {total} lines shown</div>'
             + log_html(shown)
         )
         self.download_button.disabled = snap is None or not snap.lines
 
+    def _sync_sources(self, frame: pd.DataFrame | None) -> None:
+        """Offer "all" plus the sources present; a chosen source stays chosen while present."""
+        options = (SOURCE_ALL, *(log_sources(frame) if frame is not None else ()))
+        if tuple(self.source.options) == options:
+            return
+        chosen = self.source.value if self.source.value in options else SOURCE_ALL
+        self._syncing_sources = True  # a new option list is not a filter change: no re-render
+        try:
+            with self.source.hold_sync():
+                self.source.options = options
+                self.source.value = chosen
+        finally:
+            self._syncing_sources = False
+
     # -- handlers ----------------------------------------------------------------------------
 
     def _on_filter_change(self, _change: Mapping[str, Any]) -> None:
-        self._on_filter()
+        if not self._syncing_sources:
+            self._on_filter()
 
     def _on_download_button_click(self, _button: w.Button) -> None:
         snap = self._current()
