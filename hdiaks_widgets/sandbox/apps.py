@@ -41,11 +41,14 @@ EXAMPLE_PATHS: dict[str, str] = {
     "fail_py": "py/fail.py",
     "lines_py": "py/lines.py",
     "sleep_py": "py/sleep.py",
+    "storm_py": "py/storm.py",
     "words_txt": "data/words.txt",
 }
 
 SPARK_PI_CLASS = "org.apache.spark.examples.SparkPi"
 WORD_COUNT_CLASS = "org.apache.spark.examples.JavaWordCount"
+FAILING_JOB_CLASS = "org.apache.spark.examples.FailingJob"
+LOG_STORM_CLASS = "org.apache.spark.examples.LogStorm"
 
 
 class SandboxBuildError(HdiaksError):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hdiaks_widgets.sandbox.bodies import BadRequest
+from hdiaks_widgets.sandbox.cluster import ClusterError, DriverState, StandaloneCluster
 from hdiaks_widgets.sandbox.logbuf import DEFAULT_CACHE_LOG_SIZE, DriverFiles, LogBuffer, Stream
 from hdiaks_widgets.sandbox.procs import group_members, kill_group, spark_env, start_in_new_session
 from hdiaks_widgets.sandbox.registry import NotFound, Registry, lookup
@@ -39,7 +40,7 @@ __all__ = ["BatchRecord", "BatchRegistry", "NotFound", "lookup"]
 
 log = logging.getLogger(__name__)
 
-_APP_ID = re.compile(r"(local-\d{10,})\b")
+_APP_ID = re.compile(r"(local-\d{10,}|app-\d{14}-\d{4,})\b")
 _UI_PORT = re.compile(r"started service 'SparkUI' on port (\d+)")
 
 # Livy body field -> spark-submit flag (lists are comma-joined).
@@ -74,6 +75,9 @@ class BatchRecord:
     reports: ClusterReports | None = None  # yarn/kubernetes shape: the launcher it plays
     reports_closed: bool = False
     exit_code: int | None = None
+    cluster_mode: bool = False  # a jar on the standalone cluster: --deploy-mode cluster
+    driver_id: str | None = None
+    ui_url: str | None = None  # cluster mode: the master's UI while running, the history server after
 
     @property
     def name(self) -> str | None:
@@ -90,17 +94,21 @@ class BatchRecord:
 
     @property
     def container_id(self) -> str | None:
+        if self.cluster_mode:
+            return self.driver_id if self.log.driver_files is not None else None
         return self.reports.container_id if self.reports is not None and self.reports.shape == "yarn" else None
 
     def view(self, base_url: str = "") -> dict[str, Any]:
         """Livy's ``BatchSessionView``. ``driverLogUrl`` exists only in the YARN shape (Livy's
         local-mode and Kubernetes apps report none), and only once the application has an id."""
         ui = f"http://127.0.0.1:{self.ui_port}" if self.ui_port and not self.is_finished else None
+        if self.ui_url is not None:
+            ui = self.ui_url
         driver_log = None
         if base_url and self.container_id and self.app_id:
             driver_log = f"{base_url}/node/containerlogs/{self.container_id}/{self.user}"
         app_id = self.app_id
-        if self.reports is not None and app_id is not None:
+        if self.reports is not None and self.reports.emulate and app_id is not None:
             app_id = self.reports.app_id
         return {
             "id": self.id,
@@ -147,6 +155,14 @@ class BatchRegistry(Registry[BatchRecord]):
         self._closed = False
         self._work = root / "work"
         self._events = root / "spark-events"
+        self.cluster: StandaloneCluster | None = None  # set by attach_cluster
+
+    def attach_cluster(self, cluster: StandaloneCluster) -> None:
+        """Run jobs on a started standalone cluster: jars in cluster deploy mode (the driver on a
+        worker), Python apps in client mode (Spark refuses Python in standalone cluster mode)."""
+        self.cluster = cluster
+        self.master = cluster.master_url
+        self._events = cluster.events_dir
 
     # -- registry -------------------------------------------------------------------------
 
@@ -159,12 +175,13 @@ class BatchRegistry(Registry[BatchRecord]):
             name = request.get("name")
             ident = self._allocate(name)
             rec = BatchRecord(id=ident, request=request, log=LogBuffer(self.log_shape, self.cache_log_size))
+            rec.cluster_mode = self.cluster is not None and str(request["file"]).split("#")[0].endswith(".jar")
             if self.log_shape in ("yarn", "kubernetes"):
                 rec.reports = ClusterReports(
                     self.log_shape, ident, rec.name or f"livy-batch-{ident}", self._started_ms,
-                    emit=functools.partial(rec.log.append, "stderr"),
+                    emit=functools.partial(rec.log.append, "stderr"), emulate=not rec.cluster_mode,
                 )
-                if self.log_shape == "yarn":
+                if self.log_shape == "yarn" and not rec.cluster_mode:
                     rec.log.driver_files = DriverFiles(self._work / f"batch-{ident}" / "container")
             self._records[ident] = rec
             self._queue.append(rec)
@@ -196,6 +213,8 @@ class BatchRegistry(Registry[BatchRecord]):
                 self._queue.remove(rec)
                 self._finish(rec, "killed")
             proc = rec.proc
+        if rec.driver_id is not None and self.cluster is not None:
+            self.cluster.kill_driver(rec.driver_id)
         if proc is not None:
             left = kill_group(proc)
             if not left:
@@ -249,6 +268,8 @@ class BatchRegistry(Registry[BatchRecord]):
         """The spark-submit command line, or ``None`` (and log lines) if a file is missing."""
         req = rec.request
         cmd = [str(self.spark_home / "bin" / "spark-submit"), "--master", self.master]
+        if rec.cluster_mode:
+            cmd += ["--deploy-mode", "cluster"]
         cmd += ["--name", str(req.get("name") or f"livy-batch-{rec.id}")]
         ok = True
         for key, flag in _FLAGS.items():
@@ -267,8 +288,14 @@ class BatchRegistry(Registry[BatchRecord]):
             "spark.eventLog.enabled": "true",
             "spark.eventLog.dir": self._events.as_uri(),
             "spark.ui.showConsoleProgress": "false",
-            **req.get("conf", {}),
         }
+        if self.cluster is not None:
+            cluster_conf = self.cluster.submit_conf()
+            if not rec.cluster_mode:  # client mode: only what the executors need to fit the workers
+                cluster_conf = {k: v for k, v in cluster_conf.items() if not k.startswith("spark.driver.")
+                                and k != "spark.standalone.submit.waitAppCompletion"}  # fmt: skip
+            conf.update(cluster_conf)
+        conf.update(req.get("conf", {}))
         for key, value in conf.items():
             cmd += ["--conf", f"{key}={value}"]
         main = self._resolve(str(req["file"]), rec)
@@ -280,10 +307,14 @@ class BatchRegistry(Registry[BatchRecord]):
 
     def _read(self, rec: BatchRecord, stream: Stream, pipe: IO[bytes]) -> None:
         # A local job playing a cluster one: spark-submit's output is the driver's.
-        write = rec.log.driver if rec.reports is not None else rec.log.append
+        write = rec.log.driver if rec.reports is not None and rec.reports.emulate else rec.log.append
         for raw in iter(pipe.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             write(stream, line)
+            if rec.cluster_mode:
+                if rec.driver_id is None and self.cluster is not None:
+                    rec.driver_id = self.cluster.driver_id(line)
+                continue  # launcher output: the application id and UI come from the driver
             if rec.app_id is None:
                 match = _APP_ID.search(line)
                 if match:
@@ -336,7 +367,10 @@ class BatchRegistry(Registry[BatchRecord]):
             reader.start()
         done = threading.Event()
         reporter = None
-        if rec.reports is not None:
+        if rec.cluster_mode:
+            reporter = threading.Thread(target=self._watch_driver, args=(rec, done), daemon=True)
+            reporter.start()
+        elif rec.reports is not None:
             rec.reports.submitted()
             reporter = threading.Thread(target=self._report, args=(rec, done), daemon=True)
             reporter.start()
@@ -351,10 +385,52 @@ class BatchRegistry(Registry[BatchRecord]):
             kill_group(proc, grace=2.0)
         with self._lock:
             rec.exit_code = code
+        if rec.cluster_mode and not rec.is_finished:
+            self._poll_driver(rec)  # spark-submit exits 0 whatever the driver did: ask the master
+        with self._lock:
             if not rec.is_finished:
                 state = "killed" if rec.kill_requested else ("success" if code == 0 else "dead")
+                if rec.cluster_mode and not rec.kill_requested:
+                    state = "dead"  # the master never said the driver finished
                 self._finish(rec, state)
         log.info("batch %d finished: %s (exit %d)", rec.id, rec.state, code)
+
+    def _watch_driver(self, rec: BatchRecord, done: threading.Event) -> None:
+        """Cluster mode: follow the driver on the master (as Livy follows a YARN application)."""
+        while not done.wait(0.5):
+            if self._poll_driver(rec):
+                return
+
+    def _poll_driver(self, rec: BatchRecord) -> bool:
+        """One look at the driver; True once it has ended (the batch is then finished)."""
+        cluster = self.cluster
+        if cluster is None or rec.driver_id is None:
+            return False
+        try:
+            info = cluster.driver_info(rec.driver_id)
+        except ClusterError as exc:
+            log.warning("batch %d: %s", rec.id, exc)
+            return False
+        if info is None:
+            return False
+        if rec.log.driver_files is None:
+            folder = cluster.driver_dir(rec.driver_id)
+            if folder is not None:
+                rec.log.driver_files = DriverFiles(folder, writable=False)
+        if info.app_id and rec.app_id is None:
+            rec.app_id = info.app_id
+        with self._lock:
+            if info.state == DriverState.RUNNING and rec.state == "starting" and rec.app_id is not None:
+                rec.state = "running"
+                rec.ui_url = cluster.master_ui_url
+            if not info.state.is_terminal:
+                return False
+            if rec.app_id is not None and cluster.history_url is not None:
+                rec.ui_url = cluster.app_ui_url(rec.app_id)
+            if not rec.is_finished:
+                state = {DriverState.FINISHED: "success", DriverState.KILLED: "killed"}.get(info.state, "dead")
+                self._finish(rec, "killed" if rec.kill_requested else state)
+        return True
 
     def _report(self, rec: BatchRecord, done: threading.Event) -> None:
         """Play the YARN client / Kubernetes pod watcher: one status line per interval."""

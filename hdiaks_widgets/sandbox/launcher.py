@@ -120,9 +120,10 @@ def start_sandbox_process(
     auth: bool = False,
     bearer: bool = False,
     bearer_audience: str | None = None,
-    log_shape: str = "process",
+    log_shape: str | None = None,
     cache_log_size: int = 200,
     report_interval: float = 1.0,
+    cluster: int = 0,
     timeout: float = 180.0,
 ) -> SandboxProcess:
     """Start ``python -m hdiaks_widgets.sandbox`` and wait until it is listening."""
@@ -136,8 +137,12 @@ def start_sandbox_process(
         "--host", host, "--port", str(port), "--root", str(root),
         "--max-running", str(max_running), "--retain-seconds", str(retain_seconds),
         "--master", master, "--ready-file", str(ready),
-        "--log-shape", log_shape, "--cache-log-size", str(cache_log_size), "--report-interval", str(report_interval),
+        "--cache-log-size", str(cache_log_size), "--report-interval", str(report_interval),
     ]  # fmt: skip
+    if log_shape is not None:
+        cmd += ["--log-shape", log_shape]
+    if cluster:
+        cmd += ["--cluster", str(cluster)]
     if csrf:
         cmd.append("--csrf")
     if auth:

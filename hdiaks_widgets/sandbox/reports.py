@@ -38,6 +38,7 @@ class ClusterReports:
     name: str
     cluster_started_ms: int
     emit: Callable[[str], None]  # writes one line to spark-submit's stderr queue
+    emulate: bool = True  # False: a real cluster-mode spark-submit prints its own launcher lines
     app_id: str = field(init=False)
     pod: str = field(init=False)
 
@@ -56,6 +57,8 @@ class ClusterReports:
         self.emit(f"{log4j_time()} {level} {logger}: {message}")
 
     def submitted(self) -> None:
+        if not self.emulate:
+            return
         if self.shape == "yarn":
             self._log("INFO", "Client", "Requesting a new application from cluster with 1 NodeManagers")
             self._log("INFO", "Client", f"Submitting application {self.app_id} to ResourceManager")
@@ -69,12 +72,16 @@ class ClusterReports:
                       f"application ID {self.app_id} into Kubernetes")  # fmt: skip
 
     def running(self) -> None:
+        if not self.emulate:
+            return
         if self.shape == "yarn":
             self._log("INFO", "Client", f"Application report for {self.app_id} (state: RUNNING)")
         else:
             self._log("INFO", "LoggingPodStatusWatcherImpl", f"Application status for {self.app_id} (phase: Running)")
 
     def finished(self, state: str, diagnostics: list[str]) -> None:
+        if not self.emulate:
+            return
         if self.shape == "yarn":
             final = _FINAL.get(state, "FAILED")
             yarn_state = "KILLED" if state == "killed" else ("FINISHED" if state == "success" else "FAILED")

@@ -19,6 +19,7 @@ from hdiaks_widgets.errors import HdiaksError
 from hdiaks_widgets.fileio import atomic_write_text
 from hdiaks_widgets.sandbox.apps import Examples, build_examples, spark_home
 from hdiaks_widgets.sandbox.batches import BatchRegistry
+from hdiaks_widgets.sandbox.cluster import ClusterConfig, StandaloneCluster
 from hdiaks_widgets.sandbox.faults import FaultBook
 from hdiaks_widgets.sandbox.logbuf import DEFAULT_CACHE_LOG_SIZE, LOG_SHAPES
 from hdiaks_widgets.sandbox.server import Authorizer, create_app
@@ -49,10 +50,16 @@ class SandboxServer:
         retain_seconds: float = 600.0,
         csrf: bool = False,
         authorizer: Authorizer | None = None,
-        log_shape: str = "process",
+        log_shape: str | None = None,
         cache_log_size: int = DEFAULT_CACHE_LOG_SIZE,
         report_interval: float = 1.0,
+        cluster: int = 0,
     ) -> None:
+        """``cluster=N`` starts a Spark standalone cluster (one master, N workers, the history
+        server) and runs jobs on it; its log shape defaults to ``yarn`` (the driver's output is
+        behind ``driverLogUrl``), else to ``process`` (Livy in local mode)."""
+        if log_shape is None:
+            log_shape = "yarn" if cluster else "process"
         self.root = Path(root) if root is not None else default_root()
         self.host = host
         self.port = port
@@ -76,6 +83,9 @@ class SandboxServer:
             log_shape="append" if log_shape == "append" else "process", cache_log_size=cache_log_size,
         )
         self.faults = FaultBook()
+        self.cluster: StandaloneCluster | None = None
+        if cluster:
+            self.cluster = StandaloneCluster(home, self.root / "cluster", ClusterConfig(workers=cluster))
         self.examples: Examples | None = None
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -89,6 +99,17 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.examples = build_examples(self.root, self.storage)
+        if self.cluster is not None:
+            self.cluster.start()
+            self.batches.attach_cluster(self.cluster)
+        try:
+            return self._serve()
+        except BaseException:
+            if self.cluster is not None:
+                self.cluster.stop()
+            raise
+
+    def _serve(self) -> SandboxServer:
         app = create_app(
             batches=self.batches,
             sessions=self.sessions,
@@ -113,6 +134,8 @@ class SandboxServer:
             self._thread.join(timeout=10)
         self.batches.stop_all()
         self.sessions.shutdown()
+        if self.cluster is not None:
+            self.cluster.stop()
 
     def ready_info(self) -> dict[str, Any]:
         return {
@@ -125,6 +148,11 @@ class SandboxServer:
             "retain_seconds": self.batches.retain_seconds,
             "master": self.batches.master,
             "log_shape": self.batches.log_shape,
+            "cluster": None if self.cluster is None else {
+                "master_url": self.cluster.master_url, "master_ui_url": self.cluster.master_ui_url,
+                "history_url": self.cluster.history_url, "workers": self.cluster.config.workers,
+                "pids": self.cluster.pids, "worker_dirs": [str(d) for d in self.cluster.worker_dirs()],
+            },
             "cache_log_size": self.batches.cache_log_size,
             "examples": self.examples.to_json() if self.examples else None,
         }
@@ -155,14 +183,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-running", type=int, default=1, help="Spark jobs running at once (default 1)")
     p.add_argument("--retain-seconds", type=float, default=600.0, help="keep finished batches this long (600)")
     p.add_argument(
-        "--log-shape", choices=LOG_SHAPES, default="process",
-        help="how /log looks: process (Livy local mode, default), yarn (launcher output + YARN Diagnostics; the "
-             "driver log behind driverLogUrl), kubernetes (a rotating driver-pod window), append (unbounded, "
-             "append-only: for tests that need exact offsets; no real Livy serves this)",
+        "--log-shape", choices=LOG_SHAPES, default=None,
+        help="how /log looks: process (Livy in local mode; the default without --cluster), yarn (the "
+             "default with it: launcher output + YARN Diagnostics, the driver log behind driverLogUrl), "
+             "kubernetes (a rotating driver-pod window), append (unbounded and append-only: only for tests "
+             "that need exact offsets; no real Livy serves this)",
     )
     p.add_argument(
         "--cache-log-size", type=int, default=DEFAULT_CACHE_LOG_SIZE,
         help=f"lines Livy keeps of each spark-submit stream (livy.cache-log.size, default {DEFAULT_CACHE_LOG_SIZE})",
+    )
+    p.add_argument(
+        "--cluster", type=int, default=0, metavar="N",
+        help="start a Spark standalone cluster (master, N workers, history server) and run jobs on it: jars in "
+             "cluster deploy mode, Python apps in client mode (Spark allows no Python in standalone cluster mode)",
     )
     p.add_argument("--report-interval", type=float, default=1.0,
                    help="yarn/kubernetes shapes: seconds between the launcher's status lines (default 1)")
@@ -218,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             log_shape=args.log_shape,
             cache_log_size=args.cache_log_size,
             report_interval=args.report_interval,
+            cluster=args.cluster,
         ).start()
     except (HdiaksError, OSError) as exc:
         if services is not None:
