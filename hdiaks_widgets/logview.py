@@ -171,6 +171,7 @@ class ViewAligner:
         self.shape = "process"
         self.gaps = 0
         self.gap_sections: set[str] = set()
+        self.largest = 0  # the longest window seen: the server's cache-log-size once a queue is full
 
     def _source(self, key: str) -> str:
         if key in ("yarn", "kubernetes"):
@@ -204,6 +205,8 @@ class ViewAligner:
                     gaps += 1
                     self.gap_sections.add(key)
             self.windows[key] = list(lines)
+            if key not in ("yarn", "kubernetes"):
+                self.largest = max(self.largest, len(lines))
             source = self._source(key)
             out.extend(LogLine(line, source) for line in fresh)
         self.gaps += gaps
@@ -366,12 +369,10 @@ class LivyLogReader:
         return LogDelta(tuple(driver_lines + rest + diagnostics), 0, at_end, gaps, note)
 
     def gap_note(self, driver_log_url: str | None = None) -> str:
-        size = self.aligner.cache_log_size
-        text = (
-            f"Livy keeps only the last {size} lines of each stream: lines were dropped before they could be read"
-            f" ({self.aligner.gaps} gap{'s' if self.aligner.gaps != 1 else ''} in "
-            f"{' and '.join(sorted(self.aligner.gap_sections)) or 'the log'})"
-        )
+        """One sentence, said once; the running count is ``Snapshot.log_gaps``."""
+        size = self.aligner.largest if self.aligner.largest > 0 else self.aligner.cache_log_size
+        text = (f"Livy keeps only the last {size:,} lines of each stream: earlier lines were dropped "
+                "before they could be read")
         if self.driver_log_ok and driver_log_url:
             return text + f" — the full driver log is here: {driver_log_url}"
         if driver_log_url:
