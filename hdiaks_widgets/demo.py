@@ -5,6 +5,11 @@ tenant are read from the sandbox's Key Vault endpoint, MSAL gets a token from it
 endpoint, and the Livy sandbox accepts only that token. Then a real Spark job runs (a SparkPi
 jar addressed by an ``abfs://`` path), a failing job shows ``dead`` with its error lines, and the
 configuration is exported as an Airflow DAG.
+
+The sandbox runs a Spark standalone cluster (one master, one worker, the History Server) and
+serves Livy's real log in the YARN shape: the jar runs in cluster deploy mode, so its driver
+runs on the worker and "Pi is roughly" is read from the driver log behind ``driverLogUrl`` — it
+is not in Livy's own view at all.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pandas as pd
 from hdiaks_widgets.config import BatchSpec, JobConfig
 from hdiaks_widgets.errors import HdiaksError
 from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.logview import job_output
 from hdiaks_widgets.models import Batch, BatchState
 from hdiaks_widgets.monitor import failure_lines, follow_batch
 from hdiaks_widgets.run import BatchRun
@@ -56,6 +62,13 @@ def _run_job(client: LivyClient, spec: BatchSpec) -> tuple[Batch, list[str]]:
     started = time.monotonic()
     final = follow_batch(client, batch.id, run=run, poll_interval=0.5, timeout=600)
     _say(f"  batch {final.id} reached {final.state.value} in {time.monotonic() - started:.1f} s")
+    snap = run.snapshot
+    if snap.spark_ui_url:
+        _say(f"  Spark UI   {snap.spark_ui_url}")
+    if snap.driver_log_url:
+        _say(f"  driver log {snap.driver_log_url}")
+    if snap.log_note:
+        _say(f"  note: {snap.log_note}")
     return final, list(run.log)  # what the run read while following
 
 
@@ -65,9 +78,10 @@ def run_demo(root: str | os.PathLike[str] = ".sandbox", out: str | os.PathLike[s
     from hdiaks_widgets.dag_export import export_dag_files
     from hdiaks_widgets.sandbox.launcher import start_sandbox_process
 
-    _say("hdiaks demo: starting the local sandbox (Livy + real Spark, identity and Key Vault over HTTPS)")
+    _say("hdiaks demo: starting the local sandbox (Livy on a Spark standalone cluster, identity and Key Vault "
+         "over HTTPS)")
     _say("  first start compiles the example apps; later starts reuse them")
-    sandbox = start_sandbox_process(root, auth=True)
+    sandbox = start_sandbox_process(root, auth=True, cluster=1)
     summary: dict[str, Any] = {"sandbox": sandbox.url}
     try:
         endpoints = sandbox.endpoints()
@@ -97,12 +111,13 @@ def run_demo(root: str | os.PathLike[str] = ".sandbox", out: str | os.PathLike[s
         _say("2. SparkPi from an abfs:// jar")
         pi, pi_log = _run_job(client, cfg.spec)
         pi_lines = [line for line in pi_log if "Pi is roughly" in line]
+        sources = sorted({getattr(line, "source", "") for line in pi_lines})
         _say()
         _say("2a. batch table")
         _say(_batches_text([pi]))
         _say()
         _say(f"2b. log table: last 8 of {len(pi_log)} lines")
-        _say(_frame_text(log_table(pi_log).tail(8)[["line", "level", "logger", "message", "stream"]]))
+        _say(_frame_text(log_table(pi_log).tail(8)[["line", "level", "logger", "message", "source"]]))
         _say()
         for line in pi_lines:
             _say(f"  >>> {line}")
@@ -111,7 +126,7 @@ def run_demo(root: str | os.PathLike[str] = ".sandbox", out: str | os.PathLike[s
         fail, fail_log = _run_job(client, BatchSpec(file=sandbox.examples["fail_py"], name=f"demo-fail-{stamp}"))
         _say(_batches_text([pi, fail]))
         _say("  its error lines:")
-        for line in failure_lines(fail_log, limit=4):
+        for line in failure_lines(job_output(fail_log), limit=4):
             _say(f"  !!! {line}")
         _say()
         _say("4. export the job as an Airflow DAG")
@@ -119,8 +134,9 @@ def run_demo(root: str | os.PathLike[str] = ".sandbox", out: str | os.PathLike[s
         for path in paths:
             _say(f"  wrote {path}")
         summary.update(
-            pi={"id": pi.id, "state": pi.state.value, "app_id": pi.app_id, "result": pi_lines},
-            fail={"id": fail.id, "state": fail.state.value, "error": failure_lines(fail_log, limit=4)},
+            pi={"id": pi.id, "state": pi.state.value, "app_id": pi.app_id, "result": pi_lines,
+                "result_from": sources},
+            fail={"id": fail.id, "state": fail.state.value, "error": failure_lines(job_output(fail_log), limit=4)},
             files=[str(p) for p in paths],
         )
         client.close()

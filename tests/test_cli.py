@@ -164,6 +164,7 @@ def test_cli_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "everything worked" in done.stdout
     summary = json.loads(done.stdout[done.stdout.index("{\n"): done.stdout.rindex("}") + 1])
     assert summary["pi"]["state"] == "success"
+    assert summary["pi"]["result_from"] == ["driver stdout"]  # cluster mode: from the worker's driver log
     assert summary["fail"]["state"] == "dead"
     assert any("fails on purpose" in line for line in summary["fail"]["error"])
     assert (tmp_path / "out" / "spark_pi_demo.py").exists()
