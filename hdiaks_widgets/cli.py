@@ -297,6 +297,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         argv.append("--csrf")
     if args.auth:
         argv.append("--auth")
+    if args.cluster:
+        argv += ["--cluster", str(args.cluster)]
+    if args.log_shape:
+        argv += ["--log-shape", args.log_shape]
+    argv += ["--cache-log-size", str(args.cache_log_size)]
     return sandbox_main(argv)
 
 
@@ -455,6 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-running", type=_positive, default=1, help="Spark jobs run at once (default 1)")
     p.add_argument("--csrf", action="store_true", help="require X-Requested-By like Livy's CSRF filter")
     p.add_argument("--auth", action="store_true", help="also run identity + vault; Livy requires tokens")
+    p.add_argument("--cluster", type=_positive, default=0, metavar="N",
+                   help="run jobs on a Spark standalone cluster of N workers (jars in cluster deploy mode) "
+                        "with the Spark History Server")
+    p.add_argument("--log-shape", choices=("process", "yarn", "kubernetes", "append"), default=None,
+                   help="how /log looks: process (Livy in local mode; default), yarn (default with --cluster: "
+                        "the driver log behind driverLogUrl), kubernetes (a rotating driver-pod window), "
+                        "append (unbounded; tests only, no real Livy serves it)")
+    p.add_argument("--cache-log-size", type=_positive, default=200,
+                   help="lines Livy keeps of each spark-submit stream (livy.cache-log.size, default 200)")
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("demo", help="end-to-end demo on the sandbox with real Spark")

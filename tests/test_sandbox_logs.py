@@ -40,6 +40,31 @@ def _follow(handle: SandboxHandle, spec: BatchSpec, timeout: float = 240) -> Sna
     return snap
 
 
+_HEADERS = {"process": ["stdout: ", "\nstderr: "], "yarn": ["stdout: ", "\nstderr: ", "\nYARN Diagnostics: "],
+            "kubernetes": ["stdout: ", "\nstderr: ", "\nKubernetes Diagnostics: "]}
+
+
+def assert_livy_layout(handle: SandboxHandle, batch_id: int | str, shape: str, cache: int = 200) -> list[str]:
+    """The raw view has PROTOCOL.md §2.7's section layout for ``shape``: its headers, in order,
+    each once; each spark-submit section at most ``cache`` lines (two queues for Kubernetes' stderr);
+    paging by Livy's rules; the batch's ``log`` field is the view's last 10 lines."""
+    with requests.Session() as s:
+        page = s.get(f"{handle.url}/batches/{batch_id}/log", params={"from": 0, "size": -1}, timeout=10).json()
+        batch = s.get(f"{handle.url}/batches/{batch_id}", timeout=10).json()
+        tail = s.get(f"{handle.url}/batches/{batch_id}/log", timeout=10).json()
+    view = page["log"]
+    assert page["total"] == len(view) and page["from"] == 0
+    headers = [line for line in view if line in ("stdout: ", "\nstderr: ", "\nYARN Diagnostics: ",
+                                                 "\nKubernetes Diagnostics: ")]  # fmt: skip
+    assert headers == _HEADERS[shape] and view[0] == "stdout: "
+    marks = [view.index(h) for h in headers] + [len(view)]
+    sizes = [marks[i + 1] - marks[i] - 1 for i in range(len(headers))]
+    assert sizes[0] <= cache and sizes[1] <= (2 * cache if shape == "kubernetes" else cache)
+    assert batch["log"] == view[-10:]
+    assert (tail["from"], tail["log"]) == (max(0, len(view) - 100), view[-100:])
+    return view
+
+
 def _shape(tmp_path_factory: pytest.TempPathFactory, **options: Any) -> Iterator[SandboxHandle]:
     handle = start_sandbox(tmp_path_factory.mktemp(f"sandbox-{options.get('log_shape', 'cluster')}"), **options)
     try:
@@ -73,6 +98,8 @@ def _storm(handle: SandboxHandle, *args: str) -> BatchSpec:
 def test_storm_on_livys_bounded_view_no_repeats_order_final_lines_and_a_note(process_sandbox: SandboxHandle) -> None:
     snap = _follow(process_sandbox, _storm(process_sandbox, "fail"))
     assert snap.state_label == "dead"
+    view = assert_livy_layout(process_sandbox, snap.batch_id, "process")
+    assert view.index("\nstderr: ") - 1 == 200  # stdout's queue is full: the job printed 6,000 lines to it
     # Spark's PythonRunner merges the Python driver's stderr into spark-submit's stdout
     # (redirectErrorStream), so both numbered streams land in Livy's stdout queue: its last 200
     # lines are the last 100 of each, and spark-submit's stderr holds the JVM's log4j lines.
@@ -97,6 +124,7 @@ def test_storm_on_livys_bounded_view_no_repeats_order_final_lines_and_a_note(pro
 def test_yarn_driver_log_is_read_whole_and_diagnostics_once_at_the_end(yarn_sandbox: SandboxHandle) -> None:
     snap = _follow(yarn_sandbox, _storm(yarn_sandbox, "fail"))
     assert snap.state_label == "dead"
+    assert_livy_layout(yarn_sandbox, snap.batch_id, "yarn")
     driver_stdout = [ln for ln in snap.lines if ln.source == "driver stdout"]  # Python's stderr merged in
     assert _numbers(driver_stdout, "out") == list(range(1, STORM + 1))
     assert _numbers(driver_stdout, "err") == list(range(1, STORM + 1))
@@ -134,6 +162,8 @@ def test_yarn_driver_log_url_serves_byte_ranges_like_nodemanager(yarn_sandbox: S
 def test_kubernetes_rotating_driver_window_is_followed_without_repeats(k8s_sandbox: SandboxHandle) -> None:
     snap = _follow(k8s_sandbox, _storm(k8s_sandbox, "ok", "0.4"))
     assert snap.state_label == "success"
+    view = assert_livy_layout(k8s_sandbox, snap.batch_id, "kubernetes")
+    assert view.index("\nstderr: ") - 1 == 200  # the pod window is full: the last 200 driver lines
     driver = [ln for ln in snap.lines if ln.source == "driver log"]
     for prefix in ("out", "err"):
         numbers = _numbers(driver, prefix)
