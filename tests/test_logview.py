@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -309,3 +310,72 @@ def test_batch_run_uses_the_aligning_reader_by_default() -> None:
     assert snap.log_gaps == 1 and snap.log_note and "dropped" in snap.log_note
     assert _numbers(list(snap.lines), "out") == [*range(1, 8), *range(50, 60)]
     assert snap.error and "last words" in snap.error
+
+
+class BrokenDriverLog(ViewServer):
+    def get_text(self, url: str, *, params: dict[str, int] | None = None) -> str:
+        from hdiaks_widgets.errors import LivyHTTPError
+
+        raise LivyHTTPError(404, "no such container", method="GET", url=url)
+
+
+def test_unreadable_driver_log_falls_back_to_livys_view_with_one_note() -> None:
+    buf = LogBuffer("yarn", 50)
+    server = BrokenDriverLog(buf, driver_url="http://wn0.internal:30060/node/containerlogs/container_1/livy")
+    reader = LivyLogReader()
+    notes = []
+    for i in range(1, 6):
+        buf.append("stderr", f"err {i}")
+        delta = reader.read(server, server.batch())
+        notes += [delta.note] if delta.note else []
+        assert [str(x) for x in delta.lines] == [f"err {i}"]  # Livy's view still flows
+    assert len(notes) == 1 and "could not be read" in notes[0] and "HTTP 404" in notes[0]
+
+
+class _Recorder(requests.adapters.BaseAdapter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, str | None]] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.seen.append((str(request.url), request.headers.get("Authorization")))
+        response = requests.Response()
+        response.status_code = 200
+        response._content = b"<html><pre>line\n</pre></html>"
+        response.url = str(request.url)
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+class _Bearer(requests.auth.AuthBase):
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = "Bearer canary-token-7f3a"
+        return request
+
+
+def test_driver_log_credentials_go_only_to_livys_own_origin() -> None:
+    from hdiaks_widgets.livy import LivyClient
+
+    recorder = _Recorder()
+    session = requests.Session()
+    session.mount("http://", recorder)
+    session.mount("https://", recorder)
+    client = LivyClient("https://cluster.example/livy", session=session, auth=_Bearer())
+    client.get_text("https://cluster.example/yarnui/x/stdout/", params={"start": 0})
+    client.get_text("https://cluster.example:8443/node/containerlogs/c/livy/stdout/")
+    client.get_text("http://wn0.internal:30060/node/containerlogs/c/livy/stdout/")
+    assert [auth for _, auth in recorder.seen] == ["Bearer canary-token-7f3a", None, None]
+
+
+def test_hdinsight_gateway_rewrite_of_the_internal_nodemanager_url() -> None:
+    from hdiaks_widgets.wire import gateway_log_url
+
+    url = "http://wn0-abc.internal.cloudapp.net:30060/node/containerlogs/container_e01_1_0001_01_000001/livy"
+    assert gateway_log_url(url, "https://mycluster.azurehdinsight.net/livy") == (
+        "https://mycluster.azurehdinsight.net/yarnui/jobhistory/logs/wn0-abc.internal.cloudapp.net/port/30060/"
+        "container_e01_1_0001_01_000001/container_e01_1_0001_01_000001/livy"
+    )
+    assert gateway_log_url("https://other.example/x", "https://mycluster.azurehdinsight.net/livy") == (
+        "https://other.example/x")
