@@ -3,7 +3,10 @@
 Start it with ``python -m hdiaks_widgets.sandbox --port 0 --root DIR --ready-file FILE`` (or
 :func:`run_sandbox` / :class:`SandboxServer` from Python, or ``hdiaks sandbox``). It speaks
 Livy's REST API (``/batches``, ``/sessions``), runs real ``spark-submit --master local[N]`` from
-the pyspark package, and maps ``abfs[s]://`` / ``wasb[s]://`` URIs to ``<root>/storage/<account>/
+the pyspark package (or, with ``--cluster N``, on a Spark standalone cluster it starts: jars in
+cluster deploy mode, the History Server for finished applications), serves the log as Livy
+really does (two 200-line queues, a view rebuilt per request, ``--log-shape process|yarn|
+kubernetes``; see :mod:`hdiaks_widgets.sandbox.logbuf` and ``docs/fidelity.md``), and maps ``abfs[s]://`` / ``wasb[s]://`` URIs to ``<root>/storage/<account>/
 <container>/<path>``.
 
 Example applications (built at first start, cached by source hash) are published at::
@@ -11,11 +14,14 @@ Example applications (built at first start, cached by source hash) are published
     abfs://examples@sandbox.dfs.core.windows.net/jars/spark-examples.jar
         org.apache.spark.examples.SparkPi [slices]     -> "Pi is roughly 3.14..."
         org.apache.spark.examples.JavaWordCount <file>  -> "word: count" lines
+        org.apache.spark.examples.FailingJob [message]  (the driver throws: ends dead)
+        org.apache.spark.examples.LogStorm N [fail]      (N numbered lines on each stream)
     abfs://examples@sandbox.dfs.core.windows.net/py/pi.py [slices]
     abfs://examples@sandbox.dfs.core.windows.net/py/wordcount.py <file>
     abfs://examples@sandbox.dfs.core.windows.net/py/fail.py [message]   (ends dead)
     abfs://examples@sandbox.dfs.core.windows.net/py/lines.py [N]        (N numbered lines)
     abfs://examples@sandbox.dfs.core.windows.net/py/sleep.py [seconds]  (kill tests)
+    abfs://examples@sandbox.dfs.core.windows.net/py/storm.py N [fail|ok] [pause]  (both streams)
     abfs://examples@sandbox.dfs.core.windows.net/data/words.txt         (WordCount input)
 
 Not Livy: ``/_sandbox/faults`` (GET lists rules and request counts, POST adds rules, DELETE
