@@ -1,16 +1,18 @@
-"""Benchmarks: hdiaks-widgets' Livy client beside the clients users pick today, on one sandbox.
+"""Benchmarks: hdiaks-widgets' Livy client beside the clients users pick today, on local sandboxes.
 
-Run with ``make bench`` (or ``.venv/bin/python bench/run_benchmarks.py``). Everything runs in ONE
-run against ONE local sandbox (``start_sandbox_process`` on a temp root, port 0, loopback only),
-stopped by its PID at the end. Peers:
+Run with ``make bench`` (or ``.venv/bin/python bench/run_benchmarks.py``; ``--only logs`` runs
+section 1 alone and splices it into ``docs/benchmarks.md``). Sections:
 
-- ``livy`` from PyPI (pylivy), in this venv;
-- Airflow's ``LivyHook`` (apache-airflow-providers-apache-livy), in ``.venv-airflow3``, run as a
-  subprocess script that times its own loops.
+1. log fidelity on Livy's real, bounded log (``bench/log_fidelity.py``): one sandbox in the
+   ``process`` shape where the product, pylivy and Airflow's ``LivyHook`` (in ``.venv-airflow3``)
+   watch the same running batch, then one in the ``yarn`` shape for the driver log by byte range;
+2. tailing and 3. status polling: one sandbox started with ``log_shape="append"`` (the old
+   unbounded log, where offsets never move) so that what they measure stays comparable.
 
-HTTP requests are counted by the sandbox (``GET /_sandbox/faults`` → ``requests``; ``DELETE``
-resets them); control requests to ``/_sandbox/`` are not counted. Measurements, not tests: nothing
-here asserts a time. Prints a table and writes ``docs/benchmarks.md``.
+Every sandbox is ``start_sandbox_process`` on a temp root, port 0, loopback only, stopped by its
+PID. HTTP requests are counted by the sandbox (``GET /_sandbox/faults`` → ``requests``;
+``DELETE`` resets them) or by a response hook on a reader's own session; control requests to
+``/_sandbox/`` are not counted. Measurements, not tests: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -18,66 +20,34 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.metadata
-import json
 import os
 import platform
-import statistics
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from livy import LivyBatch
-from livy.client import LivyClient as PyLivyClient
+
+# bench/ is sys.path[0] when this file runs as a script
+from log_fidelity import LogsResult, fidelity_table, render_logs, run_logs, transfer_table
 
 from hdiaks_widgets import LivyClient
 from hdiaks_widgets.config import BatchSpec
 from hdiaks_widgets.models import Batch, LogPage
-from hdiaks_widgets.monitor import BatchMonitor, backoff, follow_batch
+from hdiaks_widgets.monitor import BatchMonitor, backoff
 from hdiaks_widgets.sandbox.launcher import SandboxProcess, start_sandbox_process
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW3 = ROOT / ".venv-airflow3"
 TAIL_APP = ROOT / "bench" / "apps" / "tail_lines.py"
 TERMINAL = {"success", "dead", "killed", "error"}
-
-# Runs in .venv-airflow3: the LivyHook paging loop of dump_batch_logs (default size 100, same loop
-# condition), collecting lines instead of logging each one. Times itself, reads the sandbox's
-# request counters around each repetition, prints one JSON list on stdout.
-HOOK_SCRIPT = r"""
-import json, sys, time
-import requests
-from airflow.providers.apache.livy.hooks.livy import LivyHook
-
-url, batch_id, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-control = requests.Session()
-hook = LivyHook(livy_conn_id="sandbox", extra_headers={"X-Requested-By": "airflow"})
-
-def dump_like():
-    lines, log_start_line, log_total_lines, log_batch_size = [], 0, 0, 100
-    while log_start_line <= log_total_lines:
-        response = hook.get_batch_logs(batch_id, log_start_line, log_batch_size)
-        log_total_lines = response["total"]
-        log_start_line += log_batch_size
-        lines += response["log"]
-    return lines
-
-dump_like()  # warm-up: connection lookup, imports on first use
-out = []
-for _ in range(reps):
-    control.delete(url + "/_sandbox/faults").raise_for_status()
-    started = time.perf_counter()
-    lines = dump_like()
-    seconds = time.perf_counter() - started
-    counts = control.get(url + "/_sandbox/faults").json()["requests"]
-    out.append({"seconds": seconds, "requests": sum(counts.values()), "lines": len(lines)})
-print(json.dumps(out))
-"""
+LOGS_BEGIN = "<!-- bench:logs begin (bench/run_benchmarks.py --only logs rewrites this section) -->"
+LOGS_END = "<!-- bench:logs end -->"
 
 
 # -- sandbox helpers --------------------------------------------------------------------------
@@ -97,125 +67,6 @@ class Counters:
         response = self.http.get(f"{self.url}/_sandbox/faults", timeout=10)
         response.raise_for_status()
         return dict(response.json()["requests"])
-
-
-def submit_and_wait(client: LivyClient, file: str, args: list[str], name: str) -> Batch:
-    batch = client.submit_batch(BatchSpec(file=file, args=tuple(args), name=f"{name}-{time.monotonic_ns()}"))
-    final = follow_batch(client, batch.id, timeout=600)
-    if final.state.value != "success":
-        raise RuntimeError(f"benchmark job {name} ended {final.state.value}")
-    return final
-
-
-# -- 1. whole log of a finished batch ---------------------------------------------------------
-
-
-@dataclass
-class Row:
-    client: str
-    how: str
-    seconds: list[float] = field(default_factory=list)
-    requests: list[int] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.seconds)
-
-    @property
-    def median_requests(self) -> float:
-        return statistics.median(self.requests)
-
-
-def measure(row: Row, counters: Counters, reps: int, read: Callable[[], list[str]]) -> Row:
-    read()  # warm-up (connection set-up, first-use imports), not measured
-    for _ in range(reps):
-        counters.reset()
-        started = time.perf_counter()
-        lines = read()
-        row.seconds.append(time.perf_counter() - started)
-        row.requests.append(sum(counters.read().values()))
-        row.lines.append(len(lines))
-    return row
-
-
-def hdiaks_reader(url: str, batch_id: int, page_size: int | None) -> Callable[[], list[str]]:
-    client = LivyClient(url)
-
-    def read() -> list[str]:
-        pages = client.iter_log(batch_id) if page_size is None else client.iter_log(batch_id, page_size=page_size)
-        return [line for page in pages for line in page.lines]
-
-    return read
-
-
-def pylivy_paging_reader(url: str, batch_id: int, size: int) -> Callable[[], list[str]]:
-    client = PyLivyClient(url)
-
-    def read() -> list[str]:
-        lines: list[str] = []
-        start = 0
-        while True:
-            page = client.get_batch_log(batch_id, from_=start, size=size)
-            assert page is not None
-            lines += page.lines
-            start += len(page.lines)
-            if not page.lines or start >= page.total:
-                return lines
-
-    return read
-
-
-def pylivy_all_reader(url: str, batch_id: int) -> Callable[[], list[str]]:
-    batch = LivyBatch(url, batch_id)
-    return lambda: batch.log(from_=0, size=-1)
-
-
-def airflow_env(home: Path, url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW_CONN_SANDBOX=url,
-        PYTHONWARNINGS="ignore",
-    )
-    return env
-
-
-def measure_hook(row: Row, url: str, batch_id: int, reps: int, home: Path) -> Row:
-    done = subprocess.run(
-        [str(AIRFLOW3 / "bin" / "python"), "-c", HOOK_SCRIPT, url, str(batch_id), str(reps)],
-        env=airflow_env(home, url), capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"LivyHook script failed:\n{done.stderr[-3000:]}")
-    for item in json.loads(done.stdout.strip().splitlines()[-1]):
-        row.seconds.append(float(item["seconds"]))
-        row.requests.append(int(item["requests"]))
-        row.lines.append(int(item["lines"]))
-    return row
-
-
-def bench_whole_log(sb: SandboxProcess, client: LivyClient, counters: Counters, args: argparse.Namespace,
-                    home: Path) -> tuple[int, int, list[Row]]:  # fmt: skip
-    batch = submit_and_wait(client, sb.examples["lines_py"], [str(args.lines)], "bench-lines")
-    total = client.get_log(batch.id, start=0, size=0).total
-    url, reps = sb.url, args.reps
-    rows = [
-        measure(Row("hdiaks-widgets", "iter_log (default page 10,000)"), counters, reps,
-                hdiaks_reader(url, batch.id, None)),
-        measure(Row("hdiaks-widgets", "iter_log(page_size=100)"), counters, reps, hdiaks_reader(url, batch.id, 100)),
-        measure(Row("livy (pylivy)", "get_batch_log paging, size=100"), counters, reps,
-                pylivy_paging_reader(url, batch.id, 100)),
-        measure(Row("livy (pylivy)", "LivyBatch.log(from_=0, size=-1)"), counters, reps,
-                pylivy_all_reader(url, batch.id)),
-    ]  # fmt: skip
-    if args.skip_airflow:
-        print("skipping LivyHook (--skip-airflow)", file=sys.stderr)
-    else:
-        rows.append(measure_hook(Row("Airflow LivyHook", "get_batch_logs paging, size=100 (dump_batch_logs loop)"),
-                                 url, batch.id, reps, home))  # fmt: skip
-    return batch.id, total, rows
 
 
 # -- 2. tailing a running job -----------------------------------------------------------------
@@ -409,21 +260,6 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def whole_log_table(rows: list[Row], total: int) -> list[str]:
-    base = rows[0]
-    body = []
-    for r in rows:
-        complete = "yes" if all(n == total for n in r.lines) else f"no ({min(r.lines)}–{max(r.lines)} of {total})"
-        body.append([
-            r.client, r.how, f"{r.median_s * 1000:.1f}", f"{min(r.seconds) * 1000:.1f}–{max(r.seconds) * 1000:.1f}",
-            f"{r.median_requests:g}", f"{r.median_s / base.median_s:.2f}×",
-            f"{r.median_requests / base.median_requests:.1f}×", complete,
-        ])  # fmt: skip
-    header = ["client", "how", "median ms", "range ms", "HTTP requests", "time / hdiaks", "requests / hdiaks",
-              "all lines"]  # fmt: skip
-    return table(header, body)
-
-
 def endpoint(key: str) -> str:
     """``GET /batches/7/log`` -> ``log``; ``GET /batches/7`` -> ``batch``."""
     return key.rsplit("/", 1)[-1] if key.count("/") > 2 else "batch"
@@ -459,7 +295,7 @@ def quiet_table(q: Quiet) -> list[str]:
     )  # fmt: skip
 
 
-def render(info: dict[str, str], args: argparse.Namespace, total: int, rows: list[Row], tails: list[Tail],
+def render(info: dict[str, str], args: argparse.Namespace, logs: LogsResult | None, tails: list[Tail],
            quiet: Quiet | None) -> str:  # fmt: skip
     intro = ("Generated by `make bench` (`bench/run_benchmarks.py`); numbers from one run on the machine below. "
              "These are measurements, not tests: nothing asserts a time.")  # fmt: skip
@@ -469,44 +305,26 @@ def render(info: dict[str, str], args: argparse.Namespace, total: int, rows: lis
         "",
         "## Method",
         "",
-        "One local sandbox (`start_sandbox_process` on a temporary root, port 0, 127.0.0.1 only; real "
-        "`spark-submit`, `local[2]`), started once for the whole run and stopped by its PID at the end. "
-        "HTTP requests are counted by the sandbox itself (`GET /_sandbox/faults` → `requests`, reset with "
-        "`DELETE /_sandbox/faults` before each repetition); its `/_sandbox/` control calls are not counted. "
-        "Wall time is `time.perf_counter()` around the reading loop only, in the client's own process, "
-        "after one unmeasured warm-up read (connection set-up, first-use imports); Airflow's `LivyHook` runs "
-        "in `.venv-airflow3` as a subprocess script that times its own loop the same way, so its interpreter "
-        "start and Airflow import are not in the numbers. Client and server share the same "
-        f"{os.cpu_count()} cores, so times include the server's work and are loopback times: on a real "
-        "cluster each request adds a network round trip and the request count matters more than here.",
-        "",
-        f"## 1. Reading the whole driver log of a finished batch ({args.lines:,} printed lines)",
-        "",
-        f"The sandbox example `lines_py` with argument {args.lines} was submitted once with `LivyClient` and "
-        f"waited for with `monitor.follow_batch`; its log has {total:,} lines (the printed lines plus Livy's "
-        "`stdout:`/`stderr:` headers and Spark's start-up output). Each client then read the whole log "
-        f"{args.reps} times; the table gives the median (and range) of those repetitions.",
-        "",
-        "- hdiaks-widgets: `LivyClient.iter_log(batch_id)` (default page size 10,000); also with `page_size=100` "
-        "to separate page size from per-request overhead.",
-        "- livy (pylivy): `LivyClient.get_batch_log(batch_id, from_=start, size=100)` in a loop until "
-        "`start >= total` (the paging its docs show, with the usual page of 100), and `LivyBatch.log(from_=0, "
-        "size=-1)` — one request for everything, which Livy supports.",
-        "- Airflow `LivyHook`: `get_batch_logs(batch_id, start, 100)` in exactly the loop of "
-        "`LivyHook.dump_batch_logs` (page 100, `while start <= total`), collecting lines instead of logging "
-        "each one (so Airflow's logging cost is not counted).",
-        "",
-        "Ratios are peer / hdiaks (default): above 1× means the peer took longer or sent more requests. "
-        "`all lines` checks that every repetition returned all lines of the log.",
+        "Local sandboxes (`start_sandbox_process` on a temporary root, port 0, 127.0.0.1 only; real "
+        "`spark-submit`, `local[2]`), one at a time, each stopped by its PID. Section 1 starts one sandbox per "
+        'log shape (see there); sections 2 and 3 share one started with `log_shape="append"`, the sandbox\'s '
+        "old unbounded log (offsets never move), so that they keep measuring what they measured before the "
+        "sandbox served Livy's real, bounded log. HTTP requests are counted by the sandbox itself "
+        "(`GET /_sandbox/faults` → `requests`, reset with `DELETE /_sandbox/faults`) or, in section 1, by a "
+        "response hook on each reader's own `requests.Session`; the `/_sandbox/` control calls are not "
+        f"counted. Client and server share the same {os.cpu_count()} cores, so times include the server's "
+        "work and are loopback times: on a real cluster each request adds a network round trip and the "
+        "request count matters more than here.",
         "",
     ]
-    out += whole_log_table(rows, total)
+    if logs is not None:
+        out += [LOGS_BEGIN, *render_logs(logs, info, logs_command(args)), LOGS_END, ""]
     out += [
-        "",
         f"## 2. Tailing the log while the job runs ({args.tail_lines:,} lines over about {args.tail_seconds:g} s)",
         "",
         f"`bench/apps/tail_lines.py` (a PySpark script kept with the benchmarks) prints {args.tail_lines} "
-        f"numbered lines in chunks every 0.1 s over about {args.tail_seconds:g} s. It is submitted once per "
+        f"numbered lines in chunks every 0.1 s over about {args.tail_seconds:g} s, on the append-shape sandbox. "
+        "It is submitted once per "
         "watcher (each watcher gets its own run of the same job, one after the other, so the sandbox's "
         "counters belong to one watcher); the watcher starts right after the submit and stops when the batch "
         "has ended. Nothing is simulated here: both watchers poll a real running job.",
@@ -545,20 +363,48 @@ def render(info: dict[str, str], args: argparse.Namespace, total: int, rows: lis
     return "\n".join(out)
 
 
-def print_summary(total: int, rows: list[Row], tails: list[Tail], quiet: Quiet | None) -> None:
+def logs_command(args: argparse.Namespace) -> str:
+    command = ".venv/bin/python bench/run_benchmarks.py"
+    if args.only == "logs":
+        command += " --only logs"
+    defaults = {"log_lines": 4000, "log_pause": 0.3, "log_interval": 0.5, "cache_log_size": 200}
+    for name, default in defaults.items():
+        if getattr(args, name) != default:
+            command += f" --{name.replace('_', '-')} {getattr(args, name):g}"
+    return command + (" --skip-airflow" if args.skip_airflow else "")
+
+
+def splice_logs(document: str, section: list[str]) -> str:
+    """``document`` with section 1 replaced: between the markers, or (the first time) the old
+    "## 1." section up to "## 2."."""
+    block = "\n".join([LOGS_BEGIN, *section, LOGS_END])
+    if LOGS_BEGIN in document and LOGS_END in document:
+        head, rest = document.split(LOGS_BEGIN, 1)
+        return head + block + rest.split(LOGS_END, 1)[1]
+    match = re.search(r"^## 1\..*?(?=^## 2\.)", document, re.S | re.M)
+    if match is not None:
+        return document[: match.start()] + block + "\n\n" + document[match.end() :]
+    return document.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def print_logs(logs: LogsResult) -> None:
     print()
-    print("\n".join(whole_log_table(rows, total)))
+    print("\n".join(fidelity_table(logs.rows, logs.count)))
     print()
-    print("\n".join(tail_table(tails)))
-    if quiet is not None:
-        print()
-        print("\n".join(quiet_table(quiet)))
+    print("\n".join(transfer_table(logs.transfers)))
+    print()
+    print("\n".join(fidelity_table(logs.yarn_rows, logs.yarn_count)))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--lines", type=int, default=10000)
+    parser.add_argument("--only", choices=("all", "logs"), default="all",
+                        help="logs: section 1 only, spliced into --out (the other sections are kept)")  # fmt: skip
+    parser.add_argument("--log-lines", type=int, default=4000, help="storm.py N (section 1)")
+    parser.add_argument("--log-pause", type=float, default=0.3, help="storm.py pause per 500 lines (section 1)")
+    parser.add_argument("--log-interval", type=float, default=0.5, help="seconds between reads (section 1)")
+    parser.add_argument("--log-timeout", type=float, default=600.0)
+    parser.add_argument("--cache-log-size", type=int, default=200, help="the sandboxes' Livy cache-log-size")
     parser.add_argument("--tail-lines", type=int, default=3000)
     parser.add_argument("--tail-seconds", type=float, default=6.0)
     parser.add_argument("--naive-interval", type=float, default=1.0)
@@ -572,26 +418,36 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_airflow and not (AIRFLOW3 / ".installed").exists():
         parser.error(f"{AIRFLOW3} is missing: `make -f Makefile .venv-airflow3/.installed` or --skip-airflow")
     info = machine()
+    tails: list[Tail] = []
+    quiet = None
     with tempfile.TemporaryDirectory(prefix="hdiaks-bench-") as tmp:
-        print(f"starting the sandbox under {tmp} ...", file=sys.stderr)
-        sb = start_sandbox_process(Path(tmp) / "sandbox", port=0)
-        try:
-            client = LivyClient(sb.url)
-            counters = Counters(sb.url)
-            print("1. whole log ...", file=sys.stderr)
-            _, total, rows = bench_whole_log(sb, client, counters, args, Path(tmp) / "airflow")
-            print("2. tail ...", file=sys.stderr)
-            tails = [tail_hdiaks(client, counters, args), tail_naive(client, counters, args)]
-            quiet = None
-            if not args.skip_quiet:
-                print("3. quiet polling ...", file=sys.stderr)
-                quiet = bench_quiet(sb, client, counters, args)
-        finally:
-            left = sb.stop()
-            if left:
-                print(f"warning: sandbox processes still alive: {left}", file=sys.stderr)
-    print_summary(total, rows, tails, quiet)
-    args.out.write_text(render(info, args, total, rows, tails, quiet), encoding="utf-8")
+        logs = run_logs(args, Path(tmp))
+        if args.only == "all":
+            print(f"starting the append-shape sandbox under {tmp} ...", file=sys.stderr)
+            sb = start_sandbox_process(Path(tmp) / "sandbox", port=0, log_shape="append")
+            try:
+                client = LivyClient(sb.url)
+                counters = Counters(sb.url)
+                print("2. tail ...", file=sys.stderr)
+                tails = [tail_hdiaks(client, counters, args), tail_naive(client, counters, args)]
+                if not args.skip_quiet:
+                    print("3. quiet polling ...", file=sys.stderr)
+                    quiet = bench_quiet(sb, client, counters, args)
+            finally:
+                left = sb.stop()
+                if left:
+                    print(f"warning: sandbox processes still alive: {left}", file=sys.stderr)
+    print_logs(logs)
+    if args.only == "logs":
+        old = args.out.read_text(encoding="utf-8") if args.out.exists() else "# Benchmarks\n"
+        args.out.write_text(splice_logs(old, render_logs(logs, info, logs_command(args))), encoding="utf-8")
+    else:
+        print()
+        print("\n".join(tail_table(tails)))
+        if quiet is not None:
+            print()
+            print("\n".join(quiet_table(quiet)))
+        args.out.write_text(render(info, args, logs, tails, quiet), encoding="utf-8")
     print(f"\nwrote {args.out}", file=sys.stderr)
     return 0
 
