@@ -4,9 +4,10 @@ Start it with ``python -m hdiaks_widgets.sandbox --port 0 --root DIR --ready-fil
 :func:`run_sandbox` / :class:`SandboxServer` from Python, or ``hdiaks sandbox``). It speaks
 Livy's REST API (``/batches``, ``/sessions``), runs real ``spark-submit --master local[N]`` from
 the pyspark package (or, with ``--cluster N``, on a Spark standalone cluster it starts: jars in
-cluster deploy mode, the History Server for finished applications), serves the log as Livy
-really does (two 200-line queues, a view rebuilt per request, ``--log-shape process|yarn|
-kubernetes``; see :mod:`hdiaks_widgets.sandbox.logbuf` and ``docs/fidelity.md``), and maps ``abfs[s]://`` / ``wasb[s]://`` URIs to ``<root>/storage/<account>/
+cluster deploy mode, the History Server for finished applications), serves the log as
+Livy really does (two 200-line queues, a view rebuilt per request, ``--log-shape``
+process, yarn or kubernetes; see :mod:`hdiaks_widgets.sandbox.logbuf` and ``docs/fidelity.md``),
+and maps ``abfs[s]://`` / ``wasb[s]://`` URIs to ``<root>/storage/<account>/
 <container>/<path>``.
 
 Example applications (built at first start, cached by source hash) are published at::
