@@ -20,6 +20,7 @@ from hdiaks_widgets.run import (
     BatchRun,
     ErrorKind,
     LivyLike,
+    LivyLogReader,
     LogReader,
     OffsetLogReader,
     Snapshot,
@@ -73,7 +74,10 @@ class BatchMonitor:
         else:
             if batch_id is None:
                 raise TypeError("BatchMonitor(client, batch_id): the batch id is missing")
-            reader = log_reader or OffsetLogReader(start=log_start, page_size=page_size)
+            # Livy's real view is bounded and rebuilt per request: read it by content. An explicit
+            # start offset pages by offset (exact only on an append-only log).
+            reader = log_reader or (OffsetLogReader(start=log_start, page_size=page_size) if log_start
+                                    else LivyLogReader())
             self.run_handle = BatchRun(client_or_run, batch_id, log_reader=reader,
                                        max_errors=max_errors, clock=clock)
         self.batch_id = self.run_handle.batch_id
@@ -179,11 +183,13 @@ def follow_batch(
 ) -> Batch:
     """Follow a batch's log in the calling thread until it ends; return the final batch.
 
-    ``on_lines`` receives each group of new log lines (raw, including Livy's stream headers).
+    ``on_lines`` receives each group of new log lines (``LogLine``: text with its ``source``;
+    Livy's section headers are structure, not lines). ``start`` > 0 pages by offset instead.
     Raises the underlying :class:`HdiaksError` if watching failed, or :class:`LivyError` on
     timeout. A batch purged after it ended returns its last known state.
     """
-    handle = run if run is not None else BatchRun(client, batch_id, log_reader=OffsetLogReader(start=start))
+    reader: LogReader = OffsetLogReader(start=start) if start else LivyLogReader()
+    handle = run if run is not None else BatchRun(client, batch_id, log_reader=reader)
 
     def _emit(snap: Snapshot) -> None:
         if on_lines is not None and snap.new_lines:

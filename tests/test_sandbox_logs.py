@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import SandboxHandle, start_sandbox
+from conftest import Run, SandboxHandle, start_sandbox
 
 from hdiaks_widgets.config import BatchSpec
 from hdiaks_widgets.livy import LivyClient
@@ -243,3 +243,19 @@ def test_cluster_mode_kill_leaves_no_driver_or_executor_jvm(cluster_sandbox: San
     assert _cluster_java(cluster_sandbox) == []
 
 
+
+
+def test_logs_follow_on_the_bounded_view_no_repeats_final_lines_and_one_note(
+    process_sandbox: SandboxHandle, run: Run
+) -> None:
+    with LivyClient(process_sandbox.url) as client:
+        batch = client.submit_batch(_storm(process_sandbox, "ok", "0.3"))
+    code, out, err = run("logs", str(batch.id), "--url", process_sandbox.url, "--follow", "--poll", "0.3")
+    assert code == 0, err
+    lines = out.splitlines()
+    for prefix in ("out", "err"):
+        numbers = _numbers(lines, prefix)
+        assert numbers == sorted(set(numbers)), f"{prefix}: repeated or out of order"
+        assert [n for n in numbers if n > STORM - 100] == list(range(STORM - 99, STORM + 1))
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "Livy keeps only the last 200 lines of each stream" in notes[0]
