@@ -32,11 +32,10 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
-from urllib.parse import urlsplit
+from typing import Protocol, runtime_checkable
 
 from hdiaks_widgets.errors import LivyError
-from hdiaks_widgets.models import Batch, LogLine, LogPage
+from hdiaks_widgets.models import DRIVER_SOURCES, Batch, LogLine, LogPage
 
 __all__ = [
     "DriverLogReader",
@@ -61,7 +60,6 @@ _HEADERS = {
     "\nYARN Diagnostics: ": "yarn",
     "\nKubernetes Diagnostics: ": "kubernetes",
 }
-_DRIVER_SOURCES = frozenset({"driver stdout", "driver stderr", "driver log"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,7 @@ class LogClient(Protocol):
     def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage: ...
 
 
+@runtime_checkable
 class TextFetcher(Protocol):
     """A client that can GET a URL the server pointed to (``LivyClient.get_text``)."""
 
@@ -137,7 +136,7 @@ def overlap(old: Sequence[str], new: Sequence[str]) -> int:
 def job_output(lines: Sequence[str]) -> list[str]:
     """The lines the job itself printed: the driver's own log when it was read (launcher lines
     and Livy's copy are then not the job's output), else everything."""
-    driver = [ln for ln in lines if getattr(ln, "source", None) in _DRIVER_SOURCES]
+    driver = [ln for ln in lines if getattr(ln, "source", None) in DRIVER_SOURCES]
     if driver:
         extra = [ln for ln in lines if getattr(ln, "source", None) == "diagnostics"]
         return driver + extra
@@ -283,7 +282,6 @@ class DriverLogReader:
                 lines.append(self.pending[name] + rest)  # the job is over: its last line has no newline
                 self.pending[name] = ""
                 self._consume(name, rest)
-                rest = ""
             if not window_full:
                 break
         else:
@@ -323,6 +321,7 @@ class LivyLogReader:
         self.driver_failures = 0
         self.max_driver_failures = max_driver_failures
         self.driver_note: str | None = None
+        self._driver_source: str | None = None
         self._gap_noted = False
 
     @property
@@ -341,25 +340,25 @@ class LivyLogReader:
         driver_lines: list[LogLine] = []
         note: str | None = None
         url = batch.app_info.driver_log_url
-        if self.use_driver_log and url and self.driver_failures < self.max_driver_failures:
-            fetch = getattr(client, "get_text", None)
-            if fetch is not None:
-                if self.driver is None or self.driver.url != url.rstrip("/"):
-                    resolve = getattr(client, "resolve_log_url", None)
-                    self.driver = DriverLogReader(resolve(url) if resolve else url)
-                try:
-                    driver_lines, at_end = self.driver.read(client, finished=finished)  # type: ignore[arg-type]
-                    self.driver_failures = 0
-                except LivyError as exc:
-                    self.driver_failures += 1
-                    at_end = True
-                    if self.driver_failures >= self.max_driver_failures and self.driver_note is None:
-                        self.driver_note = (
-                            f"The driver log at {url} could not be read ({exc}); showing Livy's view, "
-                            f"which keeps only the last {self.aligner.cache_log_size} lines of each stream."
-                        )
-                        note = self.driver_note
-                        log.warning("driver log unreadable: %s", exc)
+        retry_driver = self.use_driver_log and self.driver_failures < self.max_driver_failures
+        if url and retry_driver and isinstance(client, TextFetcher):
+            if self.driver is None or self._driver_source != url:
+                resolve = getattr(client, "resolve_log_url", None)
+                self.driver = DriverLogReader(resolve(url) if resolve else url)
+                self._driver_source = url  # as Livy reports it (the reader may hold a rewritten URL)
+            try:
+                driver_lines, at_end = self.driver.read(client, finished=finished)
+                self.driver_failures = 0
+            except LivyError as exc:
+                self.driver_failures += 1
+                at_end = True
+                if self.driver_failures >= self.max_driver_failures and self.driver_note is None:
+                    self.driver_note = (
+                        f"The driver log at {url} could not be read ({exc}); showing Livy's view, "
+                        f"which keeps only the last {self.aligner.cache_log_size} lines of each stream."
+                    )
+                    note = self.driver_note
+                    log.warning("driver log unreadable: %s", exc)
         if gaps and not self._gap_noted:
             self._gap_noted = True
             note = note or self.gap_note(url)
@@ -388,7 +387,3 @@ class LivyLogReader:
             view.extend(page.lines)
         return view
 
-
-def same_origin(url: str, base: str) -> bool:
-    a, b = urlsplit(url), urlsplit(base)
-    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)

@@ -18,6 +18,7 @@ __all__ = [
     "Batch",
     "BatchList",
     "BatchState",
+    "DRIVER_SOURCES",
     "LOG_SOURCES",
     "LogLine",
     "LogPage",
@@ -33,6 +34,7 @@ __all__ = [
 
 LogSource = Literal["livy stdout", "livy stderr", "driver stdout", "driver stderr", "driver log", "diagnostics"]
 LOG_SOURCES: tuple[str, ...] = get_args(LogSource)
+DRIVER_SOURCES = frozenset({"driver stdout", "driver stderr", "driver log"})  # the job's own output
 
 
 class LogLine(str):

@@ -379,3 +379,33 @@ def test_hdinsight_gateway_rewrite_of_the_internal_nodemanager_url() -> None:
     )
     assert gateway_log_url("https://other.example/x", "https://mycluster.azurehdinsight.net/livy") == (
         "https://other.example/x")
+
+
+class RewritingServer(ViewServer):
+    """A server whose driver-log URL the client rewrites (classic HDInsight's gateway form)."""
+
+    def __init__(self, buf: LogBuffer, files: DriverFiles) -> None:
+        super().__init__(buf, driver_url="http://wn0.internal:30060/node/containerlogs/container_1/livy")
+        self.pages = PageFetcher(files)
+        self.fetched: list[str] = []
+
+    def resolve_log_url(self, url: str) -> str:
+        return "https://gw.example/yarnui/jobhistory/logs/wn0.internal/port/30060/container_1/container_1/livy"
+
+    def get_text(self, url: str, *, params: dict[str, int] | None = None) -> str:
+        self.fetched.append(url)
+        return self.pages.get_text(url, params=params)
+
+
+def test_rewritten_driver_log_url_keeps_its_offsets_between_polls(tmp_path: Path) -> None:
+    files = DriverFiles(tmp_path / "c")
+    buf = LogBuffer("yarn", 50)
+    buf.append("stderr", "INFO Client: Application report (state: RUNNING)")
+    server = RewritingServer(buf, files)
+    reader = LivyLogReader()
+    shown: list[str] = []
+    for i in range(1, 6):
+        files.write("stdout", f"out {i}")
+        shown += [str(x) for x in reader.read(server, server.batch()).lines if x.source == "driver stdout"]
+    assert shown == [f"out {i}" for i in range(1, 6)]
+    assert all(url.startswith("https://gw.example/yarnui/") for url in server.fetched)

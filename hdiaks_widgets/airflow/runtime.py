@@ -27,6 +27,7 @@ from hdiaks_widgets.config import JobConfig
 from hdiaks_widgets.errors import HdiaksError
 from hdiaks_widgets.livy import LivyClient, RetryPolicy
 from hdiaks_widgets.logview import job_output
+from hdiaks_widgets.models import DRIVER_SOURCES
 from hdiaks_widgets.run import BatchRun, Snapshot, SubmitLike
 
 __all__ = [
@@ -59,7 +60,6 @@ VARIABLES: tuple[tuple[str, bool, str], ...] = (
 REQUESTED_BY = "hdiaks-airflow"
 # Where the driver's own output comes from (logview: the files behind driverLogUrl, the Kubernetes
 # driver pod's window); diagnostics are the cluster's last word and always go to the task log.
-_DRIVER_SOURCES = frozenset({"driver stdout", "driver stderr", "driver log"})
 
 
 class MissingVariables(HdiaksError):
@@ -251,7 +251,7 @@ class TaskLog:
     driver log) once, as a WARNING, before the lines of the poll that brought it.
     """
 
-    _JOB_SOURCES = _DRIVER_SOURCES | {"diagnostics"}
+    _JOB_SOURCES = DRIVER_SOURCES | {"diagnostics"}
 
     def __init__(self, reader: object | None = None, *, logger: logging.Logger = log) -> None:
         # The run's LogReader (``LivyLogReader``), read for how its driver log reads are going.
@@ -263,7 +263,7 @@ class TaskLog:
 
     def select(self, lines: Sequence[str]) -> list[str]:
         """The lines of one poll that go to the task log."""
-        if any(getattr(line, "source", None) in _DRIVER_SOURCES for line in lines):
+        if any(getattr(line, "source", None) in DRIVER_SOURCES for line in lines):
             self._driver = True
         if not self._driver:
             return list(lines)

@@ -89,6 +89,10 @@ class BatchRecord:
         return self.state in ("success", "dead", "killed", "error")
 
     @property
+    def is_jar(self) -> bool:
+        return str(self.request.get("file", "")).split("#")[0].endswith(".jar")
+
+    @property
     def user(self) -> str:
         return str(self.request.get("proxyUser") or "livy")
 
@@ -175,7 +179,7 @@ class BatchRegistry(Registry[BatchRecord]):
             name = request.get("name")
             ident = self._allocate(name)
             rec = BatchRecord(id=ident, request=request, log=LogBuffer(self.log_shape, self.cache_log_size))
-            rec.cluster_mode = self.cluster is not None and str(request["file"]).split("#")[0].endswith(".jar")
+            rec.cluster_mode = self.cluster is not None and rec.is_jar
             if self.log_shape in ("yarn", "kubernetes"):
                 rec.reports = ClusterReports(
                     self.log_shape, ident, rec.name or f"livy-batch-{ident}", self._started_ms,
@@ -444,8 +448,7 @@ class BatchRegistry(Registry[BatchRecord]):
             return
         rec.reports_closed = True
         error = _last_exception(rec.log.driver_files) if rec.log.driver_files is not None else None
-        is_jar = str(rec.request.get("file", "")).endswith(".jar")
-        diagnostics = rec.reports.diagnostics(rec.state, rec.exit_code, error, is_jar)
+        diagnostics = rec.reports.diagnostics(rec.state, rec.exit_code, error, rec.is_jar)
         rec.reports.finished(rec.state, diagnostics)
         rec.log.set_diagnostics(diagnostics)
 
