@@ -483,12 +483,13 @@ class LivyClient:
         port): a token is never sent to a host the cluster merely named.
         """
         own = _origin(url) == _origin(self.base_url)
+        headers = {**self._headers, "Accept": "text/html, text/plain"} if own else {
+            "User-Agent": USER_AGENT, "Accept": "text/html, text/plain"}
         try:
             response = self._session.get(
                 url,
                 params=params,
-                headers={"User-Agent": USER_AGENT, "Accept": "text/html, text/plain"} if own is False
-                else {**self._headers, "Accept": "text/html, text/plain"},
+                headers=headers,
                 auth=self._auth if own else None,
                 verify=self._verify,
                 timeout=self._timeout,

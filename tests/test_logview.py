@@ -92,7 +92,7 @@ def test_parse_container_page_reads_pre_and_length(tmp_path: Path) -> None:
     text, length = parse_container_page(page)
     assert text == "Pi is roughly 3.14 <b>&amp;</b>\n"
     assert length == files.size("stdout")
-    assert "stdout : Total file length" in listing_page("container_1", "livy", files, "http://nm")
+    assert "stdout : Total file length" in listing_page("container_1", files, "http://nm")
     assert parse_container_page("plain text\n") == ("plain text\n", None)
 
 

@@ -27,7 +27,7 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def listing_page(container: str, user: str, files: DriverFiles, base: str) -> str:
+def listing_page(container: str, files: DriverFiles, base: str) -> str:
     rows = []
     for name in _FILES:
         href = f"{base}/{name}/?start={DEFAULT_START}"

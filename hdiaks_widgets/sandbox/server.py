@@ -189,7 +189,7 @@ def create_app(
     def container_logs(container: str, user: str) -> Response:
         rec = _container(container, user)
         base = f"{batches.base_url}/node/containerlogs/{container}/{user}"
-        return Response(listing_page(container, user, rec.log.driver_files, base), mimetype="text/html")
+        return Response(listing_page(container, rec.log.driver_files, base), mimetype="text/html")
 
     @app.get("/node/containerlogs/<container>/<user>/<name>")
     @app.get("/node/containerlogs/<container>/<user>/<name>/")
