@@ -27,6 +27,7 @@ from hdiaks_widgets.errors import ConfigError, HdiaksError
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
 from hdiaks_widgets.run import BatchRun, LivyLogReader, OffsetLogReader, Snapshot
+from hdiaks_widgets.sandbox.logbuf import DEFAULT_CACHE_LOG_SIZE, LOG_SHAPES  # stdlib only, no server
 
 __all__ = ["main"]
 
@@ -463,11 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", type=_positive, default=0, metavar="N",
                    help="run jobs on a Spark standalone cluster of N workers (jars in cluster deploy mode) "
                         "with the Spark History Server")
-    p.add_argument("--log-shape", choices=("process", "yarn", "kubernetes", "append"), default=None,
+    p.add_argument("--log-shape", choices=LOG_SHAPES, default=None,
                    help="how /log looks: process (Livy in local mode; default), yarn (default with --cluster: "
                         "the driver log behind driverLogUrl), kubernetes (a rotating driver-pod window), "
                         "append (unbounded; tests only, no real Livy serves it)")
-    p.add_argument("--cache-log-size", type=_positive, default=200,
+    p.add_argument("--cache-log-size", type=_positive, default=DEFAULT_CACHE_LOG_SIZE,
                    help="lines Livy keeps of each spark-submit stream (livy.cache-log.size, default 200)")
     p.set_defaults(func=cmd_sandbox)
 
