@@ -196,3 +196,16 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
         return code, out, err
 
     return _run
+
+
+@pytest.fixture(scope="module")
+def dialect_auth_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
+    """A sandbox with its own identity + vault endpoints (``auth=True``): every Livy dialect
+    checks bearer tokens for its own audience; classic HDInsight uses Entra for cluster
+    ``mycluster`` (audience ``https://mycluster.clusteraccess.azurehdinsight.net``)."""
+    handle = start_sandbox(tmp_path_factory.mktemp("dialect-auth"), auth=True, hdinsight_auth="entra",
+                           hdinsight_cluster="mycluster")  # fmt: skip
+    try:
+        yield handle
+    finally:
+        handle.stop()

@@ -78,6 +78,26 @@ class BatchRecord:
     cluster_mode: bool = False  # a jar on the standalone cluster: --deploy-mode cluster
     driver_id: str | None = None
     ui_url: str | None = None  # cluster mode: the master's UI while running, the history server after
+    scope: str | None = None  # set by a dialect front end (Fabric, Synapse); None = Apache Livy's
+    external_id: str | None = None  # the id that front end shows (e.g. Fabric's UUID)
+    created_at: float = field(default_factory=time.time)  # wall clock, for the dialects' timestamps
+    state_times: dict[str, float] = field(default_factory=dict)  # wall clock when each state began
+    output: DriverFiles | None = None  # spark-submit's whole output where no driver files hold it
+
+    def enter(self, state: str) -> None:
+        """Move to ``state``, remembering when it was first entered (``starting`` at launch)."""
+        self.state = state
+        self.state_times.setdefault(state, time.time())
+
+    @property
+    def launched(self) -> bool:
+        """Whether spark-submit was started for this batch (a queued or refused one never was)."""
+        return "starting" in self.state_times
+
+    def driver_output(self) -> DriverFiles | None:
+        """The driver's own stdout/stderr files, complete: the (played or real) YARN container or
+        cluster driver files, else spark-submit's output (in local mode the driver *is* it)."""
+        return self.log.driver_files if self.log.driver_files is not None else self.output
 
     @property
     def name(self) -> str | None:
@@ -170,15 +190,19 @@ class BatchRegistry(Registry[BatchRecord]):
 
     # -- registry -------------------------------------------------------------------------
 
-    def create(self, request: dict[str, Any]) -> BatchRecord:
+    def create(
+        self, request: dict[str, Any], *, scope: str | None = None, external_id: str | None = None
+    ) -> BatchRecord:
+        """A new batch, queued. ``scope``/``external_id``: see :mod:`~hdiaks_widgets.sandbox.registry`."""
         if not request.get("file"):
             raise BadRequest("File is required.")
         with self._lock:
             if self._closed:
                 raise BadRequest("Rejected, the sandbox is shutting down")
             name = request.get("name")
-            ident = self._allocate(name)
-            rec = BatchRecord(id=ident, request=request, log=LogBuffer(self.log_shape, self.cache_log_size))
+            ident = self._allocate(name, scope)
+            rec = BatchRecord(id=ident, request=request, log=LogBuffer(self.log_shape, self.cache_log_size),
+                              scope=scope, external_id=external_id)  # fmt: skip
             rec.cluster_mode = self.cluster is not None and rec.is_jar
             if self.log_shape in ("yarn", "kubernetes"):
                 rec.reports = ClusterReports(
@@ -187,6 +211,8 @@ class BatchRegistry(Registry[BatchRecord]):
                 )
                 if self.log_shape == "yarn" and not rec.cluster_mode:
                     rec.log.driver_files = DriverFiles(self._work / f"batch-{ident}" / "container")
+            if rec.log.driver_files is None and not rec.cluster_mode:
+                rec.output = DriverFiles(self._work / f"batch-{ident}" / "output")
             self._records[ident] = rec
             self._queue.append(rec)
             log.info("batch %d created (name=%s)", ident, name)
@@ -207,11 +233,14 @@ class BatchRegistry(Registry[BatchRecord]):
                 return self._deleted[ident]
         raise NotFound(str(ident))
 
-    def delete(self, ident: str) -> None:
-        """Kill the batch (the whole process tree) if it runs, then forget it, as Livy does."""
+    def delete(self, ident: str, *, scope: str | None = None, forget: bool = True) -> BatchRecord:
+        """Kill the batch (the whole process tree) if it runs, then forget it, as Livy does.
+
+        ``forget=False`` keeps the killed record until it is purged like any finished one (a
+        service that shows cancelled jobs, as Fabric's and Synapse's monitoring do)."""
         with self._lock:
             self._purge()
-            rec = lookup(self._records, ident)
+            rec = lookup(self._records, ident, scope)
             rec.kill_requested = True
             if rec in self._queue:
                 self._queue.remove(rec)
@@ -227,9 +256,11 @@ class BatchRegistry(Registry[BatchRecord]):
         with self._lock:
             if not rec.is_finished:
                 self._finish(rec, "killed")
-            self._records.pop(rec.id, None)
-            self._deleted[rec.id] = rec
-        log.info("batch %d deleted (state=%s)", rec.id, rec.state)
+            if forget:
+                self._records.pop(rec.id, None)
+                self._deleted[rec.id] = rec
+        log.info("batch %d %s (state=%s)", rec.id, "deleted" if forget else "cancelled", rec.state)
+        return rec
 
     def shutdown(self) -> None:
         with self._lock:
@@ -244,7 +275,7 @@ class BatchRegistry(Registry[BatchRecord]):
     # -- running --------------------------------------------------------------------------
 
     def _finish(self, rec: BatchRecord, state: str) -> None:
-        rec.state = state
+        rec.enter(state)
         rec.finished_at = self._clock()
         self._running.discard(rec.id)
         self._close_reports(rec)
@@ -315,6 +346,8 @@ class BatchRegistry(Registry[BatchRecord]):
         for raw in iter(pipe.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             write(stream, line)
+            if rec.output is not None:
+                rec.output.write(stream, line)
             if rec.cluster_mode:
                 if rec.driver_id is None and self.cluster is not None:
                     rec.driver_id = self.cluster.driver_id(line)
@@ -325,7 +358,7 @@ class BatchRegistry(Registry[BatchRecord]):
                     rec.app_id = match.group(1)
                     with self._lock:
                         if rec.state == "starting":
-                            rec.state = "running"
+                            rec.enter("running")
             if rec.ui_port is None:
                 match = _UI_PORT.search(line)
                 if match:
@@ -360,6 +393,7 @@ class BatchRegistry(Registry[BatchRecord]):
             work.mkdir(parents=True, exist_ok=True)
             proc = start_in_new_session(cmd, env=spark_env(self.spark_home), cwd=work)
             rec.proc, rec.pgid = proc, proc.pid
+            rec.enter("starting")
             rec.log.start()
         log.info("batch %d started spark-submit pid %d", rec.id, proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
@@ -425,7 +459,7 @@ class BatchRegistry(Registry[BatchRecord]):
             rec.app_id = info.app_id
         with self._lock:
             if info.state == DriverState.RUNNING and rec.state == "starting" and rec.app_id is not None:
-                rec.state = "running"
+                rec.enter("running")
                 rec.ui_url = cluster.master_ui_url
             if not info.state.is_terminal:
                 return False

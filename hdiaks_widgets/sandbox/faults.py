@@ -3,8 +3,11 @@
 A fault rule matches requests by method and path prefix and fires ``count`` times (``None`` =
 until cleared). Kinds:
 
-- ``status``: answer ``status`` (e.g. 503, 429, 502) with ``{"msg": ...}`` and, if given, a
-  ``Retry-After: <retry_after>`` header, without handling the request;
+- ``status``: answer ``status`` (e.g. 503, 429, 502, Fabric's 430) with ``{"msg": ...}`` -- on a
+  service dialect's path, with that service's error body and ``error_code`` (else the code the
+  service sends with that status, e.g. Fabric's ``TooManyRequestsForCapacity`` for 430) -- and,
+  if given, a ``Retry-After: <retry_after>`` header, without handling the request (a refused
+  ``POST`` creates no batch);
 - ``drop``: close the TCP connection before handling the request (no answer at all);
 - ``drop_after``: handle the request (e.g. really create the batch), then close the connection
   without sending the answer — the "ambiguous POST" case;
@@ -38,12 +41,14 @@ class FaultRule:
     path_prefix: str = "/"
     seconds: float = 1.0
     message: str | None = None
+    error_code: str | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> FaultRule:
         if not isinstance(data, dict):
             raise BadRequest("a fault must be a JSON object")
-        known = {"kind", "status", "retry_after", "count", "methods", "path_prefix", "seconds", "message"}
+        known = {"kind", "status", "retry_after", "count", "methods", "path_prefix", "seconds", "message",
+                 "error_code"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise BadRequest(f"unknown fault fields: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -61,6 +66,7 @@ class FaultRule:
                 path_prefix=str(data.get("path_prefix", "/")),
                 seconds=float(data.get("seconds", 1.0)),
                 message=None if data.get("message") is None else str(data["message"]),
+                error_code=None if data.get("error_code") is None else str(data["error_code"]),
             )
         except (TypeError, ValueError) as exc:
             raise BadRequest(f"invalid fault: {exc}") from exc

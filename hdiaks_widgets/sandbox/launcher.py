@@ -124,9 +124,15 @@ def start_sandbox_process(
     cache_log_size: int = 200,
     report_interval: float = 1.0,
     cluster: int = 0,
+    hdinsight_auth: str | None = None,
+    hdinsight_cluster: str | None = None,
+    hdinsight_password: str | None = None,
     timeout: float = 180.0,
 ) -> SandboxProcess:
-    """Start ``python -m hdiaks_widgets.sandbox`` and wait until it is listening."""
+    """Start ``python -m hdiaks_widgets.sandbox`` and wait until it is listening.
+
+    ``hdinsight_auth`` (``none|basic|entra``), ``hdinsight_cluster`` and ``hdinsight_password``
+    (the Basic login's, passed through the environment) set up the classic HDInsight routes."""
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     ready = root / "ready.json"
@@ -151,8 +157,15 @@ def start_sandbox_process(
         cmd.append("--bearer")
     if bearer_audience is not None:
         cmd += ["--bearer-audience", bearer_audience]
+    if hdinsight_auth is not None:
+        cmd += ["--hdinsight-auth", hdinsight_auth]
+    if hdinsight_cluster is not None:
+        cmd += ["--hdinsight-cluster", hdinsight_cluster]
+    env = None
+    if hdinsight_password is not None:
+        env = dict(os.environ, HDIAKS_SANDBOX_HDINSIGHT_PASSWORD=hdinsight_password)
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + timeout
     while not ready.exists():
         if proc.poll() is not None:

@@ -3,6 +3,10 @@
 Routes follow ``docs/rest-api.md`` of apache/incubator-livy (see PROTOCOL.md §2). Errors are
 ``{"msg": ...}`` like Livy's ``ResponseMessage``. ``/_sandbox/...`` is not part of Livy: it
 drives fault injection and lets tests look at deleted batches and their processes.
+
+The service dialects (:mod:`hdiaks_widgets.sandbox.dialects`: Fabric, Synapse, classic
+HDInsight) add their routes beside these; on a dialect's paths the dialect checks credentials
+and renders every error in its service's body shape.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from flask import Flask, Response, g, request
@@ -28,6 +32,8 @@ from hdiaks_widgets.sandbox.bodies import (
     BadRequest,
     parse_body,
 )
+from hdiaks_widgets.sandbox.dialects import Dialect, DialectError, HDInsightDialect, LivyMount
+from hdiaks_widgets.sandbox.dialects.hdinsight import MARK as _DIALECT_MARK
 from hdiaks_widgets.sandbox.faults import FaultBook, FaultRule
 from hdiaks_widgets.sandbox.nodemanager import DEFAULT_START, file_page, listing_page
 from hdiaks_widgets.sandbox.procs import group_members
@@ -84,17 +90,37 @@ def create_app(
     examples: Examples | None = None,
     csrf: bool = False,
     authorizer: Authorizer | None = None,
+    dialects: Sequence[Dialect] = (),
 ) -> Flask:
+    """``authorizer`` and ``csrf`` guard Apache Livy's routes; each of ``dialects`` guards its own."""
     app = Flask("hdiaks_widgets.sandbox")
     book = faults or FaultBook()
+    if any(isinstance(d, HDInsightDialect) for d in dialects):
+        app.wsgi_app = LivyMount(app.wsgi_app)  # type: ignore[method-assign]
+
+    def _dialect() -> Dialect | None:
+        """The dialect serving this request (HDInsight's ``/livy`` mount marks its requests)."""
+        marked = request.environ.get(_DIALECT_MARK)
+        for dialect in dialects:
+            if dialect.name == marked or (marked is None and dialect.owns(request.path)):
+                return dialect
+        return None
+
+    def _error(message: str, status: int, headers: Mapping[str, str] | None = None, code: str | None = None
+               ) -> Response:  # fmt: skip
+        dialect = _dialect()
+        if dialect is None:
+            return _msg(message, status, headers)
+        return dialect.error(status, code or dialect.default_code(status), message, headers)
 
     @app.before_request
     def _gate() -> Response | None:
         path = request.path
         if path.startswith(_CONTROL_PREFIX):
             return None
-        rule = book.observe(request.method, path)
+        rule = book.observe(request.method, request.script_root + path)
         g.fault = rule
+        dialect = _dialect()
         if rule is not None:
             if rule.kind == "slow":
                 time.sleep(rule.seconds)
@@ -106,7 +132,10 @@ def create_app(
                 if rule.retry_after is not None:
                     value = rule.retry_after
                     headers["Retry-After"] = str(int(value)) if value == int(value) else str(value)
-                return _msg(rule.message or f"sandbox fault: HTTP {rule.status}", rule.status, headers)
+                message = rule.message or (dialect.default_message(rule.status) if dialect else None)
+                return _error(message or f"sandbox fault: HTTP {rule.status}", rule.status, headers, rule.error_code)
+        if dialect is not None:
+            return dialect.gate(request)
         if authorizer is not None:
             refusal = authorizer(cast("Mapping[str, str]", request.headers))
             if refusal is not None:
@@ -124,23 +153,27 @@ def create_app(
 
     @app.errorhandler(NotFound)
     def _not_found(exc: NotFound) -> Response:
-        return _msg(str(exc), 404)
+        return _error(str(exc), 404)
 
     @app.errorhandler(BadRequest)
     def _bad_request(exc: BadRequest) -> Response:
-        return _msg(exc.message, 400)
+        return _error(exc.message, 400)
+
+    @app.errorhandler(DialectError)
+    def _dialect_error(exc: DialectError) -> Response:
+        return _error(exc.message, exc.status, exc.headers, exc.code)
 
     @app.errorhandler(404)
     def _no_route(_: Exception) -> Response:
-        return _msg(f"Not found: {request.path}", 404)
+        return _error(f"Not found: {request.script_root}{request.path}", 404)
 
     @app.errorhandler(405)
     def _no_method(_: Exception) -> Response:
-        return _msg(f"Method {request.method} not allowed on {request.path}", 405)
+        return _error(f"Method {request.method} not allowed on {request.script_root}{request.path}", 405)
 
     @app.errorhandler(500)
     def _internal(exc: Exception) -> Response:
-        return _msg(str(getattr(exc, "original_exception", exc)), 500)
+        return _error(str(getattr(exc, "original_exception", exc)), 500)
 
     @app.get("/version")
     def version() -> Response:
@@ -272,6 +305,11 @@ def create_app(
         sessions.cancel(rec, sessions.statement(rec, stmt_id))
         return _json({"msg": "canceled"})
 
+    # -- the service dialects (Fabric, Synapse; HDInsight is the /livy mount of the routes above)
+
+    for dialect in dialects:
+        dialect.register(app, batches)
+
     # -- sandbox control (not Livy) -----------------------------------------------------------
 
     @app.get("/_sandbox/faults")
@@ -304,6 +342,7 @@ def create_app(
                 "retain_seconds": batches.retain_seconds,
                 "csrf": csrf,
                 "examples": examples.to_json() if examples else None,
+                "dialects": {d.name: d.describe(batches.base_url) for d in dialects},
             }
         )
 

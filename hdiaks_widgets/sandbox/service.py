@@ -20,13 +20,18 @@ from hdiaks_widgets.fileio import atomic_write_text
 from hdiaks_widgets.sandbox.apps import Examples, build_examples, spark_home
 from hdiaks_widgets.sandbox.batches import BatchRegistry
 from hdiaks_widgets.sandbox.cluster import ClusterConfig, StandaloneCluster
+from hdiaks_widgets.sandbox.dialects import HDINSIGHT_AUTH, Dialect, DialectOptions, build_dialects
 from hdiaks_widgets.sandbox.faults import FaultBook
 from hdiaks_widgets.sandbox.logbuf import DEFAULT_CACHE_LOG_SIZE, LOG_SHAPES
 from hdiaks_widgets.sandbox.server import Authorizer, create_app
 from hdiaks_widgets.sandbox.sessions import SessionRegistry
 from hdiaks_widgets.sandbox.storage import Storage
 
-__all__ = ["SandboxServer", "default_root", "main", "run_sandbox"]
+__all__ = ["HDINSIGHT_PASSWORD_ENV", "SandboxServer", "default_root", "main", "run_sandbox"]
+
+# The classic HDInsight cluster login's password for ``--hdinsight-auth basic`` (not an argument:
+# a command line is visible to every local user).
+HDINSIGHT_PASSWORD_ENV = "HDIAKS_SANDBOX_HDINSIGHT_PASSWORD"  # noqa: S105 - a variable name
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +59,12 @@ class SandboxServer:
         cache_log_size: int = DEFAULT_CACHE_LOG_SIZE,
         report_interval: float = 1.0,
         cluster: int = 0,
+        dialects: DialectOptions | None = None,
     ) -> None:
         """``cluster=N`` starts a Spark standalone cluster (one master, N workers, the history
         server) and runs jobs on it; its log shape defaults to ``yarn`` (the driver's output is
-        behind ``driverLogUrl``), else to ``process`` (Livy in local mode)."""
+        behind ``driverLogUrl``), else to ``process`` (Livy in local mode). ``dialects``: the
+        options of the Fabric, Synapse and classic HDInsight routes (default: no auth on them)."""
         if log_shape is None:
             log_shape = "yarn" if cluster else "process"
         self.root = Path(root) if root is not None else default_root()
@@ -86,6 +93,7 @@ class SandboxServer:
         self.cluster: StandaloneCluster | None = None
         if cluster:
             self.cluster = StandaloneCluster(home, self.root / "cluster", ClusterConfig(workers=cluster))
+        self.dialects: list[Dialect] = build_dialects(dialects or DialectOptions())
         self.examples: Examples | None = None
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -117,6 +125,7 @@ class SandboxServer:
             examples=self.examples,
             csrf=self.csrf,
             authorizer=self.authorizer,
+            dialects=self.dialects,
         )
         self._server = make_server(self.host, self.port, app, threaded=True)
         self.batches.base_url = self.url
@@ -155,6 +164,7 @@ class SandboxServer:
             },
             "cache_log_size": self.batches.cache_log_size,
             "examples": self.examples.to_json() if self.examples else None,
+            "dialects": {d.name: d.describe(self.url) for d in self.dialects},
         }
 
     def __enter__(self) -> SandboxServer:
@@ -208,6 +218,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bearer-audience", default=None, help="with --bearer: the token audience to accept")
     p.add_argument(
+        "--hdinsight-auth", choices=HDINSIGHT_AUTH, default="none",
+        help="classic HDInsight routes (/livy/...): the cluster's one auth method: none, basic (the cluster "
+             f"login: --hdinsight-user, password from ${HDINSIGHT_PASSWORD_ENV}) or entra (bearer tokens of the "
+             "sandbox identity endpoint for https://<cluster>.clusteraccess.azurehdinsight.net)",
+    )  # fmt: skip
+    p.add_argument("--hdinsight-cluster", default="sandbox", help="classic HDInsight cluster name (default sandbox)")
+    p.add_argument("--hdinsight-user", default="admin", help="classic HDInsight cluster login (default admin)")
+    p.add_argument(
         "--auth",
         action="store_true",
         help="also serve the HTTPS identity + Key Vault endpoints and require their bearer tokens "
@@ -240,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             services = start_auth_services(root, args.host)
         authorizer = make_bearer_authorizer(root, audience=args.bearer_audience)
     try:
+        dialect_options = _dialect_options(args, root)
         server = SandboxServer(
             root=root,
             host=args.host,
@@ -253,13 +272,16 @@ def main(argv: list[str] | None = None) -> int:
             cache_log_size=args.cache_log_size,
             report_interval=args.report_interval,
             cluster=args.cluster,
+            dialects=dialect_options,
         ).start()
-    except (HdiaksError, OSError) as exc:
+    except (HdiaksError, OSError, ValueError) as exc:
         if services is not None:
             services.shutdown()
         print(f"sandbox: cannot start: {exc}", file=sys.stderr)
         return 1
     print(f"Livy sandbox listening on {server.url} (root {server.root})", flush=True)
+    for name, where in server.ready_info()["dialects"].items():
+        print(f"  {name}: {where.get('livy')}", flush=True)
     if services is not None:
         endpoints = services.write_endpoints(root)
         print(
@@ -280,3 +302,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.ready_file is not None:
             args.ready_file.unlink(missing_ok=True)
     return 0
+
+
+def _dialect_options(args: argparse.Namespace, root: Path) -> DialectOptions:
+    """Bearer checks on Fabric and Synapse with ``--bearer``/``--auth`` (each pins its own
+    audience); classic HDInsight's one auth method from ``--hdinsight-auth``."""
+    from hdiaks_widgets.sandbox.tokens import _TokenValidator
+
+    tokens = _TokenValidator(root).validate if (args.bearer or args.auth) else None
+    return DialectOptions(
+        tokens=tokens,
+        hdinsight_tokens=_TokenValidator(root).validate if args.hdinsight_auth == "entra" else None,
+        hdinsight_auth=args.hdinsight_auth,
+        hdinsight_cluster=args.hdinsight_cluster,
+        hdinsight_user=args.hdinsight_user,
+        hdinsight_password=os.environ.get(HDINSIGHT_PASSWORD_ENV) or None,
+    )

@@ -1,0 +1,182 @@
+"""What the sandbox's service dialects share: the dialect seam, errors, bodies, times, results.
+
+A dialect serves one service's Livy front end (Fabric, Synapse, classic HDInsight) at that
+service's real paths on the sandbox's one port, over the one :class:`BatchRegistry`. The server
+asks each dialect whether it owns a request (:meth:`Dialect.owns`), lets it check credentials
+(:meth:`Dialect.gate`) and lets it render every error of its paths in its own body shape
+(:meth:`Dialect.error`), so a client meets the error bodies the real service sends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from flask import Response
+
+from hdiaks_widgets.sandbox.bodies import BadRequest, parse_body
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from flask import Flask, Request
+
+    from hdiaks_widgets.sandbox.batches import BatchRecord, BatchRegistry
+
+__all__ = [
+    "Dialect",
+    "DialectError",
+    "TokenCheck",
+    "check_audience",
+    "error_info",
+    "iso_time",
+    "json_response",
+    "parse_dialect_body",
+    "result_of",
+]
+
+# ``check(authorization_header) -> (claims, None) | (None, message)``: the sandbox identity
+# endpoint's token check without an audience pin (each dialect pins its own audiences).
+TokenCheck = Callable[["str | None"], "tuple[dict[str, Any] | None, str | None]"]
+
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+# Livy state -> the ``result`` field of Fabric and Synapse (sparkJob.json ``SparkBatchJobResultType``).
+_RESULTS = {"success": "Succeeded", "dead": "Failed", "error": "Failed", "killed": "Cancelled"}
+
+# A Java / Python exception line in the driver's stderr.
+_EXCEPTION = re.compile(
+    r"^(?:Exception in thread \"[^\"]*\" )?((?:[\w$]+\.)+[\w$]*(?:Exception|Error)\b.*)$"
+    r"|^(\w*(?:Error|Exception)): (.*)$"
+)
+
+
+class DialectError(Exception):
+    """An error a dialect view raises; the server renders it with :meth:`Dialect.error`."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class Dialect:
+    """One service's front end. Subclasses set ``name`` and ``prefixes`` and add routes."""
+
+    name = ""
+    prefixes: tuple[str, ...] = ()
+
+    def owns(self, path: str) -> bool:
+        return path.startswith(self.prefixes)
+
+    def register(self, app: Flask, batches: BatchRegistry) -> None:
+        """Add this dialect's routes to ``app``."""
+
+    def gate(self, request: Request) -> Response | None:
+        """Credentials and headers the service requires: ``None`` lets the request through."""
+        return None
+
+    def error(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
+        """An error in this service's body shape."""
+        return json_response({"msg": message}, status, headers)
+
+    def default_code(self, status: int) -> str:
+        """The error code this service sends with ``status`` when nothing more specific is known."""
+        return {400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 405: "MethodNotAllowed",
+                429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}.get(
+                    status, f"HTTP{status}")  # fmt: skip
+
+    def default_message(self, status: int) -> str | None:
+        """The message this service sends with ``status`` (an injected fault without one)."""
+        return None
+
+    def describe(self, base_url: str) -> dict[str, Any]:
+        """Where this dialect's paths are (``/_sandbox/info``, the ready file)."""
+        return {}
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(json.dumps(data), status=status, headers=dict(headers or {}), mimetype="application/json")
+
+
+def iso_time(stamp: float | None) -> str | None:
+    """RFC 3339 UTC with milliseconds, as the services' ``date-time`` fields."""
+    if stamp is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp * 1000) % 1000:03d}Z"
+
+
+def result_of(state: str) -> str:
+    """``Succeeded`` / ``Failed`` / ``Cancelled`` once finished, ``Uncertain`` before."""
+    return _RESULTS.get(state, "Uncertain")
+
+
+def check_audience(
+    check: TokenCheck | None, authorization: str | None, audiences: tuple[str, ...]
+) -> tuple[str, str] | None:
+    """``None`` when the request may pass, else ``(kind, message)`` for a 401; ``kind`` is
+    ``"audience"`` for a good token of another audience, ``"token"`` for anything else.
+
+    ``check`` ``None`` means the sandbox runs without bearer checks."""
+    if check is None:
+        return None
+    claims, problem = check(authorization)
+    if claims is None:
+        return "token", problem or "invalid bearer token"
+    audience = str(claims.get("aud", "")).rstrip("/")
+    if audience not in tuple(a.rstrip("/") for a in audiences):
+        return "audience", audience
+    return None
+
+
+def error_info(rec: BatchRecord) -> list[dict[str, str]]:
+    """``errorInfo`` of a failed batch: the driver's last exception, classified the way Synapse's
+    error classification names unknown errors (``Spark_Unknown_Unknown_<exception>``), or the old
+    generic ``LIVY_JOB_STATE_DEAD``; empty unless the batch failed."""
+    if rec.state not in ("dead", "error"):
+        return []
+    line = _last_exception(rec)
+    if line is None:
+        return [{"message": f"Livy batch {rec.id} ended in state {rec.state}", "errorCode": "LIVY_JOB_STATE_DEAD",
+                 "source": "Unknown"}]  # fmt: skip
+    exception = line.split(":", 1)[0].strip()
+    return [{"message": line, "errorCode": f"Spark_Unknown_Unknown_{exception}", "source": "Unknown"}]
+
+
+def _last_exception(rec: BatchRecord, limit: int = 256 * 1024) -> str | None:
+    lines: list[str] = []
+    files = rec.driver_output()
+    if files is not None:
+        for name in ("stderr", "stdout"):
+            data, _, _ = files.read(name, -limit, None)
+            lines += data.decode("utf-8", errors="replace").splitlines()
+    lines += rec.log.view()  # e.g. the sandbox's "file does not exist" lines of a job never started
+    found = None
+    for line in lines:
+        match = _EXCEPTION.match(line.strip())
+        if match:
+            found = match.group(1) or f"{match.group(2)}: {match.group(3)}"
+    return found
+
+
+def parse_dialect_body(
+    raw: bytes, fields: Mapping[str, str], class_name: str, *, refused: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A batch body with the service's own field list: a refused field (``refused[name]`` is the
+    reason) and an unknown field raise :class:`BadRequest` naming it; values are coerced like
+    Livy's (``args: [10]`` becomes ``["10"]``)."""
+    try:
+        data = json.loads(raw.decode("utf-8") or "{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    for key in data:
+        if refused and key in refused:
+            raise BadRequest(f"The property '{key}' is not supported: {refused[key]}")
+        if key not in fields:
+            raise BadRequest(f"The property '{key}' is not a known property of {class_name}.")
+    return parse_body(raw, fields, class_name)
