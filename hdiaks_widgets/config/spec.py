@@ -111,10 +111,13 @@ class BatchSpec:
     def is_python(self) -> bool:
         return isinstance(self.file, str) and self.file.lower().endswith(".py")
 
-    def problems(self, *, allow_local: bool = True) -> list[ConfigProblem]:
+    def problems(self, *, allow_local: bool = True, flavour: str | None = None) -> list[ConfigProblem]:
+        """Every problem of the spec. ``flavour`` (the profile's) decides which paths the cluster
+        reads (``validators.validate_file_uri``); without it ``allow_local`` says whether the
+        server reads local paths (plain Livy, the sandbox) or not (an Azure cluster)."""
         problems: list[ConfigProblem] = []
         s = "spec."
-        problems += validate_file_uri(self.file, s + "file", allow_local=allow_local)
+        problems += validate_file_uri(self.file, s + "file", allow_local=allow_local, flavour=flavour)
         if self.class_name is not None:
             if self.is_python:
                 _problem(
@@ -146,7 +149,7 @@ class BatchSpec:
                 _check_token(value, s + attr, problems, "single word")
         for attr in ("jars", "py_files", "files", "archives"):
             for i, item in enumerate(getattr(self, attr)):
-                problems += validate_file_uri(item, f"{s}{attr}[{i}]", allow_local=allow_local)
+                problems += validate_file_uri(item, f"{s}{attr}[{i}]", allow_local=allow_local, flavour=flavour)
         for attr in ("driver_memory", "executor_memory"):
             value = getattr(self, attr)
             if value is not None:
@@ -181,8 +184,8 @@ class BatchSpec:
                 )
         return problems
 
-    def validate(self, *, allow_local: bool = True) -> BatchSpec:
-        problems = self.problems(allow_local=allow_local)
+    def validate(self, *, allow_local: bool = True, flavour: str | None = None) -> BatchSpec:
+        problems = self.problems(allow_local=allow_local, flavour=flavour)
         if problems:
             raise ConfigError(problems)
         return self

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -88,10 +88,209 @@ def _check_host(value: str, name: str, problems: list[ConfigProblem]) -> None:
         )
 
 
-def validate_file_uri(value: str, name: str, *, allow_local: bool) -> list[ConfigProblem]:
-    """Problems with an application or dependency path (empty list when it is fine)."""
+# -- application and dependency paths -----------------------------------------------------
+#
+# Livy hands ``file``, ``jars``, ``pyFiles``, ``files`` and ``archives`` to spark-submit after
+# ``Session.resolveURI``: a path without a scheme is read from the cluster's default file system
+# (``fs.defaultFS``: HDFS on plain Hadoop, the default container on classic HDInsight, hence
+# Microsoft's ``/example/jars/...`` and ``wasbs:///example/jars/...``), a relative one is refused
+# ("must be absolute"), ``file:`` must be under ``livy.file.local-dir-whitelist`` and ``local:``
+# names a file present on every node. Which file systems a cluster has depends on the flavour.
+
+_ONELAKE = re.compile(
+    r"^abfss?://(?P<workspace>[^@/\s]+)@onelake\.dfs\.fabric\.microsoft\.com/(?P<path>[^\s]+)$", re.IGNORECASE
+)
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
+_WINDOWS = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+_ABFS_FORM = "abfs[s]://<container>@<account>.dfs.core.windows.net/<path>"
+_AKS_EXAMPLE = "an abfs[s]:// path like abfs://container@account.dfs.core.windows.net/path/app.jar"
+
+# What each kind of path is, in a sentence ("spec.file is an HDFS path, which ...").
+_KIND_TEXT: Mapping[str, str] = {
+    "abfs": "an ADLS Gen2 (abfs) path",
+    "onelake": "a OneLake path",
+    "wasb": "a Blob storage (wasb) path",
+    "azure-default": "a path on the cluster's default storage (wasb[s]:/// or abfs[s]:/// without a container)",
+    "default": "a path without a scheme",
+    "hdfs": "an HDFS path",
+    "s3": "an S3 path",
+    "gs": "a Google Cloud Storage path",
+    "https": "an https:// URL",
+    "http": "a plain http:// URL",
+    "file": "a local path (file:)",
+    "local": "a local: path (a file present on every node)",
+}
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """What one flavour's cluster reads (``kinds``), said in words (``reads``), and the fix."""
+
+    who: str
+    kinds: frozenset[str]
+    reads: str
+    fix: str
+    example: str
+
+
+_SANDBOX_EXAMPLE = "abfs://examples@sandbox.dfs.core.windows.net/jars/spark-examples.jar"
+_ONELAKE_FORM = "abfss://<workspace>@onelake.dfs.fabric.microsoft.com/<lakehouse>.Lakehouse/Files/<path>"
+
+_PATH_READERS: Mapping[str, _Reader] = {
+    "hdinsight-aks": _Reader(
+        "HDInsight on AKS",
+        frozenset({"abfs", "https"}),
+        "it reads ADLS Gen2 (abfs[s]://) only; a local path of this machine is not on the cluster",
+        f"upload the file and give its full {_ABFS_FORM}",
+        _AKS_EXAMPLE,
+    ),
+    "hdinsight": _Reader(
+        "classic HDInsight",
+        frozenset({"abfs", "wasb", "azure-default", "default", "hdfs", "https"}),
+        "it reads its default storage, wasb[s]:// and abfs[s]:// paths",
+        "upload the file and give e.g. wasbs:///example/jars/app.jar (the default storage), "
+        f"wasbs://<container>@<account>.blob.core.windows.net/<path> or {_ABFS_FORM}",
+        "wasbs:///example/jars/spark-examples.jar",
+    ),
+    "livy": _Reader(
+        "this Livy server",
+        frozenset(_KIND_TEXT),
+        "it reads what its Hadoop reads",
+        "give an absolute path or a URL, e.g. hdfs:///apps/app.jar, s3a://bucket/app.jar or local:///opt/app.jar",
+        "hdfs:///apps/app.jar",
+    ),
+    "sandbox": _Reader(
+        "the sandbox",
+        frozenset({"abfs", "wasb", "azure-default", "onelake", "default", "https", "http", "file", "local"}),
+        "it maps abfs[s]://, wasb[s]:// and OneLake paths to <root>/storage/<account>/<container>/<path> "
+        "and reads local paths",
+        f"put the file under the sandbox storage, e.g. {_SANDBOX_EXAMPLE}, or give its local path",
+        _SANDBOX_EXAMPLE,
+    ),
+    "fabric": _Reader(
+        "Microsoft Fabric",
+        frozenset({"onelake", "abfs", "https"}),
+        "it reads OneLake and ADLS Gen2",
+        f"upload the file to the lakehouse and give its {_ONELAKE_FORM}",
+        "abfss://myworkspace@onelake.dfs.fabric.microsoft.com/mylakehouse.Lakehouse/Files/app.py",
+    ),
+    "synapse": _Reader(
+        "Azure Synapse",
+        frozenset({"abfs", "wasb", "https"}),
+        "it reads the workspace's storage accounts",
+        f"upload the file and give its full {_ABFS_FORM}",
+        _AKS_EXAMPLE,
+    ),
+    # Only "does the server read local paths" is known (no flavour given):
+    "_cluster": _Reader(
+        "the cluster",
+        frozenset({"abfs", "wasb", "azure-default", "https"}),
+        "it cannot read a local path of this machine",
+        f"upload the file and give e.g. {_AKS_EXAMPLE} (classic HDInsight: wasbs:///example/jars/app.jar "
+        "for its default storage)",
+        _AKS_EXAMPLE,
+    ),
+    "_local": _Reader("the server", frozenset(_KIND_TEXT), "", "give an absolute path or a URL", _AKS_EXAMPLE),
+}
+
+
+def _path_kind(value: str) -> tuple[str | None, str | None]:
+    """``(kind, None)`` for a well-formed path, ``(None, sentence)`` for a malformed one; a
+    sentence's ``<EXAMPLE>`` becomes the flavour's example."""
+    if _WINDOWS.match(value):
+        return None, "is a Windows path of this machine, which the cluster cannot read; upload the file, e.g. <EXAMPLE>"
+    if any(ch.isspace() for ch in value):
+        # Livy parses every path with java.net.URI, which refuses a space ("Illegal character").
+        return None, "contains a space, which Livy cannot parse; rename the file or write the space as %20"
+    match = _SCHEME.match(value)
+    if match is None:
+        if value.startswith("/"):
+            return "default", None
+        return None, (
+            "is a relative path; Livy needs an absolute path or a URL (it refuses relative paths: "
+            "'must be absolute'), e.g. <EXAMPLE>"
+        )
+    scheme = match["scheme"].lower()
+    parts = _split_url(value)
+    if scheme in ("https", "http"):
+        if parts is None or not parts.hostname or parts.path in ("", "/"):
+            return None, (
+                f"must be a full {scheme}:// URL of the file (host and path, no spaces), "
+                "e.g. https://account.blob.core.windows.net/container/app.jar"
+            )
+        return scheme, None
+    if parts is None:
+        return None, "is not a valid URL (check the brackets and the port), e.g. <EXAMPLE>"
+    path, empty = parts.path, parts.path in ("", "/")
+    if scheme in ("abfs", "abfss", "wasb", "wasbs") and not parts.netloc:
+        return ("azure-default", None) if not empty else (None, _MISSING_FILE)
+    if scheme in ("abfs", "abfss"):
+        if _ONELAKE.fullmatch(value):
+            return "onelake", None
+        if not _ABFS.fullmatch(value):
+            return None, (
+                f"is not a valid ABFS path; use {_ABFS_FORM} (container 3-63 lowercase letters, digits, '-'; "
+                "account 3-24 lowercase letters and digits; a file path after the host)"
+            )
+        return "abfs", None
+    if scheme in ("wasb", "wasbs"):
+        if not _WASB.fullmatch(value):
+            return None, (
+                "is not a valid WASB path; use wasb[s]://<container>@<account>.blob.core.windows.net/<path>, "
+                "or wasbs:///<path> for the cluster's default storage"
+            )
+        return "wasb", None
+    if scheme == "hdfs":
+        if empty:
+            return None, "names no file; use hdfs:///<path> (the default name node) or hdfs://<namenode>:8020/<path>"
+        return "hdfs", None
+    if scheme in ("s3a", "s3"):
+        if not _BUCKET.fullmatch(parts.netloc) or empty:
+            return None, f"is not a valid S3 path; use {scheme}://<bucket>/<key>, e.g. s3a://my-bucket/jars/app.jar"
+        return "s3", None
+    if scheme == "s3n":
+        return None, "uses s3n://, which Hadoop 3 removed; use s3a://<bucket>/<key>"
+    if scheme == "gs":
+        if not parts.netloc or empty:
+            return None, "is not a valid Cloud Storage path; use gs://<bucket>/<object>"
+        return "gs", None
+    if scheme in ("file", "local"):
+        if parts.netloc:
+            return None, (
+                f"names a host ({parts.netloc!r}), which a {scheme}: path has not: write {scheme}:///<absolute "
+                f"path>, e.g. {scheme}:///opt/apps/app.jar"
+            )
+        if not path.startswith("/") or empty:
+            return None, f"must be an absolute path, e.g. {scheme}:///opt/apps/app.jar"
+        return scheme, None
+    if scheme == "adl":
+        return None, (
+            "is an ADLS Gen1 path (adl://); Gen1 was retired in February 2024: move the file to ADLS Gen2 "
+            f"and use {_ABFS_FORM}"
+        )
+    return None, (
+        f"uses {scheme}:, which no supported cluster reads; use abfs[s]://, wasb[s]://, hdfs://, s3a://, "
+        "local:/// or https://, e.g. <EXAMPLE>"
+    )
+
+
+_MISSING_FILE = "names no file; add the file's path, e.g. wasbs:///example/jars/spark-examples.jar"
+
+
+def validate_file_uri(
+    value: str, name: str, *, allow_local: bool = True, flavour: str | None = None
+) -> list[ConfigProblem]:
+    """Problems with an application or dependency path (empty list when it is fine).
+
+    ``flavour`` (a profile flavour) decides which file systems count as readable; without it,
+    ``allow_local`` says whether the server reads local paths (plain Livy, the sandbox) or not
+    (an Azure cluster).
+    """
     problems: list[ConfigProblem] = []
-    example = "abfs://container@account.dfs.core.windows.net/path/app.jar"
+    reader = _PATH_READERS.get(flavour or "", _PATH_READERS["_local" if allow_local else "_cluster"])
+    example = reader.example
     if not isinstance(value, str):
         _problem(problems, name, f"must be a path as text, got {value!r}, e.g. {example}")
         return problems
@@ -101,46 +300,12 @@ def validate_file_uri(value: str, name: str, *, allow_local: bool) -> list[Confi
     if value != value.strip() or _CONTROL.search(value):
         _problem(problems, name, "must not have leading/trailing spaces or line breaks")
         return problems
-    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-    if scheme in ("abfs", "abfss"):
-        if not _ABFS.fullmatch(value):
-            _problem(
-                problems,
-                name,
-                "is not a valid ABFS path; use abfs[s]://<container>@<account>.dfs.core.windows.net/"
-                "<path> (container 3-63 lowercase letters, digits, '-'; account 3-24 lowercase "
-                "letters and digits; a file path after the host)",
-            )
-    elif scheme in ("wasb", "wasbs"):
-        if not _WASB.fullmatch(value):
-            _problem(
-                problems,
-                name,
-                "is not a valid WASB path; use wasb[s]://<container>@<account>.blob.core.windows.net/<path>",
-            )
-    elif scheme == "https":
-        parts = _split_url(value)
-        if parts is None or not parts.hostname or parts.path in ("", "/") or " " in value:
-            _problem(
-                problems,
-                name,
-                "must be a full https:// URL of the file (host and path, no spaces), "
-                "e.g. https://account.blob.core.windows.net/container/app.jar",
-            )
-    elif scheme == "file" or value.startswith("local:/") or (not scheme and value.startswith("/")):
-        if not allow_local:
-            _problem(
-                problems,
-                name,
-                f"is a local path, which the cluster cannot read; upload the file and use e.g. {example}",
-            )
-    else:
-        _problem(
-            problems,
-            name,
-            "must be an abfs[s]://, wasb[s]:// or https:// path (or a local path on the sandbox), "
-            f"e.g. {example}",
-        )
+    kind, malformed = _path_kind(value)
+    if kind is None:
+        _problem(problems, name, (malformed or "is not a path").replace("<EXAMPLE>", example))
+    elif kind not in reader.kinds:
+        verb = "does not take" if kind == "default" else "cannot read"
+        _problem(problems, name, f"is {_KIND_TEXT[kind]}, which {reader.who} {verb} ({reader.reads}); {reader.fix}")
     return problems
 
 
