@@ -1,0 +1,230 @@
+"""The dialects of Livy, in one place: what differs between Apache Livy, classic HDInsight,
+HDInsight on AKS, Microsoft Fabric and Azure Synapse (PROTOCOL.md §2, §3, §8).
+
+Level 0: standard library only. Every caller (client, CLI, UI, exported DAG, sandbox tests)
+asks this module instead of testing the flavour name itself:
+
+- the base URL of a profile and the token scope of its Entra sign-in;
+- what ``POST /batches`` answers, how the list is asked for and answered, its page limit;
+- where the state comes from (``/state`` or the batch object) and where the log is
+  (Livy's view, a NodeManager page by byte range, Fabric's monitoring API by byte range,
+  Synapse's Spark history ``driverlog``);
+- the dialect's extra states and ``result`` mapped onto Livy's states;
+- the body fields it requires or refuses and the ``conf`` it injects;
+- the error body shape and the answers that mean "throttled".
+
+Ids are opaque strings in every dialect (Apache Livy's are numbers, Fabric's are UUIDs).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+__all__ = [
+    "DIALECTS",
+    "Dialect",
+    "FABRIC_API_VERSION",
+    "FABRIC_SCOPE",
+    "SYNAPSE_API_VERSION",
+    "SYNAPSE_SCOPE",
+    "dialect_of",
+    "error_message",
+    "fabric_conf",
+    "hdinsight_entra_scope",
+    "is_guid",
+    "livy_state",
+    "throttle_kind",
+]
+
+FABRIC_API_VERSION = "2023-12-01"
+SYNAPSE_API_VERSION = "2020-12-01"
+FABRIC_SCOPE = "https://api.fabric.microsoft.com/.default"
+SYNAPSE_SCOPE = "https://dev.azuresynapse.net/.default"
+FABRIC_HOST = "https://api.fabric.microsoft.com"
+
+ListStyle = Literal["from-size", "top-skip"]
+LogSource = Literal["livy", "nodemanager", "fabric-monitoring", "synapse-driverlog", "none"]
+
+# Livy's own states stay as they are; the dialects' extra states map onto the nearest one.
+_EXTRA_STATES: Mapping[str, str] = {
+    "submitting": "starting",  # Fabric: accepted, not yet handed to Spark
+    "not_submitted": "not_started",  # Fabric: queued for capacity
+}
+# Fabric / Synapse ``result``: the final word once the job ended (PROTOCOL.md §8.2).
+_RESULTS: Mapping[str, str] = {"succeeded": "success", "failed": "dead", "cancelled": "killed"}
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """One dialect of Livy. ``None`` page limit: the server takes any size."""
+
+    name: str
+    submit_status: frozenset[int]
+    list_style: ListStyle = "from-size"
+    list_items_key: str = "sessions"
+    list_total_key: str = "total"
+    list_state_key: str = "state"  # Fabric's list items are activity summaries with "livyState"
+    page_limit: int | None = None
+    get_params: Mapping[str, str] = field(default_factory=dict)  # Synapse: detailed=true
+    has_state_endpoint: bool = True
+    has_log_endpoint: bool = True
+    log_source: LogSource = "livy"
+    id_kind: Literal["int", "uuid"] = "int"
+    has_result: bool = False
+    required_fields: frozenset[str] = frozenset()
+    refused_fields: frozenset[str] = frozenset()
+    throttle_statuses: frozenset[int] = frozenset({429, 503})
+    csrf_header: bool = True
+    entra: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    def list_params(self, start: int, size: int) -> dict[str, str]:
+        """Query parameters of one list page (``size`` clamped to the page limit)."""
+        if self.page_limit is not None:
+            size = min(size, self.page_limit)
+        if self.list_style == "top-skip":
+            return {"$top": str(size), "$skip": str(start)}
+        return {"from": str(start), "size": str(size)}
+
+    def page_size(self, wanted: int) -> int:
+        return wanted if self.page_limit is None else min(wanted, self.page_limit)
+
+    def parse_list(self, data: Mapping[str, Any]) -> tuple[int, list[Mapping[str, Any]]]:
+        """``(total, items)`` of one list answer."""
+        items = data.get(self.list_items_key) or []
+        total = data.get(self.list_total_key)
+        return (int(total) if isinstance(total, int) else len(items)), list(items)
+
+
+_LIVY_SUBMIT = frozenset({201, 200})
+
+DIALECTS: Mapping[str, Dialect] = {
+    "livy": Dialect("livy", _LIVY_SUBMIT),
+    "sandbox": Dialect("sandbox", _LIVY_SUBMIT),
+    "hdinsight": Dialect("hdinsight", _LIVY_SUBMIT, log_source="nodemanager"),
+    "hdinsight-aks": Dialect("hdinsight-aks", _LIVY_SUBMIT, entra=True),
+    "fabric": Dialect(
+        "fabric",
+        frozenset({202}),
+        list_style="top-skip",
+        list_items_key="items",
+        list_total_key="totalCountOfMatchedItems",
+        list_state_key="livyState",
+        page_limit=100,  # not documented; the sandbox cuts $top to 100 (docs/fidelity.md)
+        has_state_endpoint=False,
+        has_log_endpoint=False,
+        log_source="fabric-monitoring",
+        id_kind="uuid",
+        has_result=True,
+        refused_fields=frozenset({"proxy_user", "queue"}),
+        throttle_statuses=frozenset({429, 430, 503}),
+        csrf_header=False,
+        entra=True,
+    ),
+    "synapse": Dialect(
+        "synapse",
+        frozenset({200}),
+        page_limit=20,  # sparkJob.json: "by default 20 and that is the maximum"
+        get_params={"detailed": "true"},  # result, livyInfo, errorInfo only with detailed=true
+        has_state_endpoint=False,
+        has_log_endpoint=False,
+        log_source="synapse-driverlog",
+        has_result=True,
+        required_fields=frozenset({"name", "file"}),
+        csrf_header=False,
+        entra=True,
+    ),
+}
+
+
+def dialect_of(flavour: str) -> Dialect:
+    """The dialect of a profile flavour; ``KeyError`` for an unknown one (validated earlier)."""
+    return DIALECTS[flavour]
+
+
+def is_guid(value: object) -> bool:
+    return isinstance(value, str) and bool(_GUID.fullmatch(value))
+
+
+def hdinsight_entra_scope(cluster: str) -> str:
+    """The Entra scope of a classic HDInsight cluster (``name`` or ``name.azurehdinsight.net``)."""
+    name, _, domain = cluster.partition(".")
+    suffix = "azurehdinsight.cn" if domain.endswith(".cn") else "azurehdinsight.net"
+    return f"https://{name}.clusteraccess.{suffix}/.default"
+
+
+def fabric_base_url(
+    workspace_id: str, lakehouse_id: str, api_version: str = FABRIC_API_VERSION, host: str = FABRIC_HOST
+) -> str:
+    return (f"{host.rstrip('/')}/v1/workspaces/{quote(workspace_id, safe='')}/lakehouses/"
+            f"{quote(lakehouse_id, safe='')}/livyApi/versions/{quote(api_version, safe='')}")  # fmt: skip
+
+
+def synapse_base_url(workspace: str, pool: str, api_version: str = SYNAPSE_API_VERSION, host: str | None = None) -> str:
+    root = host.rstrip("/") if host else f"https://{workspace}.dev.azuresynapse.net"
+    return f"{root}/livyApi/versions/{quote(api_version, safe='')}/sparkPools/{quote(pool, safe='')}"
+
+
+def fabric_conf(lakehouse_id: str, environment_id: str | None = None) -> dict[str, str]:
+    """The ``conf`` Fabric reads to choose where and with what the job runs."""
+    conf = {"spark.targetLakehouse": lakehouse_id}
+    if environment_id:
+        conf["spark.fabric.environmentDetails"] = json.dumps({"id": environment_id})
+    return conf
+
+
+def livy_state(state: object, result: object = None) -> str:
+    """A dialect's ``state`` (and ``result``, where it has one) as one of Livy's states.
+
+    A final ``result`` wins over the state: Fabric can report ``dead`` with ``Cancelled``.
+    """
+    text = str(state or "not_started").lower()
+    res = str(result or "").lower()
+    if res in _RESULTS and text in ("dead", "killed", "success", "error", "shutting_down"):
+        return _RESULTS[res]
+    return _EXTRA_STATES.get(text, text)
+
+
+def error_message(data: object) -> str | None:
+    """The message of an error body in any dialect: Livy ``{"msg"}``, Fabric
+    ``{"errorCode", "message", "moreDetails"}``, Synapse ``{"TraceId", "Message"}``, Azure
+    ``{"error": {"code", "message"}}``."""
+    if not isinstance(data, Mapping):
+        return None
+    inner = data.get("error")
+    if isinstance(inner, Mapping):
+        data = inner
+    message = data.get("msg") or data.get("message") or data.get("Message")
+    if not isinstance(message, str):
+        return None
+    code = data.get("errorCode") or data.get("code")
+    details = data.get("moreDetails")
+    extra = ""
+    if isinstance(details, list):
+        texts = [str(d.get("message")) for d in details if isinstance(d, Mapping) and d.get("message")]
+        extra = "; ".join(texts)
+    text = f"{code}: {message}" if isinstance(code, str) and code else message
+    return f"{text} ({extra})" if extra else text
+
+
+def throttle_kind(status: int, data: object) -> str | None:
+    """``"capacity"`` for Fabric's full capacity (430), ``"rate"`` for 429, else ``None``."""
+    code = data.get("errorCode") if isinstance(data, Mapping) else None
+    if status == 430 or code == "TooManyRequestsForCapacity":
+        return "capacity"
+    if status == 429:
+        return "rate"
+    return None
+
+
+def new_uuid() -> str:
+    """A Fabric-style batch id (the sandbox uses it)."""
+    return str(uuid.uuid4())
