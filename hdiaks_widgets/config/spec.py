@@ -20,6 +20,7 @@ from hdiaks_widgets.config.validators import (
     _check_token,
     _known_keys,
     _problem,
+    _shown,
     validate_file_uri,
 )
 from hdiaks_widgets.errors import ConfigError, ConfigProblem
@@ -103,7 +104,7 @@ class BatchSpec:
         unknown = sorted(set(body) - set(reverse))
         if unknown:
             raise ConfigError(
-                [ConfigProblem(f"spec.{k}", "is not a Livy batch field; remove it") for k in unknown]
+                [ConfigProblem(f"spec.{_shown(str(k))}", "is not a Livy batch field; remove it") for k in unknown]
             )
         return cls(**{reverse[k]: v for k, v in body.items()})
 
@@ -175,7 +176,7 @@ class BatchSpec:
                     "has an empty key; every Spark setting needs a name like spark.executor.memoryOverhead",
                 )
             elif any(ch.isspace() for ch in key) or _CONTROL.search(key):
-                _problem(problems, f"{name}[{key}]", "key must not contain spaces")
+                _problem(problems, f"{name}[{_shown(key)}]", "key must not contain spaces or line breaks")
             elif value is None or (isinstance(value, str) and _CONTROL.search(value)):
                 _problem(problems, f"{name}[{key}]", "needs a value without line breaks")
             elif not isinstance(value, (str, int, float)) or isinstance(value, bool):

@@ -46,6 +46,12 @@ _JAVA_KEYWORDS = frozenset(
 )
 
 
+def _shown(text: str) -> str:
+    """A user's key as part of a field name: control characters escaped (``\\n``), so an error
+    message stays one line and shows what is really there."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _problem(problems: list[ConfigProblem], name: str, message: str) -> None:
     problems.append(ConfigProblem(name, message))
 
@@ -366,11 +372,9 @@ def _known_keys(cls: type, data: Mapping[str, Any], prefix: str) -> dict[str, An
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
+        known = ", ".join(sorted(names))
         raise ConfigError(
-            [
-                ConfigProblem(f"{prefix}.{k}", f"is not a known setting; known: {', '.join(sorted(names))}")
-                for k in unknown
-            ]
+            [ConfigProblem(f"{prefix}.{_shown(str(k))}", f"is not a known setting; known: {known}") for k in unknown]
         )
     return dict(data)
 
