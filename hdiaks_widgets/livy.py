@@ -4,8 +4,12 @@ One method per endpoint (``docs/rest-api.md`` of apache/incubator-livy, PROTOCOL
 returns a model from :mod:`hdiaks_widgets.models` or raises an :class:`HdiaksError`. Polling,
 back-off between polls and UI live above this module (``monitor``, ``widgets``).
 
-Retries: idempotent requests (GET, DELETE) are retried by urllib3's ``Retry`` on connection
-errors, 429 and 502/503/504 with jittered exponential back-off, honouring ``Retry-After``.
+Retries: idempotent requests (GET, DELETE) are retried by urllib3's ``Retry`` on dropped
+connections, 429 and 502/503/504 with jittered exponential back-off, honouring ``Retry-After``,
+within a per-call budget (``RetryPolicy.budget``, default the read timeout): no retry is started
+that would begin after the budget, so a hung server is given up after one read timeout, not five.
+What retrying cannot fix is not retried: connection refused, a name that does not resolve, a
+connect timeout. Messages say how many attempts were made and how long the call took in all.
 ``POST /batches`` is never blindly retried: an explicit 429/503 refusal is retried (the server
 said it did nothing), and after an ambiguous failure (the connection dropped after the request
 was sent) the client looks the batch up by its name, so a job is never submitted twice.
@@ -15,16 +19,19 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
 from hdiaks_widgets import wire
@@ -67,7 +74,13 @@ _POST_REFUSAL_STATUSES = frozenset({429, 503})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to retry. ``total=0`` turns retries off (useful for fault tests)."""
+    """How hard to retry. ``total=0`` turns retries off (useful for fault tests).
+
+    ``budget``: seconds after a call started past which no retry begins (a retry whose back-off
+    or ``Retry-After`` wait would end later is not made); ``None`` means the client's read
+    timeout. A call therefore takes at most about the budget plus one attempt's timeouts, and a
+    server that never answers is given up after one read timeout.
+    """
 
     total: int = 4
     backoff_factor: float = 0.5
@@ -75,9 +88,10 @@ class RetryPolicy:
     backoff_jitter: float = 0.5
     respect_retry_after: bool = True
     post_refusal_retries: int = 3
+    budget: float | None = None
 
     def urllib3_retry(self) -> Retry:
-        return Retry(
+        return _BoundedRetry(
             total=self.total,
             connect=self.total,
             read=self.total,
@@ -93,6 +107,71 @@ class RetryPolicy:
             raise_on_status=False,
             raise_on_redirect=False,
         )
+
+
+@dataclass
+class _Call:
+    """One client call as its retry policy sees it (per thread, through ``_CALL``)."""
+
+    started: float
+    budget: float
+    read_timeout: float
+    attempts: int = 0  # attempts that failed or were answered with a status worth a retry
+    stopped: str | None = None  # why no further attempt was made ("budget", "refused", "dns", ...)
+
+
+# Set by LivyClient around each request, read by _BoundedRetry: urllib3 builds no per-call retry
+# state we could hang a start time on, and the adapter (with its Retry) is shared by every call.
+_CALL: ContextVar[_Call | None] = ContextVar("hdiaks_livy_call", default=None)
+
+
+class _BoundedRetry(Retry):
+    """urllib3's ``Retry`` within the call's time budget, and never for what waiting cannot fix."""
+
+    def increment(  # type: ignore[override]
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
+        call = _CALL.get()
+        if call is not None:
+            call.attempts += 1
+        final = _unretryable(error) if error is not None else None
+        if final is not None:
+            if call is not None:
+                call.stopped = final
+            raise MaxRetryError(_pool, url, error) from error
+        new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if call is not None:
+            spent = time.monotonic() - call.started
+            if isinstance(error, ReadTimeoutError):
+                spent = max(spent, call.read_timeout)  # the socket timer may fire a hair early
+            wait = None
+            if response is not None and self.respect_retry_after_header:
+                wait = new_retry.get_retry_after(response)
+            if wait is None:
+                wait = new_retry.get_backoff_time()
+            if spent + wait >= call.budget:
+                call.stopped = "budget"
+                reason = error or ResponseError(f"HTTP {getattr(response, 'status', '?')}")
+                raise MaxRetryError(_pool, url, reason) from reason
+        return new_retry
+
+
+def _unretryable(error: BaseException) -> str | None:
+    """Why an attempt's error is final: nothing was sent, and a second try gives the same answer."""
+    chain = list(_chain(error))
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "dns"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "refused"
+    if isinstance(error, ConnectTimeoutError) and not isinstance(error, NewConnectionError):
+        return "connect timeout"  # TCP already resent its SYNs within the connect timeout
+    return None
 
 
 def _retry_after_seconds(response: requests.Response, fallback: float) -> float:
@@ -143,6 +222,7 @@ class LivyClient:
         # an explicit per-request CA path (PROTOCOL.md §4 gotcha).
         self._verify = verify
         self._timeout = timeout
+        self._budget = self._retry.budget if self._retry.budget is not None else float(timeout[1])
         self._sleep = sleep
 
     @classmethod
@@ -177,6 +257,15 @@ class LivyClient:
 
     # -- transport -----------------------------------------------------------------------
 
+    @contextmanager
+    def _call(self) -> Iterator[_Call]:
+        call = _Call(started=time.monotonic(), budget=self._budget, read_timeout=float(self._timeout[1]))
+        token = _CALL.set(call)
+        try:
+            yield call
+        finally:
+            _CALL.reset(token)
+
     def _send(
         self,
         method: str,
@@ -186,50 +275,67 @@ class LivyClient:
         json: Any = None,
     ) -> requests.Response:
         url = f"{self.base_url}{path}"
-        started = time.monotonic()
-        try:
-            response = self._session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                headers=self._headers,
-                auth=self._auth,
-                verify=self._verify,
-                timeout=self._timeout,
-            )
-        except requests.exceptions.SSLError as exc:
-            if _is_plain_http_answer(exc):
-                raise LivyError(
-                    f"TLS handshake with {self.base_url} failed: the server does not speak TLS: "
-                    f"use {_as_http(self.base_url)} ({method} {path}: {_reason(exc)})"
-                ) from exc
-            raise LivyError(
-                f"TLS verification failed for {self.base_url}: check the profile's 'verify' "
-                f"setting (true, or the path of the CA bundle) ({_reason(exc)})"
-            ) from exc
-        except requests.exceptions.RequestException as exc:
-            if isinstance(exc, requests.exceptions.Timeout) or _is_read_timeout(exc):
-                raise LivyError(
-                    f"Livy at {self.base_url} did not answer {method} {path} within "
-                    f"{self._timeout[1]:g} s (read timeout)"
-                ) from exc
-            if _is_refused(exc):
-                raise LivyError(
-                    f"Cannot reach Livy at {self.base_url} ({method} {path}): connection refused; "
-                    f"{REFUSED_HINT}"
-                ) from exc
-            raise LivyError(
-                f"Cannot reach Livy at {self.base_url} ({method} {path}): {_reason(exc)}"
-            ) from exc
+        with self._call() as call:
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    headers=self._headers,
+                    auth=self._auth,
+                    verify=self._verify,
+                    timeout=self._timeout,
+                )
+            except requests.exceptions.RequestException as exc:
+                raise self._unreachable(exc, method, path, call) from exc
         log.debug(
             "livy %s %s -> %s in %.0f ms",
             method,
             path,
             response.status_code,
-            (time.monotonic() - started) * 1000,
+            (time.monotonic() - call.started) * 1000,
         )
         return response
+
+    def _unreachable(self, exc: requests.exceptions.RequestException, method: str, path: str,
+                     call: _Call) -> LivyError:
+        """A failed request as one sentence: what happened, what to check, what was tried."""
+        where = f"{self.base_url} ({method} {path})"
+        tried = _tried(call)
+        if isinstance(exc, requests.exceptions.SSLError):
+            if _is_plain_http_answer(exc):
+                return LivyError(
+                    f"TLS handshake with {self.base_url} failed: the server does not speak TLS: "
+                    f"use {_as_http(self.base_url)} ({method} {path}: {_reason(exc)})"
+                )
+            return LivyError(
+                f"TLS verification failed for {self.base_url}: check the profile's 'verify' "
+                f"setting (true, or the path of the CA bundle) ({_reason(exc)})"
+            )
+        if isinstance(exc, requests.exceptions.ConnectTimeout) or call.stopped == "connect timeout":
+            return LivyError(
+                f"Livy at {self.base_url} did not accept a connection for {method} {path} within the "
+                f"connect timeout of {self._timeout[0]:g} s{tried}; a connect timeout is not retried: "
+                "check the address, the port and any firewall or VPN in between"
+            )
+        if isinstance(exc, requests.exceptions.Timeout) or _is_read_timeout(exc):
+            why = f" (no retry begins after the call's {call.budget:g} s budget)" if call.stopped == "budget" else ""
+            return LivyError(
+                f"Livy at {self.base_url} did not answer {method} {path} within the read timeout "
+                f"of {self._timeout[1]:g} s{tried}{why}"
+            )
+        if call.stopped == "dns" or _is_dns_failure(exc):
+            host = urlsplit(self.base_url).hostname or self.base_url
+            return LivyError(
+                f"Cannot reach Livy at {where}: the host name {host!r} does not resolve (DNS lookup "
+                "failed, not retried): check the profile's url or fqdn for a typo, and your network or VPN"
+            )
+        if _is_refused(exc):
+            return LivyError(
+                f"Cannot reach Livy at {where}: connection refused (not retried); {REFUSED_HINT}"
+            )
+        return LivyError(f"Cannot reach Livy at {where}: {_reason(exc)}{tried}")
 
     def _request(
         self,
@@ -485,17 +591,18 @@ class LivyClient:
         own = _origin(url) == _origin(self.base_url)
         headers = {**self._headers, "Accept": "text/html, text/plain"} if own else {
             "User-Agent": USER_AGENT, "Accept": "text/html, text/plain"}
-        try:
-            response = self._session.get(
-                url,
-                params=params,
-                headers=headers,
-                auth=self._auth if own else None,
-                verify=self._verify,
-                timeout=self._timeout,
-            )
-        except requests.exceptions.RequestException as exc:
-            raise LivyError(f"cannot read {_gist_url(url)}: {_reason(exc)}") from exc
+        with self._call() as call:
+            try:
+                response = self._session.get(
+                    url,
+                    params=params,
+                    headers=headers,
+                    auth=self._auth if own else None,
+                    verify=self._verify,
+                    timeout=self._timeout,
+                )
+            except requests.exceptions.RequestException as exc:
+                raise LivyError(f"cannot read {_gist_url(url)}: {_reason(exc)}{_tried(call)}") from exc
         if response.status_code >= 400:
             raise LivyHTTPError(response.status_code, response.text[:300], method="GET", url=_gist_url(url))
         response.encoding = response.encoding or "utf-8"
@@ -591,6 +698,18 @@ def _is_plain_http_answer(exc: BaseException) -> bool:
 
 def _is_refused(exc: BaseException) -> bool:
     return any(isinstance(e, ConnectionRefusedError) for e in _chain(exc))
+
+
+def _is_dns_failure(exc: BaseException) -> bool:
+    return any(isinstance(e, socket.gaierror) for e in _chain(exc))
+
+
+def _tried(call: _Call) -> str:
+    """``; gave up after 3 attempts, 2.4 s in all`` (empty when no retry policy of ours counted)."""
+    if call.attempts == 0:
+        return ""
+    took = time.monotonic() - call.started
+    return f"; gave up after {call.attempts} attempt{'s' if call.attempts != 1 else ''}, {took:.1f} s in all"
 
 
 def _as_http(url: str) -> str:
