@@ -1,17 +1,25 @@
-"""``JobConfig`` = profile + spec: validation of both at once, JSON text and files, trigger conf."""
+"""``JobConfig`` = profile + spec: validation of both at once, JSON text and files, trigger conf.
+
+The file format (``job.json``) is JSON plus full-line comments: a line whose first non-blank
+characters are ``//`` is a comment (JSON strings cannot hold a line break, so such a line is never
+inside a value). Comments after a value on the same line, and ``/* */``, are not comments. ``load``
+skips comment lines; ``save(comments=...)`` writes them, so what ``init`` writes reads back
+unchanged. A file's own comments are not kept by ``load`` then ``save``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from hdiaks_widgets.config.profile import ClusterProfile
 from hdiaks_widgets.config.spec import BatchSpec
 from hdiaks_widgets.config.trigger import apply_trigger_conf, trigger_conf_of
+from hdiaks_widgets.config.validators import _CONTROL
 from hdiaks_widgets.errors import ConfigError, ConfigProblem
 from hdiaks_widgets.fileio import atomic_write_text
 
@@ -98,20 +106,44 @@ class JobConfig:
             raise ConfigError(problems)
         return cls(profile=profile, spec=spec)
 
-    def to_json(self) -> str:
-        try:
-            return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"cannot be written as JSON: {exc}", field="config") from exc
+    def to_json(self, *, comments: Mapping[str, str] | None = None, omit_defaults: bool = False) -> str:
+        """The file's text. ``comments``: ``//`` lines to write before the file (key ``""``), a
+        section (``"profile"``, ``"spec"``) or one field (``"spec.file"``); a comment for a field
+        that is not written raises. ``omit_defaults``: leave out the fields that equal their
+        defaults (``from_dict`` restores them), except ``profile.name``, ``profile.flavour`` and
+        ``spec.file``. Without either, plain ``json.dumps`` of :meth:`to_dict`."""
+        if not comments and not omit_defaults:
+            try:
+                return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"cannot be written as JSON: {exc}", field="config") from exc
+        text = _render(self._sections(omit_defaults), dict(comments or {}))
+        if type(self).from_json(text) != self:  # built, then read back (STYLE.md 10)
+            raise ConfigError("does not read back as the same job when written with comments", field="config")
+        return text
+
+    def _sections(self, omit_defaults: bool) -> dict[str, Any]:
+        data = self.to_dict()
+        if omit_defaults:
+            for section, obj in (("profile", self.profile), ("spec", self.spec)):
+                defaults = {f.name: getattr(type(obj)(), f.name) for f in fields(obj)}
+                data[section] = {
+                    k: v for k, v in data[section].items()
+                    if k in _ALWAYS_WRITTEN[section] or not _same(v, defaults[k])
+                }
+        return data
 
     @classmethod
     def from_json(cls, text: str) -> JobConfig:
+        """A config from the file's text: JSON, full-line ``//`` comments skipped."""
         try:
-            data = json.loads(text)
+            data = json.loads(_without_comments(text))
             config = cls.from_dict(data)
         except json.JSONDecodeError as exc:
+            line = text.splitlines()[exc.lineno - 1] if 0 < exc.lineno <= len(text.splitlines()) else ""
+            hint = "; a comment must be on its own line, starting with //" if "//" in line or "/*" in line else ""
             raise ConfigError(
-                f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", field="config"
+                f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}){hint}", field="config"
             ) from exc
         except RecursionError:
             raise ConfigError(
@@ -121,11 +153,15 @@ class JobConfig:
             ) from None
         return config
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write atomically (``fileio.atomic_write_text``) so a crash or a full disk never leaves
-        half a config behind; an existing file keeps its mode, a new one gets 0644."""
+    def save(
+        self, path: str | os.PathLike[str], *, comments: Mapping[str, str] | None = None,
+        omit_defaults: bool = False,
+    ) -> Path:
+        """Write :meth:`to_json` atomically (``fileio.atomic_write_text``) so a crash or a full
+        disk never leaves half a config behind; an existing file keeps its mode, a new one gets
+        0644. ``comments``/``omit_defaults``: as for :meth:`to_json`; :meth:`load` reads it back."""
         target = Path(path)
-        text = self.to_json()
+        text = self.to_json(comments=comments, omit_defaults=omit_defaults)
         try:
             atomic_write_text(target, text)
         except OSError as exc:
@@ -164,6 +200,74 @@ class JobConfig:
             profile = ClusterProfile(name="hdinsight-aks", flavour="hdinsight-aks")
         base = cls(profile=profile)
         return base.with_trigger_conf(conf)
+
+
+# Written even when they equal their defaults: a reader needs to see where and what.
+_ALWAYS_WRITTEN: Mapping[str, frozenset[str]] = {
+    "profile": frozenset({"name", "flavour"}),
+    "spec": frozenset({"file"}),
+}
+
+
+def _same(value: Any, default: Any) -> bool:
+    # `True == 1`: a value of another type is never "the default" (verify=1 is not verify=True).
+    if isinstance(default, tuple):
+        default = list(default)
+    return type(value) is type(default) and value == default
+
+
+def _without_comments(text: str) -> str:
+    """Full-line ``//`` comments blanked; the line breaks stay, so JSON errors keep their line."""
+    if "//" not in text:
+        return text
+    # Split on "\n" only: str.splitlines also splits on U+2028 and others, which may sit inside a
+    # JSON string (written unescaped), so a value could be taken for a comment.
+    return "\n".join("" if line.lstrip(" \t\r").startswith("//") else line for line in text.split("\n"))
+
+
+def _comment_lines(text: str, indent: str) -> list[str]:
+    # Each line of a comment gets its own "//"; control characters (a CR that would end the line
+    # for an editor but not for us, a terminal escape) become spaces.
+    return [indent + ("// " + _CONTROL.sub(" ", line)).rstrip() for line in text.splitlines() or [""]]
+
+
+def _render(data: Mapping[str, Any], comments: dict[str, str]) -> str:
+    """``data`` (``{"version": 1, "profile": {...}, "spec": {...}}``) as indented JSON with the
+    ``//`` lines of ``comments`` before the file, a section or a field; a value on one line."""
+
+    def value(v: Any) -> str:
+        try:
+            return json.dumps(v, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"cannot be written as JSON: {exc}", field="config") from exc
+
+    out: list[str] = []
+    if "" in comments:
+        out += _comment_lines(comments.pop(""), "")
+    out.append("{")
+    keys = list(data)
+    for i, key in enumerate(keys):
+        comma = "," if i < len(keys) - 1 else ""
+        if key in comments:
+            out += _comment_lines(comments.pop(key), "  ")
+        section = data[key]
+        if not isinstance(section, Mapping):
+            out.append(f"  {value(key)}: {value(section)}{comma}")
+            continue
+        out.append(f"  {value(key)}: {{")
+        names = list(section)
+        for j, name in enumerate(names):
+            dotted = f"{key}.{name}"
+            if dotted in comments:
+                out += _comment_lines(comments.pop(dotted), "    ")
+            out.append(f"    {value(name)}: {value(section[name])}{',' if j < len(names) - 1 else ''}")
+        out.append(f"  }}{comma}")
+    out.append("}")
+    if comments:
+        raise ConfigError(
+            f"comments for fields that are not written: {', '.join(sorted(comments))}", field="comments"
+        )
+    return "\n".join(out) + "\n"
 
 
 def _problems_of(exc: Exception, prefix: str) -> list[ConfigProblem]:
