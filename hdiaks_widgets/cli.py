@@ -15,7 +15,9 @@ import argparse
 import json
 import math
 import re
+import shlex
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,10 +25,11 @@ from typing import Any, NoReturn
 
 from hdiaks_widgets import __version__
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-from hdiaks_widgets.errors import ConfigError, HdiaksError
+from hdiaks_widgets.errors import ConfigError, HdiaksError, LivyError
 from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.logview import job_output
 from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
-from hdiaks_widgets.run import BatchRun, LivyLogReader, OffsetLogReader, Snapshot
+from hdiaks_widgets.run import BatchRun, LivyLogReader, OffsetLogReader, Snapshot, failure_lines
 from hdiaks_widgets.sandbox.logbuf import DEFAULT_CACHE_LOG_SIZE, LOG_SHAPES  # stdlib only, no server
 
 __all__ = ["main"]
@@ -136,25 +139,88 @@ def _spec_with_overrides(spec: BatchSpec, args: argparse.Namespace) -> BatchSpec
     return replace(spec, **changes) if changes else spec
 
 
-def _follow(run: BatchRun, *, emit: Callable[[str], None], poll: float) -> Batch:
-    """Print new log lines until the batch reaches a terminal state; return the final batch.
+def _follow(
+    run: BatchRun, *, emit: Callable[[str], None], poll: float, on_state: Callable[[Snapshot], None] | None = None
+) -> Snapshot:
+    """Print new log lines until the batch reaches a terminal state; return the last snapshot.
 
     The run's note is printed once, before the lines of the poll that brought it (or at the end,
-    when that poll brought none).
+    when that poll brought none). ``on_state`` hears each state the batch moves into (the first
+    one seen included). Raises the run's error when watching failed (what ``follow_batch`` does).
     """
-    from hdiaks_widgets.monitor import follow_batch
-
     notes = _Notes()
+    last: list[BatchState | None] = [None]
 
-    def on_lines(lines: Sequence[str]) -> None:
-        notes.show(run.snapshot)  # follow_batch calls this from the wait, right after the poll
-        for line in lines:
+    def on_update(snap: Snapshot) -> None:
+        notes.show(snap)
+        if on_state is not None and snap.state is not None and snap.state != last[0]:
+            last[0] = snap.state
+            on_state(snap)
+        for line in snap.new_lines:
             emit(line)
 
     try:
-        return follow_batch(run.client, run.batch_id, run=run, on_lines=on_lines, poll_interval=poll)
+        snap = run.wait(on_update=on_update, interval=poll, max_interval=max(poll, 5.0))
     finally:
         notes.show(run.snapshot)
+    if snap.batch is not None and (snap.batch.state.is_terminal or snap.purged):
+        return snap
+    if isinstance(snap.exception, HdiaksError):
+        raise snap.exception
+    raise LivyError(snap.error or f"Stopped watching batch {run.batch_id}")
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _printable(text: object) -> str:
+    """Server text for one terminal line: control characters (a newline, an escape) as spaces."""
+    return _CONTROL.sub(" ", str(text))
+
+
+def _target_args(args: argparse.Namespace) -> str:
+    """The --config/--profile/--url options of this command, quoted for a shell."""
+    parts: list[str] = []
+    if args.config:
+        parts += ["--config", args.config]
+    elif getattr(args, "profile", None):
+        parts += ["--profile", args.profile]
+    if args.url:
+        parts += ["--url", args.url]
+    return shlex.join(parts)
+
+
+def _still_running(args: argparse.Namespace, run: BatchRun) -> None:
+    """What to say after Ctrl-C: the batch was not killed, and the commands that follow or kill it."""
+    target = _target_args(args)
+    bid = shlex.quote(str(run.batch_id))
+    name = f" ({_printable(run.name)})" if run.name else ""
+    _err(f"interrupted: batch {run.batch_id}{name} keeps running on the server (only kill stops it)")
+    _err(f"  follow it: hdiaks logs {bid} --follow {target}".rstrip())
+    _err(f"  kill it:   hdiaks kill {bid} {target}".rstrip())
+
+
+def _state_line(snap: Snapshot) -> str:
+    app = f" (app {_printable(snap.app_id)})" if snap.app_id else ""
+    return f"batch {snap.batch_id}: {snap.state_label}{app}"
+
+
+def _closing_line(snap: Snapshot, *, followed_running: bool) -> str:
+    """``batch 3 ended: success (followed for 12 s)``; a failed batch's last error lines; a batch
+    that had ended before it was followed says so instead of a duration (which would be invented:
+    Livy gives no start or end times)."""
+    if snap.batch is not None and snap.batch.state.is_terminal:
+        verb = "ended" if followed_running else "had already ended"
+        line = f"batch {snap.batch_id} {verb}: {snap.state_label}"
+        if followed_running:
+            line += f" (followed for {snap.elapsed:.0f} s)"
+        if not snap.succeeded and snap.state is not BatchState.KILLED:
+            tail = failure_lines(job_output(snap.lines))
+            if tail:
+                line += " - last error lines: " + " | ".join(t.strip() for t in tail)
+        return _printable(line)
+    return _printable(snap.error or f"batch {snap.batch_id}: {snap.state_label}")
 
 
 def _emit_line(args: argparse.Namespace) -> Callable[[str], None]:
@@ -173,21 +239,40 @@ def cmd_submit(args: argparse.Namespace) -> int:
     cfg = cfg.replace(spec=spec).validate()
     with _connect(args)(cfg.profile) as client:
         run = BatchRun.submit(client, cfg.spec)
-        batch = run.first_batch
-        assert batch is not None  # submit always has the POST's answer
-        if not args.wait:
-            if args.json:
-                _print_json(_batch_dict(batch))
-            else:
-                print(f"submitted batch {batch.id} ({batch.name}): {batch.state.value}")
-            return 0
-        emit = (lambda line: None) if args.json else print
-        final = _follow(run, emit=emit, poll=args.poll)
+        try:
+            return _submitted(args, run)
+        except KeyboardInterrupt:  # from here on the batch exists: say how to reach it
+            _still_running(args, run)
+            return EXIT_INTERRUPTED
+
+
+def _submitted(args: argparse.Namespace, run: BatchRun) -> int:
+    batch = run.first_batch
+    assert batch is not None  # submit always has the POST's answer
+    if not args.wait:
         if args.json:
-            _print_json(_batch_dict(final))
+            _print_json(_batch_dict(batch))
         else:
-            print(f"batch {final.id} ({final.name}): {final.state.value}")
-        return EXIT_OK if final.state is BatchState.SUCCESS else EXIT_JOB_FAILED
+            print(f"submitted batch {batch.id} ({batch.name}): {batch.state.value}")
+        return 0
+    # The narration goes to stderr: stdout stays the log and the final line (or the JSON).
+    _err(f"submitted batch {batch.id} ({_printable(batch.name)})")
+    emit = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
+
+    def on_state(snap: Snapshot) -> None:
+        if snap.state is not None and not snap.state.is_terminal:
+            _err(_state_line(snap))
+
+    snap = _follow(run, emit=emit, poll=args.poll, on_state=on_state)
+    final = snap.batch
+    assert final is not None  # _follow returns only a snapshot with a batch
+    if args.json:
+        _print_json(_batch_dict(final))
+    else:
+        print(f"batch {final.id} ({final.name}): {final.state.value}")
+    if final.state is not BatchState.SUCCESS:
+        _err(_closing_line(snap, followed_running=True))
+    return EXIT_OK if final.state is BatchState.SUCCESS else EXIT_JOB_FAILED
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -207,8 +292,16 @@ def cmd_logs(args: argparse.Namespace) -> int:
             # --from N pages Livy's view by offset from N (exact only on an append-only log).
             reader = None if args.start is None else OffsetLogReader(start=args.start)
             run = BatchRun.attach(client, args.batch, log_reader=reader)
-            final = _follow(run, emit=_emit_line(args), poll=args.poll)
-            return EXIT_OK if final.state is BatchState.SUCCESS else EXIT_JOB_FAILED
+            first = run.first_batch
+            running = first is not None and not first.state.is_terminal
+            try:
+                snap = _follow(run, emit=_emit_line(args), poll=args.poll)
+            except KeyboardInterrupt:
+                _err(f"stopped following batch {run.batch_id}; it keeps running "
+                     f"(hdiaks kill {shlex.quote(str(run.batch_id))} {_target_args(args)} stops it)")
+                return EXIT_INTERRUPTED
+            _err(_closing_line(snap, followed_running=running))
+            return EXIT_OK if snap.succeeded else EXIT_JOB_FAILED
         if args.start is None and args.size is None:
             return _read_log_once(client, args)
         if args.start is None and args.size is not None:
@@ -248,16 +341,40 @@ def _read_log_once(client: LivyClient, args: argparse.Namespace) -> int:
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
+    """Kill a running batch. A finished one is left as it is (its record and log stay until
+    Livy's retention time) and the command says so, exit 0."""
     with _client(args) as client:
-        client.kill_batch(args.batch)
+        batch = client.get_batch(args.batch)
+        if not batch.state.is_terminal:
+            client.kill_batch(batch.id)
+    killed = not batch.state.is_terminal
     if args.json:
-        _print_json({"id": args.batch, "killed": True})
+        _print_json({"id": batch.id, "killed": killed, "state": batch.state.value})
+    elif killed:
+        print(f"killed batch {batch.id} ({_printable(batch.name)})")
     else:
-        print(f"killed batch {args.batch}")
+        print(f"batch {batch.id} ({_printable(batch.name)}) had already finished (state {batch.state.value}); "
+              "nothing to kill")
     return 0
 
 
+_NAME_WIDTH = 30  # display cells; a longer name is cut and ends in "…"
+
+
+def _cell(text: str, width: int) -> str:
+    """``text`` in exactly ``width`` terminal cells: wide characters (CJK, emoji) count two,
+    control characters become spaces, a longer text is cut and ends in ``…``."""
+    import wcwidth  # display width of wide characters and grapheme clusters
+
+    text = _printable(text)
+    if wcwidth.width(text) > width:
+        text = wcwidth.clip(text, 0, width - 1) + "\u2026"
+    return text + " " * max(0, width - wcwidth.width(text))
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    """A header and one row per batch. Plain Livy's batch objects carry no times, so the table
+    shows none (rather than a made-up age)."""
     with _client(args) as client:
         page: BatchList = client.list_batches(start=args.start, size=args.size)
     if args.json:
@@ -265,8 +382,14 @@ def cmd_list(args: argparse.Namespace) -> int:
                      "batches": [_batch_dict(b) for b in page.batches]})
         return 0
     print(f"{page.total} batches on the server; showing {len(page.batches)} from {page.start}")
+    if not page.batches:
+        return 0
+    import wcwidth
+
+    width = min(_NAME_WIDTH, max([4, *(wcwidth.width(_printable(b.name or "")) for b in page.batches)]))
+    print(f"{'ID':>6}  {'STATE':<13}  {_cell('NAME', width)}  APP ID")
     for b in page.batches:
-        print(f"{b.id:>6}  {b.state.value:<13} {b.name or '':<30} {b.app_id or ''}")
+        print(f"{b.id:>6}  {b.state.value:<13}  {_cell(b.name or '', width)}  {_printable(b.app_id or '')}".rstrip())
     return 0
 
 
@@ -288,7 +411,76 @@ def cmd_export_dag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a starter job file (and with --profile, the same profile into the profile file).
+    Everything is checked before anything is written."""
+    from hdiaks_widgets import profiles
+    from hdiaks_widgets.starter import starter
+
+    made = starter(args.flavour, url=args.url, fqdn=args.fqdn, name=args.profile, out=args.out)
+    out = Path(args.out)
+    if out.is_dir():
+        raise ConfigError(f"{args.out} is a folder; give a file name such as job.json", field="--out")
+    if out.exists() and not args.force:
+        raise ConfigError(f"{args.out} already exists; give --force to replace it", field="--out")
+    profile_file: Path | None = None
+    if args.profile:
+        profile_file = profiles.profiles_path()
+        unfilled = [f for f in made.placeholders if f.startswith("profile.")]
+        if unfilled:
+            option = "--url" if "profile.url" in unfilled else "--fqdn"
+            raise ConfigError(
+                f"profile {args.profile!r} cannot be saved with {', '.join(unfilled)} empty; give {option}, "
+                "or leave out --profile and fill in the job file",
+                field="--profile",
+            )
+        if args.profile in profiles.load_profiles(profile_file) and not args.force:
+            raise ConfigError(
+                f"profile {args.profile!r} already exists in {str(profile_file)!r}; give --force to replace it",
+                field="--profile",
+            )
+    made.save(out)
+    if profile_file is not None:
+        profiles.save_profile(made.config.profile, profile_file)
+    run = f"hdiaks submit --config {shlex.quote(args.out)} --wait"
+    if args.json:
+        _print_json({"file": str(out), "flavour": args.flavour, "fill_in": list(made.placeholders),
+                     "profile": args.profile, "profile_file": None if profile_file is None else str(profile_file),
+                     "next": run})
+        return 0
+    print(f"wrote {out} ({args.flavour})")
+    if profile_file is not None:
+        print(f"saved profile {args.profile!r} to {profile_file} (use it as --profile {shlex.quote(args.profile)})")
+    if made.placeholders:
+        print(f"fill in {', '.join(made.placeholders)} (marked FILL IN), then run: {run}")
+    else:
+        print(f"run it: {run}")
+    return 0
+
+
+def _sandbox_banner(info: dict[str, Any]) -> str:
+    """What a ready sandbox serves and a command that runs one of its examples."""
+    from hdiaks_widgets.sandbox.apps import FAILING_JOB_CLASS, LOG_STORM_CLASS
+
+    examples = info.get("examples") or {}
+    uris: dict[str, str] = dict(examples.get("uris") or {})
+    classes = [examples.get("spark_pi_class"), examples.get("word_count_class"), FAILING_JOB_CLASS, LOG_STORM_CLASS]
+    lines = ["examples the sandbox serves:"]
+    width = max((len(k) for k in uris), default=0)
+    for key, uri in uris.items():
+        lines.append(f"  {key:<{width}}  {uri}")
+        if key == "jar":
+            lines.append(f"  {'':<{width}}  classes: {', '.join(str(c) for c in classes if c)}")
+    url = shlex.quote(str(info.get("url", "")))
+    lines += ["run SparkPi on it (init writes job.json; later runs need only the submit):",
+              f"  hdiaks init --flavour sandbox --url {url} && hdiaks submit --config job.json --wait"]
+    return "\n".join(lines)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     from hdiaks_widgets.sandbox.service import main as sandbox_main
 
     argv = ["--host", args.host, "--port", str(args.port), "--max-running", str(args.max_running)]
@@ -303,7 +495,29 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.log_shape:
         argv += ["--log-shape", args.log_shape]
     argv += ["--cache-log-size", str(args.cache_log_size)]
-    return sandbox_main(argv)
+    # The sandbox writes its ready file once it answers; a fresh folder, so it is never a stale one.
+    folder = Path(tempfile.mkdtemp(prefix="hdiaks-sandbox-"))
+    ready = folder / "ready.json"
+    argv += ["--ready-file", str(ready)]
+    done = threading.Event()
+
+    def announce() -> None:
+        while not done.wait(0.2):
+            try:
+                info = json.loads(ready.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # not written yet
+            print(_sandbox_banner(info), flush=True)
+            return
+
+    thread = threading.Thread(target=announce, name="hdiaks-sandbox-ready", daemon=True)
+    thread.start()
+    try:
+        return sandbox_main(argv)
+    finally:
+        done.set()
+        thread.join(5)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -392,6 +606,12 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _starter_flavours() -> tuple[str, ...]:
+    from hdiaks_widgets.starter import FLAVOURS
+
+    return FLAVOURS
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hdiaks", description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -400,13 +620,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 help="what to do (each has its own --help)")
 
+    p = sub.add_parser("init", help="write a starter job.json (commented) to fill in and submit",
+                       description="Write a short starter job file: JSON with full-line // comments. The sandbox "
+                                   "starter runs as written (SparkPi); the others have empty fields marked "
+                                   "FILL IN, which submit refuses by name until they are filled. No job name "
+                                   "is set, so each submit gets a unique one.")
+    p.add_argument("--flavour", choices=_starter_flavours(), default="sandbox",
+                   help="where the job will run (default sandbox)")
+    p.add_argument("--url", help="the Livy URL (livy, sandbox; default for the sandbox http://127.0.0.1:8998)")
+    p.add_argument("--fqdn", help="the cluster's host name (hdinsight-aks, hdinsight)")
+    p.add_argument("--profile", metavar="NAME",
+                   help="also save the profile under this name in the profile file ($HDIAKS_PROFILES)")
+    p.add_argument("--out", default="job.json", help="the file to write (default job.json)")
+    p.add_argument("--force", action="store_true", help="replace an existing file or profile")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_init)
+
     p = sub.add_parser("submit", help="submit the configured batch job")
     _add_target(p)
     p.add_argument("--name", help="job name (overrides the config)")
     p.add_argument("--file", help="application file (overrides the config)")
     p.add_argument("--class-name", help="main class (overrides the config)")
     p.add_argument("--arg", action="append", help="an application argument (repeatable)")
-    p.add_argument("--wait", action="store_true", help="follow the log until the job ends")
+    p.add_argument("--wait", action="store_true",
+                   help="follow the log until the job ends (states on stderr; Ctrl-C stops watching, not the job)")
     p.add_argument("--poll", type=_seconds, default=1.0, help="seconds between polls (with --wait)")
     p.set_defaults(func=cmd_submit)
 
@@ -431,7 +668,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=_seconds, default=1.0, help="seconds between polls (with --follow)")
     p.set_defaults(func=cmd_logs)
 
-    p = sub.add_parser("kill", help="kill a running batch (or forget a finished one)")
+    p = sub.add_parser("kill", help="kill a running batch (a finished one is left as it is)",
+                       description="Kill a running batch. A batch that has already finished is left as it "
+                                   "is (Livy keeps its record and log until its retention time); the command "
+                                   "says it had already finished, with its state, and exits 0.")
     _add_target(p)
     p.add_argument("batch", help="batch id or name")
     p.set_defaults(func=cmd_kill)
