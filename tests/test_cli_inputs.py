@@ -190,7 +190,7 @@ _HTML = "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body
         (["list"], 200, "text/html", _HTML, 'HTTP 200, text/html: "Welcome to nginx!"'),
         (["status", "7"], 200, "text/html", _HTML, "GET /batches/7 got HTTP 200"),
         (["status", "7"], 404, "text/html", _HTML, "GET /batches/7 got HTTP 404"),  # not "batch not found"
-        (["kill", "7"], 404, "", "", "DELETE /batches/7 got HTTP 404, no content type"),
+        (["kill", "7"], 404, "", "", "GET /batches/7 got HTTP 404, no content type"),  # kill asks first
         (["logs", "7"], 200, "text/plain", "hello from another server", '"hello from another server"'),
         (["list"], 404, "text/html", _HTML, "GET /batches got HTTP 404"),
     ],
