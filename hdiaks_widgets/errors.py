@@ -96,10 +96,15 @@ class AuthError(HdiaksError):
 
 
 class SecretError(HdiaksError):
-    """A secret could not be read; names the secret looked up, never its value."""
+    """A secret could not be read; names the secret looked up, never its value.
 
-    def __init__(self, message: str, *, secret_name: str | None = None):
+    ``missing``: the keys that are simply absent from the store (empty when the store failed
+    otherwise, e.g. a vault that refused the token), so a caller can name them all at once.
+    """
+
+    def __init__(self, message: str, *, secret_name: str | None = None, missing: Iterable[str] = ()):
         self.secret_name = secret_name
+        self.missing = tuple(missing)
         super().__init__(message)
 
 
@@ -120,15 +125,37 @@ class LivyHTTPError(LivyError):
 
 
 class BatchNotFound(LivyHTTPError):
-    """The batch id (or name) is unknown to Livy — never submitted, or purged after retention."""
+    """The batch id (or name) is unknown to Livy.
 
-    def __init__(self, batch_id: int | str, body: str | bytes | None = None, **kw: str):
+    ``seen``: whoever raises it saw this batch before (a :class:`~hdiaks_widgets.run.BatchRun`
+    that polled it), so the record was purged after Livy's retention time (last seen in
+    ``last_state``). Unseen, the id may simply be wrong: the message says to check it, not that
+    the batch was purged.
+    """
+
+    def __init__(
+        self,
+        batch_id: int | str,
+        body: str | bytes | None = None,
+        *,
+        seen: bool = False,
+        last_state: str | None = None,
+        **kw: str,
+    ):
         self.batch_id = batch_id
+        self.seen = seen
+        self.last_state = last_state
         super().__init__(404, body, **kw)
-        self.args = (
-            f"Batch {batch_id} not found on the Livy server (it may have been purged "
-            f"after the server's retention time): {self.body}",
-        )
+        if seen:
+            last = f" (last seen {last_state})" if last_state else ""
+            why = f"it was purged after Livy's retention time{last}"
+        else:
+            why = (
+                f"there is no batch {batch_id} on this server: check the id (hdiaks list; Livy keeps "
+                "finished batches only for its retention time)"
+            )
+        said = f" Server said: {self.body}" if self.body else ""
+        self.args = (f"Batch {batch_id} not found: {why}.{said}",)
 
     def __str__(self) -> str:
         return str(self.args[0])

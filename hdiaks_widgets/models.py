@@ -7,6 +7,7 @@ package indexes raw Livy dictionaries.
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -96,6 +97,17 @@ class BatchState(enum.StrEnum):
 TERMINAL_STATES = frozenset({BatchState.SUCCESS, BatchState.DEAD, BatchState.KILLED, BatchState.ERROR})
 
 
+def _short(text: str | None, limit: int = 40) -> str:
+    """``repr`` of a name, cut to ``limit`` characters (user-chosen names can be long)."""
+    if text is None:
+        return "None"
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -155,6 +167,16 @@ class Batch:
     app_info: AppInfo = field(default_factory=AppInfo)
     log: tuple[str, ...] = ()
 
+    def __repr__(self) -> str:
+        # Short in a notebook cell: the log Livy sends with a batch is counted, not printed.
+        app = f", app_id={self.app_id!r}" if self.app_id else ""
+        return (f"Batch(id={self.id}, state={self.state.value}, name={_short(self.name)}{app}, "
+                f"log={_count(len(self.log), 'line')})")
+
+    def brief(self) -> str:
+        """``3 'spark-pi' running``: the batch in a few words."""
+        return f"{self.id} {_short(self.name)} {self.state.value}"
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Batch:
         data = _object(data, "batch")
@@ -177,6 +199,17 @@ class BatchList:
     start: int
     total: int
     batches: tuple[Batch, ...]
+
+    def __repr__(self) -> str:
+        # A page can hold thousands of batches: one line with counts, not every batch.
+        n = len(self.batches)
+        if n <= 3:
+            inner = "[" + ", ".join(b.brief() for b in self.batches) + "]"
+        else:
+            states = Counter(b.state.value for b in self.batches).most_common()
+            inner = (", ".join(f"{count} {state}" for state, count in states)
+                     + f"; ids {self.batches[0].id}…{self.batches[-1].id}")
+        return f"BatchList(start={self.start}, total={self.total}, {_count(n, 'batch', 'batches')}: {inner})"
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BatchList:
@@ -201,6 +234,9 @@ class LogPage:
     def end(self) -> int:
         """Offset of the line after this page: the ``from`` of the next page."""
         return self.start + len(self.lines)
+
+    def __repr__(self) -> str:
+        return f"LogPage(id={self.id}, start={self.start}, total={self.total}, lines={len(self.lines)})"
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LogPage:

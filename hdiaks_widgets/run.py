@@ -24,9 +24,9 @@ lines it could not read are reported (``Snapshot.log_gaps`` and ``log_note``), n
 A batch counts as finished once a terminal state was seen on two polls in a row and the log was
 read to its end, so the lines Spark prints while it shuts down are not lost. A 404 for a batch
 seen before means Livy forgot it after its retention time (PROTOCOL.md §2.5): *purged*, not a
-failure. An answer for a batch of another name means the server was restarted and reused the id
-(ids restart at 0 without recovery, §2.5): the run says so and stops instead of following a
-stranger's job.
+failure; for a batch the run never saw, the sentence says to check the id instead. An answer
+for a batch of another name means the server was restarted and reused the id (ids restart at 0
+without recovery, §2.5): the run says so and stops instead of following a stranger's job.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from hdiaks_widgets import wire
 from hdiaks_widgets.config import BatchSpec
@@ -164,12 +164,19 @@ class Snapshot:
     finished: bool = False  # no more polls: terminal state reached, purged, replaced or gave up
 
     def __repr__(self) -> str:
+        # One line however long the log: counts, never the lines (a notebook cell shows this).
+        name = self.name if self.name is not None else (self.batch.name if self.batch else None)
+        named = "" if name is None else f", name={_short(name)}"
         return (
-            f"Snapshot(batch={self.batch_id!r}, state={self.state_label}, lines={len(self.lines)}, "
-            f"polls={self.polls}, finished={self.finished}"
+            f"Snapshot(batch={self.batch_id!r}{named}, state={self.state_label}, lines={len(self.lines)}, "
+            f"new={len(self.new_lines)}, polls={self.polls}, finished={self.finished}"
             + (f", error_kind={self.error_kind}" if self.error_kind else "")
             + ")"
         )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's pretty printer: the same one line."""
+        printer.text(repr(self))
 
     @property
     def state(self) -> BatchState | None:
@@ -217,6 +224,10 @@ class Snapshot:
         return self
 
 
+def _short(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def backoff(initial: float = 0.5, *, factor: float = 1.5, maximum: float = 5.0) -> Iterator[float]:
     """Delays between polls: ``initial``, growing by ``factor`` up to ``maximum``, forever."""
     delay = max(0.0, initial)
@@ -228,11 +239,16 @@ def backoff(initial: float = 0.5, *, factor: float = 1.5, maximum: float = 5.0) 
 def describe_error(exc: BaseException) -> tuple[ErrorKind, str]:
     """A kind and a plain sentence for an exception (shown in the UI instead of a traceback)."""
     if isinstance(exc, BatchNotFound):
-        return "purged", (
-            f"Batch {exc.batch_id} is no longer known to the Livy server: it was purged after the "
-            "server's retention time, or never existed."
-        )
+        if exc.seen:
+            last = f" (last seen {exc.last_state})" if exc.last_state else ""
+            return "purged", (
+                f"Batch {exc.batch_id} is no longer known to the Livy server: it was purged after "
+                f"Livy's retention time{last}."
+            )
+        return "purged", f"There is no batch {exc.batch_id} on this Livy server: check the id (hdiaks list)."
     if isinstance(exc, AuthError):
+        if exc.error == "tls":  # the sentence already says what to fix (the profile's verify)
+            return "auth", f"Sign-in failed: {exc}."
         return "auth", f"Sign-in failed: {exc}. Check the profile's tenant, client id and credentials."
     if isinstance(exc, SecretError):
         return "auth", f"A credential could not be read: {exc}"
@@ -295,6 +311,7 @@ class BatchRun:
         self.client = client
         self.batch_id = batch_id
         self.name = name if name is not None else (batch.name if batch is not None else None)
+        self._name_given = name is not None  # the caller knew the batch by name: it existed
         self.reader: LogReader = log_reader if log_reader is not None else LivyLogReader()
         self._max_errors = max_errors
         self._clock = clock
@@ -417,6 +434,12 @@ class BatchRun:
                 return self._replaced(snap, batch, now)
             delta = self.reader.read(self.client, batch)
         except BatchNotFound as exc:
+            last = snap.batch or self._first_batch
+            if last is not None or self._name_given:
+                # This run (or whoever named the batch for it) saw it: the server forgot it (§2.5).
+                exc = BatchNotFound(exc.batch_id, exc.body, seen=True,
+                                    last_state=last.state.value if last is not None else None,
+                                    method=exc.method, url=exc.url)
             kind, sentence = describe_error(exc)
             if snap.batch is not None and snap.batch.state.is_terminal:
                 sentence = (
@@ -425,6 +448,13 @@ class BatchRun:
                 )
             elif self._killed:
                 sentence = f"Batch {self.batch_id} was killed; the Livy server no longer lists it."
+            elif exc.seen:
+                seen = f"was last seen {last.state.value}" if last is not None else f"({self.name!r}) was known"
+                sentence = (
+                    f"Batch {self.batch_id} {seen}; the Livy server no longer has it: it was purged "
+                    "after Livy's retention time, deleted by another client, or lost when the server "
+                    "restarted."
+                )
             return replace(snap, new_lines=(), updated_at=now, polls=snap.polls + 1, error=sentence,
                            error_kind=kind, exception=exc, purged=True, finished=True)
         except Exception as exc:  # noqa: BLE001 - a poll reports every failure in the snapshot
