@@ -6,6 +6,7 @@ Secrets and tokens never appear in messages: ``_redact`` removes them from MSAL'
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,24 @@ def _redact(text: str, *secrets: str | None) -> str:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+_CERT_FAILED = re.compile(r"certificate verify failed:?\s*([^()'\"]*)", re.IGNORECASE)
+
+
+def _request_failed(what: str, exc: BaseException, *secrets: str | None) -> AuthError:
+    """``what`` failed on the network: an untrusted TLS certificate gets the CA-bundle advice."""
+    text = _redact(str(exc), *secrets)
+    match = _CERT_FAILED.search(text)
+    if match:
+        reason = " ".join(("certificate verify failed: " + match.group(1)).split()).rstrip(": ")
+        return AuthError(
+            f"{what}: the identity provider's TLS certificate is not trusted ({reason}). If your "
+            "organisation (or the local sandbox) signs it with its own CA, set the profile's 'verify' to "
+            "the path of that CA bundle, a PEM file (`hdiaks sandbox --auth` prints its CA path)",
+            error="tls",
+        )
+    return AuthError(f"{what}: {_redact(_first_line(exc), *secrets)}")
 
 
 def _msal_error(result: Mapping[str, Any], what: str, *secrets: str | None) -> AuthError:

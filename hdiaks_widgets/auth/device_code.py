@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import requests
 
-from hdiaks_widgets.auth.base import _first_line, _msal_error, _RetryOn401, _token_from
+from hdiaks_widgets.auth.base import _msal_error, _request_failed, _RetryOn401, _token_from
 from hdiaks_widgets.auth.tokens import _is_microsoft_host, authority_url, pinned_session
 from hdiaks_widgets.config import DEFAULT_AUTHORITY_HOST, DEFAULT_SCOPE
 from hdiaks_widgets.errors import AuthError
@@ -88,9 +88,7 @@ class DeviceCodeAuth(_RetryOn401):
                         timeout=self.timeout,
                     )
                 except (requests.RequestException, ValueError, OSError) as exc:
-                    raise AuthError(
-                        f"Cannot reach the identity provider at {self.authority}: {_first_line(exc)}"
-                    ) from exc
+                    raise _request_failed(f"Cannot reach the identity provider at {self.authority}", exc) from exc
             return self._app
 
     def start(
@@ -106,7 +104,7 @@ class DeviceCodeAuth(_RetryOn401):
         try:
             flow = app.initiate_device_flow(scopes=self.scopes)
         except (requests.RequestException, ValueError, OSError) as exc:
-            raise AuthError(f"Cannot start device code sign-in at {self.authority}: {_first_line(exc)}") from exc
+            raise _request_failed(f"Cannot start device code sign-in at {self.authority}", exc) from exc
         if "user_code" not in flow:
             raise _msal_error(flow, f"Entra ID refused device code sign-in for client {self.client_id}")
         prompt = DeviceCodePrompt(
@@ -140,7 +138,7 @@ class DeviceCodeAuth(_RetryOn401):
                 error = _msal_error(result, "Device code sign-in failed")
         except Exception as exc:  # a thread must report, not die silently
             self._status = "failed"
-            error = AuthError(f"Device code sign-in failed: {_first_line(exc)}")
+            error = _request_failed("Device code sign-in failed", exc)
         self._error = error
         self._done.set()
         if on_done is not None:
@@ -175,7 +173,7 @@ class DeviceCodeAuth(_RetryOn401):
         try:
             result = app.acquire_token_silent_with_error(self.scopes, account=accounts[0], force_refresh=force)
         except (requests.RequestException, ValueError, OSError) as exc:
-            raise AuthError(f"Cannot refresh the sign-in at {self.authority}: {_first_line(exc)}") from exc
+            raise _request_failed(f"Cannot refresh the sign-in at {self.authority}", exc) from exc
         if not result or "access_token" not in result:
             raise _msal_error(result or {"error": "interaction_required"}, "The sign-in expired; sign in again")
         return _token_from(result)

@@ -18,7 +18,7 @@ import requests
 from requests.auth import HTTPBasicAuth
 
 from hdiaks_widgets import wire
-from hdiaks_widgets.auth.base import _first_line, _msal_error, _redact, _RetryOn401, _token_from
+from hdiaks_widgets.auth.base import _msal_error, _request_failed, _RetryOn401, _token_from
 from hdiaks_widgets.config import DEFAULT_AUTHORITY_HOST, DEFAULT_SCOPE, ClusterProfile
 from hdiaks_widgets.errors import AuthError
 from hdiaks_widgets.secrets import BearerToken
@@ -115,9 +115,7 @@ def _confidential_app(authority: str, client_id: str, secret: str, verify: bool 
                 timeout=timeout,
             )
         except (requests.RequestException, ValueError, OSError) as exc:
-            raise AuthError(
-                f"Cannot reach the identity provider at {authority}: {_redact(_first_line(exc), secret)}"
-            ) from exc
+            raise _request_failed(f"Cannot reach the identity provider at {authority}", exc, secret) from exc
         _apps[key] = (app, verify)
         return app
 
@@ -156,9 +154,7 @@ class ClientCredentialsProvider:
         try:
             result = app.acquire_token_for_client(scopes=list(scopes))
         except (requests.RequestException, ValueError, OSError) as exc:
-            raise AuthError(
-                f"Cannot get a token from {self.authority}: {_redact(_first_line(exc), self.__secret)}"
-            ) from exc
+            raise _request_failed(f"Cannot get a token from {self.authority}", exc, self.__secret) from exc
         if "access_token" not in result:
             raise _msal_error(
                 result,
@@ -239,7 +235,7 @@ def vault_token_provider(
     if missing:
         raise AuthError(
             f"Reading secrets from Key Vault needs the vault reader's {', '.join(names)} in the "
-            f"environment; missing: {', '.join(missing)}."
+            f"environment (the names azure-identity's EnvironmentCredential reads); missing: {', '.join(missing)}."
         )
     host = env.get("AZURE_AUTHORITY_HOST") or (profile.authority_host if profile else DEFAULT_AUTHORITY_HOST)
     return ClientCredentialsProvider(
