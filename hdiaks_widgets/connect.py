@@ -32,6 +32,7 @@ from hdiaks_widgets.secrets import (
     TENANT_ID_KEY,
     SecretStore,
     TokenProvider,
+    read_secrets,
     store_for_profile,
 )
 
@@ -74,10 +75,14 @@ def build_auth(
             raise AuthError(f"Profile {profile.name!r}: Basic auth needs a username.")
         return BasicAuth(profile.username, store.get(PASSWORD_KEY))
     if method == "service-principal":
+        # Read together, so a message names every missing secret, not only the first.
+        keys = [k for k, given in ((TENANT_ID_KEY, profile.tenant_id), (CLIENT_ID_KEY, profile.client_id),
+                                   (CLIENT_SECRET_KEY, None)) if not given]  # fmt: skip
+        found = read_secrets(store, keys)
         return ServicePrincipalAuth(
-            tenant_id=profile.tenant_id or store.get(TENANT_ID_KEY),
-            client_id=profile.client_id or store.get(CLIENT_ID_KEY),
-            client_secret=store.get(CLIENT_SECRET_KEY),
+            tenant_id=profile.tenant_id or found[TENANT_ID_KEY],
+            client_id=profile.client_id or found[CLIENT_ID_KEY],
+            client_secret=found[CLIENT_SECRET_KEY],
             scope=profile.scope,
             authority_host=profile.authority_host,
             verify=profile.verify,

@@ -41,6 +41,7 @@ __all__ = [
     "TokenProvider",
     "VAULT_SCOPE",
     "build_path",
+    "read_secrets",
     "store_for_profile",
 ]
 
@@ -54,6 +55,15 @@ CLIENT_SECRET_KEY = "api-secret"  # noqa: S105 - a key name, not a secret
 TENANT_ID_KEY = "tenant-id"
 PASSWORD_KEY = "livy-password"  # noqa: S105 - classic HDInsight cluster login (Basic auth)
 
+# The vault reader's variables are azure-identity's EnvironmentCredential's (the first credential
+# DefaultAzureCredential tries); auth.vault_token_provider reads the same names.
+KEY_VAULT_READER_HINT = (
+    "Or keep them in Azure Key Vault: set the profile's secret_source to 'keyvault' and its vault_url; "
+    "the identity that reads the vault then comes from AZURE_CLIENT_ID, AZURE_TENANT_ID and "
+    "AZURE_CLIENT_SECRET (and optionally AZURE_AUTHORITY_HOST), the variables azure-identity's "
+    "EnvironmentCredential and DefaultAzureCredential read; they identify the vault reader and do not "
+    "replace the secrets named here."
+)
 _KV_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 # Public Key Vault DNS suffixes: the SDK's challenge-resource check is only meaningful for them.
 _VAULT_SUFFIXES = (".vault.azure.net", ".vault.azure.cn", ".vault.usgovcloudapi.net", ".vault.microsoftazure.de")
@@ -102,7 +112,7 @@ class DictSecretStore:
         try:
             return self._values[key]
         except KeyError:
-            raise SecretError(f"Secret {key!r} is not in {self._source}.", secret_name=key) from None
+            raise SecretError(f"Secret {key!r} is not in {self._source}.", secret_name=key, missing=[key]) from None
 
     def __repr__(self) -> str:
         return f"DictSecretStore(keys={sorted(self._values)!r})"
@@ -126,17 +136,34 @@ class EnvSecretStore:
         return list(dict.fromkeys(names))
 
     def get(self, key: str) -> str:
+        return self.get_many([key])[key]
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        """Every key's value; one :class:`SecretError` naming every key that is not set."""
         env = os.environ if self._environ is None else self._environ
-        names = self.names_for(key)
-        for name in names:
-            value = env.get(name)
-            if value:
-                return value
-        shell = [n for n in names if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)]
-        raise SecretError(
-            f"Secret {key!r} is not set in the environment; set one of {', '.join(shell)}.",
-            secret_name=key,
-        )
+        found: dict[str, str] = {}
+        missing: list[str] = []
+        for key in keys:
+            value = next((env[n] for n in self.names_for(key) if env.get(n)), None)
+            if value is None:
+                missing.append(key)
+            else:
+                found[key] = value
+        if missing:
+            raise SecretError(self._missing_message(missing), secret_name=missing[0], missing=missing)
+        return found
+
+    def _shell_names(self, key: str) -> list[str]:
+        return [n for n in self.names_for(key) if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)]
+
+    def _missing_message(self, missing: Sequence[str]) -> str:
+        if len(missing) == 1:
+            key = missing[0]
+            text = f"Secret {key!r} is not set in the environment; set one of {', '.join(self._shell_names(key))}."
+        else:
+            each = ", ".join(f"{k!r} (set {' or '.join(self._shell_names(k))})" for k in missing)
+            text = f"{len(missing)} secrets are not set in the environment: {each}."
+        return f"{text} {KEY_VAULT_READER_HINT}"
 
     def __repr__(self) -> str:
         return f"EnvSecretStore(prefix={self._prefix!r})"
@@ -250,6 +277,7 @@ class KeyVaultSecretStore:
             raise SecretError(
                 f"Secret {name!r} (key {key!r}) was not found in {where}; {self._create_hint(name)}",
                 secret_name=name,
+                missing=[key],
             ) from exc
         except ClientAuthenticationError as exc:
             raise SecretError(
@@ -300,6 +328,33 @@ def _service_message(exc: Any) -> str:
     code = getattr(error, "code", None)
     text = " ".join(str(message).split())
     return f"{code}: {text}" if code and not text.startswith(str(code)) else text
+
+
+def read_secrets(store: SecretStore, keys: Sequence[str]) -> dict[str, str]:
+    """Every key's value from ``store``; when some are missing, one :class:`SecretError` names
+    them all (a store failing otherwise, such as a vault refusing the token, raises at once)."""
+    get_many = getattr(store, "get_many", None)
+    if callable(get_many):
+        return dict(get_many(keys))
+    found: dict[str, str] = {}
+    absent: list[SecretError] = []
+    for key in keys:
+        try:
+            found[key] = store.get(key)
+        except SecretError as exc:
+            if not exc.missing:
+                raise
+            absent.append(exc)
+    if len(absent) == 1:
+        raise absent[0]
+    if absent:
+        missing = [k for exc in absent for k in exc.missing]
+        raise SecretError(
+            f"{len(missing)} secrets are missing: " + " ".join(str(exc) for exc in absent),
+            secret_name=absent[0].secret_name,
+            missing=missing,
+        )
+    return found
 
 
 def store_for_profile(
