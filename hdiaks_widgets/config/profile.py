@@ -184,5 +184,34 @@ class ClusterProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClusterProfile:
+        """A profile from its JSON form. A key that looks like a secret (``client_secret``,
+        ``password``, ``token``...) is refused by name, its value never repeated."""
+        if isinstance(data, Mapping):
+            secret_like = [k for k in data if isinstance(k, str) and _looks_secret(k)]
+            if secret_like:
+                problems = [ConfigProblem(f"profile.{k}", _NOT_IN_PROFILE) for k in secret_like]
+                rest = {k: v for k, v in data.items() if k not in secret_like}
+                try:
+                    _known_keys(cls, rest, "profile")
+                except ConfigError as exc:
+                    problems += exc.problems
+                raise ConfigError(problems)
         return cls(**_known_keys(cls, data, "profile"))
 
+
+_NOT_IN_PROFILE = (
+    "looks like a secret: secrets belong in the environment or Key Vault, not in the profile; remove it "
+    "and set secret_source ('env': e.g. AIRFLOW_VAR_API_SECRET; 'keyvault': vault_url)"
+)
+# Marks of a secret's key: words found anywhere, and short ones only as a whole part (``db_pwd``).
+_SECRET_WORDS = ("secret", "password", "passwd", "token", "apikey", "api_key", "credential", "private_key",
+                 "account_key", "connection_string")  # fmt: skip
+_SECRET_PARTS = frozenset({"pwd", "sas"})
+_PROFILE_FIELDS = frozenset(f.name for f in fields(ClusterProfile))
+
+
+def _looks_secret(key: str) -> bool:
+    if key in _PROFILE_FIELDS:  # secret_source names where secrets live
+        return False
+    words = key.lower().replace("-", "_")
+    return any(w in words for w in _SECRET_WORDS) or bool(_SECRET_PARTS & set(words.split("_")))
