@@ -151,12 +151,13 @@ def run_cases(runs: int, read_timeout: float) -> list[Case]:
     return cases
 
 
-def render(cases: list[Case], runs: int) -> str:
+def render(cases: list[Case], runs: int, read_timeout: float) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()  # fmt: skip
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"Command: `.venv/bin/python bench/failure_paths.py --runs {runs}` ({when}; HEAD {commit or '?'}; "
+        f"Command: `.venv/bin/python bench/failure_paths.py --runs {runs} --read-timeout {read_timeout:g}` "
+        f"({when}; HEAD {commit or '?'}; "
         f"{os.cpu_count()} cores; Python {platform.python_version()}; {sys.platform}).",
         "",
         "| case | timeout given | median s (of runs) | connections seen | message (first 160 characters) |",
@@ -166,7 +167,7 @@ def render(cases: list[Case], runs: int) -> str:
         median = statistics.median(case.seconds)
         conns = "–" if case.connections is None else str(case.connections)
         text = " ".join(case.message.split())[:160].replace("|", "\\|")
-        lines.append(f"| {case.name} | {case.stated} | {median:.2f} ({len(case.seconds)}) | {conns} | {text} |")
+        lines.append(f"| {case.name} | {case.stated} | {median:.3f} ({len(case.seconds)}) | {conns} | {text} |")
     return "\n".join(lines)
 
 
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         os.environ.pop(var, None)  # loopback and .invalid only: never through a proxy
-    print(render(run_cases(args.runs, args.read_timeout), args.runs))
+    print(render(run_cases(args.runs, args.read_timeout), args.runs, args.read_timeout))
     return 0
 
 
