@@ -10,7 +10,9 @@ unchanged. A file's own comments are not kept by ``load`` then ``save``.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -51,8 +53,10 @@ class JobConfig:
                 )
 
     def problems(self) -> list[ConfigProblem]:
+        # The flavour decides which application paths its cluster reads (an AKS cluster reads
+        # abfs[s]:// only, the sandbox no hdfs://); allow_local is the fallback for an unknown one.
         allow_local = self.profile.flavour in ("sandbox", "livy")
-        return self.profile.problems() + self.spec.problems(allow_local=allow_local)
+        return self.profile.problems() + self.spec.problems(allow_local=allow_local, flavour=self.profile.flavour)
 
     def validate(self) -> JobConfig:
         problems = self.problems()
@@ -81,7 +85,7 @@ class JobConfig:
         unknown = sorted(set(data) - {"version", "profile", "spec"})
         if unknown:
             raise ConfigError(
-                [ConfigProblem(k, "is not a known section; use 'profile' and 'spec'") for k in unknown]
+                [ConfigProblem(_one_line(str(k)), "is not a known section; use 'profile' and 'spec'") for k in unknown]
             )
         problems: list[ConfigProblem] = []
         version = data.get("version", cls.FORMAT_VERSION)
@@ -135,23 +139,14 @@ class JobConfig:
 
     @classmethod
     def from_json(cls, text: str) -> JobConfig:
-        """A config from the file's text: JSON, full-line ``//`` comments skipped."""
+        """A config from the file's text: JSON, full-line ``//`` comments skipped. Stricter than
+        ``json.loads``: NaN and Infinity (which JSON does not have), a number too long or too
+        large, and a key given twice in one object are refused naming the line or the key."""
+        data = _parse(_without_comments(text), text)
         try:
-            data = json.loads(_without_comments(text))
-            config = cls.from_dict(data)
-        except json.JSONDecodeError as exc:
-            line = text.splitlines()[exc.lineno - 1] if 0 < exc.lineno <= len(text.splitlines()) else ""
-            hint = "; a comment must be on its own line, starting with //" if "//" in line or "/*" in line else ""
-            raise ConfigError(
-                f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}){hint}", field="config"
-            ) from exc
+            return cls.from_dict(data)
         except RecursionError:
-            raise ConfigError(
-                "is nested too deeply to read; a job configuration is two levels deep "
-                '({"profile": {...}, "spec": {...}})',
-                field="config",
-            ) from None
-        return config
+            raise ConfigError(_TOO_DEEP, field="config") from None
 
     def save(
         self, path: str | os.PathLike[str], *, comments: Mapping[str, str] | None = None,
@@ -276,3 +271,132 @@ def _problems_of(exc: Exception, prefix: str) -> list[ConfigProblem]:
     # TypeError from a dataclass constructor: wrong argument shape.
     return [ConfigProblem(prefix, f"has an invalid value: {exc}")]
 
+
+
+# -- reading the file's JSON strictly ------------------------------------------------------------
+
+_TOO_DEEP = ('is nested too deeply to read; a job configuration is two levels deep '
+             '({"profile": {...}, "spec": {...}})')
+# Digits of an integer: Python refuses more than 4300 (int_max_str_digits), and no setting needs
+# more than a Java long's 19; a longer number would only be repeated back in an error message.
+_MAX_DIGITS = 64
+# What str.splitlines breaks a line at, and other control characters (a terminal escape).
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    """A key or value for a one-line message: line breaks and control characters escaped as in
+    Python (``a\\nb``), so the message stays one whole line in a terminal or a log."""
+    return _LINE_BREAKING.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+class _Refused(Exception):
+    """Raised from a ``json.loads`` hook: ``token`` (as written) and the sentence for it, whose
+    ``{at}`` becomes the token's line (the hooks are not told where they are)."""
+
+    def __init__(self, token: str, sentence: str) -> None:
+        super().__init__(sentence)
+        self.token = token
+        self.sentence = sentence
+
+
+def _parse_int(token: str) -> int:
+    digits = len(token.lstrip("-"))
+    if digits > _MAX_DIGITS:
+        raise _Refused(token, f"is not valid JSON: a number is too long ({{at}}: {digits} digits; "
+                              f"write at most {_MAX_DIGITS})")
+    return int(token)
+
+
+def _parse_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):  # 1e999 is read as inf
+        shown = token if len(token) <= 20 else token[:19] + "\u2026"
+        raise _Refused(token, f"the number {shown} is too large ({{at}}); write a plain number, e.g. 60")
+    return value
+
+
+def _parse_constant(token: str) -> float:
+    # json.loads reads NaN, Infinity and -Infinity by default; JSON itself (RFC 8259 §6) has none.
+    raise _Refused(token, f"{token} is not a number JSON allows ({{at}}); write a plain number, e.g. 60")
+
+
+class _Repeated(dict):  # type: ignore[type-arg]
+    """A JSON object in which some key was given more than once (the last value kept)."""
+
+    repeated: list[str]
+
+
+def _line_of(text: str, token: str) -> int:
+    """The line of the first ``token`` outside a JSON string (0 when not found). Strings are
+    matched whole, so a token inside one (``"NaN"``) is skipped."""
+    pattern = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\w.+\-])' + re.escape(token) + r"(?![\w.])")
+    for match in pattern.finditer(text):
+        if not match.group().startswith('"'):
+            return text.count("\n", 0, match.start()) + 1
+    return 0
+
+
+def _parse(text: str, original: str) -> Any:
+    """``text`` (comments blanked) as JSON, strictly; every failure a ``ConfigError`` of
+    ``config``. ``original``: the file's text, for the line a JSON error points at."""
+    repeated: list[_Repeated] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(items)
+        if len(obj) == len(items):
+            return obj
+        marked = _Repeated(obj)
+        seen: set[str] = set()
+        marked.repeated = []
+        for key, _ in items:
+            if key in seen and key not in marked.repeated:
+                marked.repeated.append(key)
+            seen.add(key)
+        repeated.append(marked)
+        return marked
+
+    try:
+        data = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant,
+                          object_pairs_hook=pairs)
+    except _Refused as exc:
+        number = _line_of(text, exc.token)
+        raise ConfigError(exc.sentence.format(at=f"line {number}" if number else "line ?"), field="config") from None
+    except json.JSONDecodeError as exc:
+        lines = original.splitlines()
+        line = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else ""
+        hint = "; a comment must be on its own line, starting with //" if "//" in line or "/*" in line else ""
+        raise ConfigError(
+            f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}){hint}", field="config"
+        ) from exc
+    except RecursionError:
+        raise ConfigError(_TOO_DEEP, field="config") from None
+    if repeated:
+        raise ConfigError(_repeated_problems(data))
+    return data
+
+
+def _repeated_problems(data: Any) -> list[ConfigProblem]:
+    """One problem per key given twice, in file order, naming the object it is in."""
+    problems: list[ConfigProblem] = []
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:  # depth first without recursion; children pushed in reverse to keep file order
+        value, path = stack.pop()
+        if isinstance(value, _Repeated):
+            where = f" in {path}" if path else ""
+            problems += [ConfigProblem("config", f"{_one_line(json.dumps(key, ensure_ascii=False))} appears twice"
+                                                 f"{where}; keep one") for key in value.repeated]
+        if isinstance(value, dict):
+            children = [(v, _child_path(path, str(k))) for k, v in value.items()]
+        elif isinstance(value, list):
+            children = [(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        else:
+            continue
+        stack += [child for child in reversed(children) if isinstance(child[0], (dict, list))]
+    return problems
+
+
+def _child_path(path: str, key: str) -> str:
+    if re.fullmatch(r"\w+", key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{_one_line(key)}]"
