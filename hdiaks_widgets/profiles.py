@@ -47,11 +47,16 @@ def load_profiles(path: str | os.PathLike[str] | None = None) -> dict[str, Clust
     """All profiles in the file by name; an absent file means no profiles."""
     target = Path(path) if path is not None else profiles_path()
     try:
-        text = target.read_text(encoding="utf-8")
+        # utf-8-sig, as for job.json: a byte order mark at the start (Windows Notepad) is skipped.
+        text = target.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read {os.fspath(target)!r}: {exc.strerror}", field="profiles") from exc
+    except UnicodeDecodeError as exc:  # e.g. saved as UTF-16 by PowerShell's Out-File
+        raise _not_utf8(target) from exc
+    if "\x00" in text:  # UTF-16 without a byte order mark decodes as UTF-8 with a NUL in every other byte
+        raise _not_utf8(target)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -71,6 +76,10 @@ def load_profiles(path: str | os.PathLike[str] | None = None) -> dict[str, Clust
         except TypeError as exc:
             raise ConfigError(f"profile {name!r} has an invalid value: {exc}", field=f"profiles.{name}") from exc
     return profiles
+
+
+def _not_utf8(target: Path) -> ConfigError:
+    return ConfigError(f"{os.fspath(target)!r} is not UTF-8 text; save it as UTF-8", field="profiles")
 
 
 def list_profiles(path: str | os.PathLike[str] | None = None) -> list[str]:

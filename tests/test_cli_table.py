@@ -282,6 +282,10 @@ PROFILES = [
              "profile.fqdn: is required", "paste only the host name"),
     _profile("profiles-timeout", '{"profiles": {"prod": {"flavour": "livy", "url": "{url}", "read_timeout": -1}}}',
              "profile.read_timeout", "above 0, got -1"),
+    _profile("profiles-bom-then-bad-url", '\ufeff{"profiles": {"prod": {"flavour": "livy", "url": "127.0.0.1"}}}',
+             "profile.url", "e.g. http://127.0.0.1:8998"),  # read past the BOM, as job.json is
+    _profile("profiles-utf16", '{"profiles": {}}'.encode("utf-16"), "profiles: '{tmp}/profiles.json' is not UTF-8 text",
+             "save it as UTF-8"),
 ]
 
 CASES = USAGE + IDS + CONFIG + SPEC_OPTIONS + EXPORT + PROFILES

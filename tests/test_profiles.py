@@ -78,3 +78,19 @@ def test_delete_profile_removes_it(tmp_path: Path) -> None:
     save_profile(AKS, path)
     delete_profile("prod-eastus", path)
     assert list_profiles(path) == []
+
+
+def test_load_profiles_skips_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.json"
+    text = json.dumps({"profiles": {"local": {"flavour": "livy", "url": "http://127.0.0.1:8998"}}})
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())  # what Windows Notepad writes
+    assert load_profiles(path)["local"].url == "http://127.0.0.1:8998"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "latin-1"])
+def test_load_profiles_refuses_text_that_is_not_utf8_in_one_sentence(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "profiles.json"
+    path.write_bytes(json.dumps({"profiles": {"caf\u00e9": {"flavour": "livy"}}}, ensure_ascii=False).encode(encoding))
+    with pytest.raises(ConfigError) as info:
+        load_profiles(path)
+    assert str(info.value) == f"profiles: {str(path)!r} is not UTF-8 text; save it as UTF-8"
