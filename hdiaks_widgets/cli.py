@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import shlex
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any, NoReturn
 
 from hdiaks_widgets import __version__
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-from hdiaks_widgets.errors import ConfigError, HdiaksError, LivyError
+from hdiaks_widgets.errors import BatchNotFound, ConfigError, HdiaksError, LivyError
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.logview import job_output
 from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
@@ -40,6 +42,8 @@ EXIT_LIVY = 1
 EXIT_USAGE = 2
 EXIT_JOB_FAILED = 3
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool its reader went away from
+LIVY_INT_MAX = 2**31 - 1  # Livy reads from/size as a Scala Int; a bigger one never reaches a batch
 
 
 def _batch_dict(batch: Batch) -> dict[str, Any]:
@@ -64,6 +68,7 @@ def _line_dict(line: str) -> dict[str, Any]:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # what str.splitlines also breaks at
 
 
 class _Notes:
@@ -201,6 +206,18 @@ def _still_running(args: argparse.Namespace, run: BatchRun) -> None:
     _err(f"  kill it:   hdiaks kill {bid} {target}".rstrip())
 
 
+def _maybe_submitted(args: argparse.Namespace, name: str) -> None:
+    """What to say after Ctrl-C during the submit: a POST cut off mid-flight may or may not have
+    created the batch (Livy may have read it before the connection closed), and how to find out."""
+    target = _target_args(args)
+    quoted = shlex.quote(name)
+    _err(f"interrupted while submitting: batch {_printable(name)} may or may not have been created (a request "
+         "cut off mid-flight can still reach Livy); if status says not found, it was not")
+    _err(f"  look for it: hdiaks status {quoted} {target}".rstrip())
+    _err(f"  list them:   hdiaks list {target}".rstrip())
+    _err(f"  kill it:     hdiaks kill {quoted} {target}".rstrip())
+
+
 def _state_line(snap: Snapshot) -> str:
     app = f" (app {_printable(snap.app_id)})" if snap.app_id else ""
     return f"batch {snap.batch_id}: {snap.state_label}{app}"
@@ -237,8 +254,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
     spec = _spec_with_overrides(cfg.spec, args)
     cfg = cfg.replace(spec=spec).validate()
+    # An unnamed spec is named here, in the client's own form (hdiaks-<12 hex>), so that after a
+    # Ctrl-C during the POST we can say which name to look for. Such a name is as unique as the one
+    # the client would make, so like that one it is not looked up first (name_checked): the same
+    # requests as BatchRun.submit, whose run is built the same way below.
+    generated = cfg.spec.name is None
+    spec = replace(cfg.spec, name=f"hdiaks-{uuid.uuid4().hex[:12]}") if generated else cfg.spec
     with _connect(args)(cfg.profile) as client:
-        run = BatchRun.submit(client, cfg.spec)
+        try:
+            batch = client.submit_batch(spec, name_checked=generated)
+        except KeyboardInterrupt:
+            _maybe_submitted(args, str(spec.name))
+            return EXIT_INTERRUPTED
+        run = BatchRun(client, batch.id, name=batch.name, batch=batch)
         try:
             return _submitted(args, run)
         except KeyboardInterrupt:  # from here on the batch exists: say how to reach it
@@ -342,20 +370,48 @@ def _read_log_once(client: LivyClient, args: argparse.Namespace) -> int:
 
 def cmd_kill(args: argparse.Namespace) -> int:
     """Kill a running batch. A finished one is left as it is (its record and log stay until
-    Livy's retention time) and the command says so, exit 0."""
+    Livy's retention time) and the command says so, exit 0.
+
+    A batch can finish between the check and the DELETE; Apache Livy then deletes it all the same
+    and forgets it, so the command cannot tell that from a kill and reports it killed. It reads
+    the batch again after the DELETE: a server that keeps the record (Fabric, Synapse) shows the
+    real end, and a batch that had finished first (not ``killed``) is reported as such."""
+    after: Batch | None = None
+    gone = False
     with _client(args) as client:
         batch = client.get_batch(args.batch)
         if not batch.state.is_terminal:
-            client.kill_batch(batch.id)
-    killed = not batch.state.is_terminal
+            try:
+                client.kill_batch(batch.id)
+            except BatchNotFound:  # purged between the check and the DELETE
+                gone = True
+            else:
+                after = _read_again(client, batch.id)
+    finished_first = after is not None and after.state.is_terminal and after.state is not BatchState.KILLED
+    killed = not batch.state.is_terminal and not gone and not finished_first
+    label = f"batch {batch.id} ({_printable(batch.name)})"
     if args.json:
-        _print_json({"id": batch.id, "killed": killed, "state": batch.state.value})
+        _print_json({"id": batch.id, "killed": killed, "state": batch.state.value,
+                     "state_after": None if after is None else after.state.value})
     elif killed:
-        print(f"killed batch {batch.id} ({_printable(batch.name)})")
+        print(f"killed {label}")
+    elif gone:
+        print(f"{label} was {batch.state.value} a moment ago but was gone when the kill reached it "
+              "(deleted or purged in between); nothing to kill")
+    elif after is not None and finished_first:
+        print(f"{label} finished (state {after.state.value}) before the kill reached it; nothing was killed")
     else:
-        print(f"batch {batch.id} ({_printable(batch.name)}) had already finished (state {batch.state.value}); "
-              "nothing to kill")
+        print(f"{label} had already finished (state {batch.state.value}); nothing to kill")
     return 0
+
+
+def _read_again(client: LivyClient, batch_id: int | str) -> Batch | None:
+    """The batch after its DELETE, or None when the server forgot it (Apache Livy does) or could
+    not be asked: the DELETE was answered, so a failure here does not fail the kill."""
+    try:
+        return client.get_batch(batch_id)
+    except HdiaksError:
+        return None
 
 
 _NAME_WIDTH = 30  # display cells; a longer name is cut and ends in "…"
@@ -545,7 +601,9 @@ exit codes:
   {EXIT_LIVY}    Livy, network or sign-in failure (the one-line error says which)
   {EXIT_USAGE}    bad input: a wrong option, or an invalid job configuration or profile
   {EXIT_JOB_FAILED}    the job ended in a state other than success (submit --wait, logs --follow)
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a submitted batch keeps running, and the message says how to reach it
+  {EXIT_CLOSED_PIPE}  the output was closed early (e.g. '| head'); nothing more is printed and a batch
+       being followed keeps running
 
 profiles: --profile NAME reads the profile file, $HDIAKS_PROFILES if set, else
 ~/.config/hdiaks/profiles.json.
@@ -586,6 +644,19 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
+
+
+def _livy_int(check: Callable[[str], int]) -> Callable[[str], int]:
+    """``check`` and at most ``LIVY_INT_MAX``: a number Livy reads as a 32-bit Int (from, size)."""
+
+    def parse(text: str) -> int:
+        value = check(text)
+        if value > LIVY_INT_MAX:
+            raise argparse.ArgumentTypeError(
+                f"must be {LIVY_INT_MAX} or less (Livy reads it as a 32-bit number), got {text}")
+        return value
+
+    return parse
 
 
 def _seconds(text: str) -> float:
@@ -662,24 +733,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("batch", help="batch id or name")
     p.add_argument("--follow", "-f", action="store_true",
                    help="keep printing until the job ends (--json: one JSON object per line)")
-    p.add_argument("--from", dest="start", type=_non_negative,
+    p.add_argument("--from", dest="start", type=_livy_int(_non_negative),
                    help="a raw page of Livy's view from this offset (default: the whole log, read by content)")
-    p.add_argument("--size", type=_non_negative, help="with no --from: the last N lines of Livy's raw view")
+    p.add_argument("--size", type=_livy_int(_non_negative), help="with no --from: the last N lines of Livy's raw view")
     p.add_argument("--poll", type=_seconds, default=1.0, help="seconds between polls (with --follow)")
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("kill", help="kill a running batch (a finished one is left as it is)",
                        description="Kill a running batch. A batch that has already finished is left as it "
                                    "is (Livy keeps its record and log until its retention time); the command "
-                                   "says it had already finished, with its state, and exits 0.")
+                                   "says it had already finished, with its state, and exits 0. A batch that "
+                                   "finishes in the moment between the check and the DELETE is deleted all the "
+                                   "same: Apache Livy then forgets it, so it is reported killed; a server that "
+                                   "keeps the record after a DELETE shows the real end, and the command says the "
+                                   "batch finished before the kill reached it. --json: state is the state before "
+                                   "the kill, state_after the one read after it (null when none was read).")
     _add_target(p)
     p.add_argument("batch", help="batch id or name")
     p.set_defaults(func=cmd_kill)
 
     p = sub.add_parser("list", help="batches on the server")
     _add_target(p)
-    p.add_argument("--from", dest="start", type=_non_negative, default=0, help="index of the first batch (default 0)")
-    p.add_argument("--size", type=_positive, default=100, help="how many batches to show (default 100)")
+    p.add_argument("--from", dest="start", type=_livy_int(_non_negative), default=0,
+                   help="index of the first batch (default 0)")
+    p.add_argument("--size", type=_livy_int(_positive), default=100, help="how many batches to show (default 100)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("export-dag", help="write the job as an Airflow DAG")
@@ -737,17 +814,40 @@ def main(
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     args.connect = connect
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_CLOSED_PIPE
     except HdiaksError as exc:
-        first = str(exc).strip().splitlines()
-        message = first[0] if first else type(exc).__name__
-        if isinstance(exc, ConfigError) and len(exc.problems) > 1:
-            message = "; ".join(str(p) for p in exc.problems)
+        if isinstance(exc, ConfigError) and exc.problems:
+            # Each problem on the one line, its line breaks escaped (a key or value may hold one).
+            message = "; ".join(_one_line(str(p)) for p in exc.problems)
+        else:
+            first = str(exc).strip().splitlines()
+            message = first[0] if first else type(exc).__name__
         print(f"hdiaks: error: {message}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_LIVY
     except KeyboardInterrupt:
         print("hdiaks: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout went away (``| head``): point stdout at /dev/null, so the
+    interpreter's flush at exit has nowhere to fail (the recipe of Python's ``signal`` docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a file (a test's capture): nothing left to flush
+        pass
+
+
+def _one_line(text: str) -> str:
+    """Line breaks and other control characters escaped (``a\\nb``), so a message is one line."""
+    return _LINE_BREAKING.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m hdiaks_widgets.cli`

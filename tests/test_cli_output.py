@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
@@ -22,7 +22,8 @@ import requests
 import wcwidth
 from auth_fixtures import closed_port
 from conftest import Run, SandboxHandle
-from livy_memory import BASE_URL, MemoryLivy
+from livy_memory import BASE_URL, MemBatch, MemoryLivy, respond
+from test_cli import _RecordingServer
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.sandbox.apps import EXAMPLE_PATHS
@@ -133,7 +134,7 @@ def test_kill_of_a_finished_batch_says_so_and_sends_no_delete(run: Run, livy: Lo
 def test_kill_of_a_finished_batch_json_says_not_killed(run: Run, livy: LoopbackLivy) -> None:
     livy.livy.add("done-job", "success")
     code, out, _ = run("kill", "done-job", "--url", livy.url, "--json")
-    assert code == 0 and json.loads(out) == {"id": 0, "killed": False, "state": "success"}
+    assert code == 0 and json.loads(out) == {"id": 0, "killed": False, "state": "success", "state_after": None}
 
 
 def test_kill_of_a_running_batch_by_name_deletes_it_by_id(run: Run, livy: LoopbackLivy) -> None:
@@ -141,6 +142,244 @@ def test_kill_of_a_running_batch_by_name_deletes_it_by_id(run: Run, livy: Loopba
     code, out, _ = run("kill", "busy-job", "--url", livy.url)
     assert code == 0 and out == "killed batch 0 (busy-job)\n"
     assert livy.livy.count("DELETE", "/batches/0") == 1
+
+
+def _on_delete(livy: LoopbackLivy, then: Callable[[requests.PreparedRequest], requests.Response | None]) -> None:
+    livy.livy.before.append(lambda request: then(request) if request.method == "DELETE" else None)
+
+
+def test_kill_of_a_batch_that_finished_before_the_delete_says_so(run: Run, livy: LoopbackLivy) -> None:
+    batch = livy.livy.add("racy-job", "running")
+
+    def finish_first(request: requests.PreparedRequest) -> requests.Response:
+        batch.state = "success"  # it ended between the check and the DELETE; this server keeps its record
+        return respond(request, 200, {"msg": "deleted"})
+
+    _on_delete(livy, finish_first)
+    code, out, err = run("kill", "racy-job", "--url", livy.url)
+    assert (code, err) == (0, "")
+    assert out == "batch 0 (racy-job) finished (state success) before the kill reached it; nothing was killed\n"
+    assert livy.livy.requests[-2:] == [("DELETE", "/batches/0"), ("GET", "/batches/0")]  # read again after
+
+
+def test_kill_json_of_a_batch_that_finished_first(run: Run, livy: LoopbackLivy) -> None:
+    batch = livy.livy.add("racy-job", "running")
+
+    def finish_first(request: requests.PreparedRequest) -> requests.Response:
+        batch.state = "dead"
+        return respond(request, 200, {"msg": "deleted"})
+
+    _on_delete(livy, finish_first)
+    code, out, _ = run("kill", "0", "--url", livy.url, "--json")
+    assert code == 0 and json.loads(out) == {"id": 0, "killed": False, "state": "running", "state_after": "dead"}
+
+
+def test_kill_json_of_a_batch_the_server_forgets_on_delete(run: Run, livy: LoopbackLivy) -> None:
+    livy.livy.add("busy-job", "running")  # Apache Livy: DELETE, then 404
+    code, out, _ = run("kill", "0", "--url", livy.url, "--json")
+    assert code == 0 and json.loads(out) == {"id": 0, "killed": True, "state": "running", "state_after": None}
+
+
+def test_kill_of_a_batch_whose_record_stays_killed_says_killed(run: Run, livy: LoopbackLivy) -> None:
+    batch = livy.livy.add("busy-job", "running")
+
+    def keep_killed(request: requests.PreparedRequest) -> requests.Response:
+        batch.state = "killed"  # a server that keeps the cancelled record (Fabric, Synapse)
+        return respond(request, 200, {"msg": "deleted"})
+
+    _on_delete(livy, keep_killed)
+    code, out, _ = run("kill", "0", "--url", livy.url)
+    assert code == 0 and out == "killed batch 0 (busy-job)\n"
+
+
+def test_kill_of_a_batch_gone_before_the_delete_says_so(run: Run, livy: LoopbackLivy) -> None:
+    livy.livy.add("busy-job", "running")
+
+    def purge_first(request: requests.PreparedRequest) -> None:
+        livy.livy.batches.clear()  # purged between the check and the DELETE: the DELETE answers 404
+
+    _on_delete(livy, purge_first)
+    code, out, err = run("kill", "0", "--url", livy.url)
+    assert (code, err) == (0, "")
+    assert out == ("batch 0 (busy-job) was running a moment ago but was gone when the kill reached it "
+                   "(deleted or purged in between); nothing to kill\n")
+
+
+# -- numbers Livy reads as a 32-bit Int ----------------------------------------------------------
+
+
+@pytest.fixture
+def recorder() -> Iterator[_RecordingServer]:
+    server = _RecordingServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("argv", [("list", "--size"), ("list", "--from"), ("logs", "1", "--size"),
+                                  ("logs", "1", "--from")], ids=["list-size", "list-from", "logs-size", "logs-from"])
+@pytest.mark.parametrize("number", ["2147483648", "99999999999999999999"])
+def test_cli_refuses_a_number_above_livys_int(run: Run, recorder: _RecordingServer, argv: tuple[str, ...],
+                                              number: str) -> None:
+    code, out, err = run(*argv, number, "--url", recorder.url)
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert f"argument {argv[-1]}: must be 2147483647 or less (Livy reads it as a 32-bit number), got {number}" in err
+    assert recorder.lines == []
+
+
+def test_cli_list_size_at_livys_int_reaches_the_server(run: Run, recorder: _RecordingServer) -> None:
+    run("list", "--size", "2147483647", "--url", recorder.url)
+    assert recorder.lines == ["GET /batches?from=0&size=2147483647 HTTP/1.1"]
+
+
+# -- a reader that goes away (| head) -------------------------------------------------------------
+
+
+def _read_one_line_and_close(argv: list[str]) -> tuple[str, int, str]:
+    """Run ``hdiaks`` with stdout on a pipe, read one line and close the pipe (``| head -1``)."""
+    with subprocess.Popen([HDIAKS, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        told = Drain(proc.stderr)
+        try:
+            first = proc.stdout.readline()
+            proc.stdout.close()
+            code = proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        return first, code, told.text()
+
+
+_WIDE = "x" * 1000  # lines long enough that the output overflows a pipe's buffer (64 KiB)
+
+
+def test_list_into_a_closed_pipe_exits_quietly(livy: LoopbackLivy) -> None:
+    for i in range(2000):
+        livy.livy.add(f"job-{i}-{'y' * 20}", "success")
+    first, code, err = _read_one_line_and_close(["list", "--size", "2000", "--url", livy.url])
+    assert first.startswith("2000 batches on the server")
+    assert (code, err) == (141, "")
+
+
+def test_logs_follow_into_a_closed_pipe_exits_quietly_and_leaves_the_batch(livy: LoopbackLivy) -> None:
+    livy.livy.add("busy-job", "running", tuple(f"line {i} {_WIDE}" for i in range(300)))
+    first, code, err = _read_one_line_and_close(["logs", "0", "--follow", "--poll", "0.2", "--url", livy.url])
+    assert first.startswith("line 0 ")
+    assert code == 141 and all(line.startswith("note: ") for line in err.splitlines()), err  # no traceback
+    assert livy.livy.count("DELETE", "/batches/0") == 0
+
+
+def test_submit_wait_into_a_closed_pipe_exits_quietly_and_leaves_the_batch(livy: LoopbackLivy) -> None:
+    def start(batch: MemBatch) -> None:
+        batch.state, batch.log = "running", [f"line {i} {_WIDE}" for i in range(300)]
+
+    livy.livy.after_post.append(start)
+    first, code, err = _read_one_line_and_close(["submit", "--url", livy.url, "--file", "/apps/a.py", "--wait",
+                                                 "--poll", "0.2"])
+    assert first.startswith("line 0 ")
+    assert code == 141 and err.startswith("submitted batch 0 (hdiaks-") and "Traceback" not in err
+    assert "Exception ignored" not in err and livy.livy.batches[0].state == "running"
+    assert livy.livy.count("DELETE", "/batches/0") == 0
+
+
+def test_help_names_the_closed_pipe_exit_code(run: Run) -> None:
+    code, out, _ = run("--help")
+    assert code == 0 and "141  the output was closed early (e.g. '| head')" in out
+
+
+# -- Ctrl-C while the POST is on its way ------------------------------------------------------------
+
+
+class HangingPost:
+    """A loopback Livy whose POST /batches never answers (the request is read, then held), and
+    whose name lookups answer 404: where a Ctrl-C leaves it unknown whether the batch exists."""
+
+    def __init__(self) -> None:
+        self.posted = threading.Event()
+        self.release = threading.Event()
+        self.bodies: list[dict[str, object]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._json(404, {"msg": f"Session '{self.path.rsplit('/', 1)[-1]}' not found."})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                outer.bodies.append(json.loads(self.rfile.read(length) or b"{}"))
+                outer.posted.set()
+                outer.release.wait(60)
+
+            def _json(self, status: int, data: object) -> None:
+                payload = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingPost]:
+    server = HangingPost()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _interrupt_the_post(hanging: HangingPost, *argv: str) -> tuple[int, str]:
+    with subprocess.Popen([HDIAKS, "submit", "--url", hanging.url, "--file", "/apps/a.py", *argv],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        told = Drain(proc.stderr)
+        try:
+            assert hanging.posted.wait(60), "the POST never arrived"
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        return code, told.text()
+
+
+def _commands(err: str) -> dict[str, list[str]]:
+    return {line.split(":", 1)[0].strip(): shlex.split(line.split(":", 1)[1])
+            for line in err.splitlines() if line.startswith("  ")}
+
+
+def test_submit_ctrl_c_during_the_post_says_the_batch_may_exist_and_how_to_look(hanging: HangingPost) -> None:
+    code, err = _interrupt_the_post(hanging, "--name", "nightly-etl")
+    assert code == 130 and "Traceback" not in err
+    assert err.splitlines()[0].startswith(
+        "interrupted while submitting: batch nightly-etl may or may not have been created")
+    assert _commands(err) == {"look for it": ["hdiaks", "status", "nightly-etl", "--url", hanging.url],
+                              "list them": ["hdiaks", "list", "--url", hanging.url],
+                              "kill it": ["hdiaks", "kill", "nightly-etl", "--url", hanging.url]}
+
+
+def test_submit_ctrl_c_during_the_post_names_the_generated_name_that_was_posted(hanging: HangingPost) -> None:
+    code, err = _interrupt_the_post(hanging)
+    posted = hanging.bodies[0]["name"]
+    assert code == 130 and isinstance(posted, str) and posted.startswith("hdiaks-")
+    assert f"batch {posted} may or may not have been created" in err
+    assert _commands(err)["look for it"] == ["hdiaks", "status", posted, "--url", hanging.url]
 
 
 # -- submit --wait and logs --follow against real Spark ----------------------------------------
