@@ -179,3 +179,20 @@ def test_cli_submit_refuses_the_job_file_in_one_line(run: Run, recorder: _Record
     assert (code, out) == (2, "")
     assert err.startswith(f"hdiaks: error: {said}") and err.count("\n") == 1, err
     assert recorder.lines == []
+
+
+# -- the notebook form checks through JobConfig, so it gets the flavour too -------------------------
+
+
+@pytest.mark.parametrize(("profile", "path", "said"), [
+    (AKS, "wasbs://cont@acct.blob.core.windows.net/x.py", "HDInsight on AKS cannot read"),
+    (SANDBOX, "hdfs:///x.py", "the sandbox cannot read"),
+], ids=["aks-wasbs", "sandbox-hdfs"])  # fmt: skip
+def test_form_refuses_a_path_the_selected_flavour_cannot_read(profile: ClusterProfile, path: str, said: str) -> None:
+    from hdiaks_widgets.widgets.form import JobForm
+
+    form = JobForm(profiles={profile.name: profile})
+    form.profile.value = profile.name
+    form.file.value = path
+    problems = [p for p in form.validate() if p.field == "spec.file"]
+    assert len(problems) == 1 and said in problems[0].message
