@@ -60,6 +60,15 @@ def test_the_readme_has_shell_and_python_examples() -> None:
     assert "bash" in langs and "python" in langs, langs
 
 
+def test_the_readme_lists_every_exit_code_the_cli_returns() -> None:
+    from hdiaks_widgets import cli
+
+    codes = {v for k, v in vars(cli).items() if k.startswith("EXIT_") and isinstance(v, int)}
+    text = README.read_text(encoding="utf-8")
+    sentence = text[text.index("Exit codes:") :].split("Every failure")[0]
+    assert codes and codes == {int(n) for n in re.findall(r"\b(\d+) [A-Za-z(]", sentence)}, sentence
+
+
 def test_readme_examples_run_in_order_twice_on_the_sandbox(sandbox: SandboxHandle, tmp_path: Path) -> None:
     address = sandbox.url.split("://", 1)[1]
     env = _env()
