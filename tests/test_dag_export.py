@@ -359,13 +359,16 @@ def test_cli_export_dag_embed_writes_a_self_contained_dag(tmp_path: Path, capsys
 
 # -- refusing an invalid job and a schedule Airflow would refuse ----------------------------------
 
-from hdiaks_widgets.dag_export.render import schedule_problem  # noqa: E402 - appended section
+from hdiaks_widgets.dag_export.render import dag_id_problem, schedule_problem  # noqa: E402 - appended section
 
 
 @pytest.mark.parametrize(
     "schedule",
     [None, "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly",
-     "0 0 * * *", "30 2 * * *", "*/15 * * * *", "0 9-17 * * MON-FRI", "0 0 1,15 * *", "0 0 * JAN sun", "5 4 * * 7"],
+     "0 0 * * *", "30 2 * * *", "*/15 * * * *", "0 9-17 * * MON-FRI", "0 0 1,15 * *", "0 0 * JAN sun", "5 4 * * 7",
+     # days some month lacks, but not every month named: they fire (Feb 29 in leap years; Monday
+     # or the 31st when both day fields are given, as cron and croniter read them; August has 31)
+     "0 0 29 2 *", "0 0 31 2 1", "0 0 30,31 2 */2", "0 0 31 */2 *", "0 0 31 4/2 *", "0 0 */31 2 *", "0 0 30 1-2 *"],
 )
 def test_schedule_problem_accepts_cron_and_presets(schedule: str | None) -> None:
     assert schedule_problem(schedule) is None
@@ -383,9 +386,66 @@ def test_schedule_problem_names_what_airflow_would_refuse(schedule: str, says: s
     assert problem is not None and says in problem
 
 
+@pytest.mark.parametrize(
+    ("schedule", "says"),
+    [("0 0 31 2 *", "(February has at most 29 days)"), ("0 0 30 2 *", "(February has at most 29 days)"),
+     ("0 0 30-31 FEB *", "(February has at most 29 days)"), ("0 0 31 2 *,1", "(February has at most 29 days)"),
+     ("0 0 31 4,6 *", "(April has at most 30 days; June has at most 30 days)"),
+     ("15 3 31 2-4/2 *", "(February has at most 29 days; April has at most 30 days)")],
+)
+def test_schedule_problem_refuses_a_day_no_named_month_has(schedule: str, says: str) -> None:
+    # croniter (Airflow's cron parser) fails such a DAG with "failed to find next date".
+    expected = f"{schedule!r} never fires {says}; e.g. @daily or '30 2 * * *' (02:30 every day)"
+    assert schedule_problem(schedule) == expected
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "says"),
+    [("../evil", "'../evil' may hold only letters, digits, '_', '-' and '.'"),
+     ("a b", "'a b' may hold only letters, digits"), ("", "is empty; use letters, digits"),
+     ("x\n", "'x\\n' may hold only letters"), ("spark..pi", "must not contain '..'"),
+     ("x" * 251, "is 251 characters; at most 250"), ("caf\u00e9", "may hold only letters, digits")],
+    ids=["traversal", "space", "empty", "trailing-newline", "double-dot", "long", "unicode"],
+)
+def test_export_dag_files_refuses_a_dag_id_airflow_would_refuse_naming_dag_id(
+    tmp_path: Path, dag_id: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        export_dag_files(sample_config(), tmp_path / "dags", dag_id=dag_id)
+    assert isinstance(info.value, ExportError) and info.value.fields == ("dag_id",)
+    assert says in str(info.value) and "e.g. spark_pi" in str(info.value)
+    assert not (tmp_path / "dags").exists()
+
+
+def test_dag_id_problem_never_repeats_more_than_about_40_characters_of_the_value() -> None:
+    problem = dag_id_problem("/" + "A" * 200)
+    assert problem is not None and "A" * 40 not in problem and "\u2026" in problem
+
+
+@pytest.mark.parametrize("good", ["spark_pi", "a", "x" * 250, "team.nightly-etl_v2", "-x", "."])
+def test_dag_id_problem_accepts_what_airflow_accepts(good: str) -> None:
+    assert dag_id_problem(good) is None
+
+
+def test_export_dag_files_refuses_an_out_dir_that_is_a_file_naming_out_dir(tmp_path: Path) -> None:
+    target = tmp_path / "dags.py"
+    target.write_text("keep me\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        export_dag_files(sample_config(), target, dag_id="x")
+    assert str(info.value) == f"out_dir: {str(target)!r} is a file; give a folder"
+    assert target.read_text(encoding="utf-8") == "keep me\n" and sorted(tmp_path.iterdir()) == [target]
+
+
+def test_export_dag_files_under_a_file_names_the_file_in_the_way(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("x", encoding="utf-8")
+    with pytest.raises(ExportError, match="'.*blocker' is a file; give a folder"):
+        export_dag_files(sample_config(), tmp_path / "blocker" / "dags", dag_id="x")
+
+
 def test_export_dag_files_refuses_a_bad_schedule_before_writing(tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match="schedule '0 0 \\* \\*'.*e.g. @daily"):
+    with pytest.raises(ExportError, match="schedule: '0 0 \\* \\*'.*e.g. @daily") as info:
         export_dag_files(sample_config(), tmp_path / "dags", dag_id="x", schedule="0 0 * *")
+    assert isinstance(info.value, ConfigError) and info.value.fields == ("schedule",)
     assert not (tmp_path / "dags").exists()
     assert len(export_dag_files(sample_config(), tmp_path / "dags", dag_id="x", schedule="30 2 * * *")) == 3
 

@@ -12,11 +12,18 @@ The DAG's task is :class:`hdiaks_widgets.airflow.operator.SparkBatchOperator`.
 from __future__ import annotations
 
 from hdiaks_widgets.dag_export.files import export_dag_files, write_dag
-from hdiaks_widgets.dag_export.render import DagStyle, load_dag_config, read_dag_config, render_dag
+from hdiaks_widgets.dag_export.render import (
+    DagStyle,
+    ExportOptionError,
+    load_dag_config,
+    read_dag_config,
+    render_dag,
+)
 from hdiaks_widgets.dag_export.sheet import render_setup_sheet
 
 __all__ = [
     "DagStyle",
+    "ExportOptionError",
     "export_dag_files",
     "load_dag_config",
     "read_dag_config",

@@ -15,6 +15,7 @@ every value enters the file only as ``repr()`` of a Python value in the constant
 from __future__ import annotations
 
 import ast
+import calendar
 import math
 import os
 import re
@@ -24,11 +25,13 @@ from typing import Any, Literal, get_args
 
 from hdiaks_widgets.config import JobConfig
 from hdiaks_widgets.dag_export.embed import LOADER, embedded_package_name, module_sources
-from hdiaks_widgets.errors import ConfigError, ExportError
+from hdiaks_widgets.errors import ConfigError, ConfigProblem, ExportError
 
 __all__ = [
     "SCHEDULE_PRESETS",
     "DagStyle",
+    "ExportOptionError",
+    "dag_id_problem",
     "default_dag_id",
     "load_dag_config",
     "read_dag_config",
@@ -40,7 +43,13 @@ __all__ = [
 # removed: it submitted a second batch on every retry; asking for it is an ExportError that says so.
 DagStyle = Literal["taskflow"]
 
-_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")  # Airflow's KEY_REGEX
+# Airflow's validate_key (airflow/utils/helpers.py): KEY_REGEX ``^[\w.-]+$``, at most 250
+# characters, and since Airflow 3 no ".." (path traversal). ASCII only here: the id also names
+# the files, and ``\w``'s Unicode letters would be a surprise in a file name.
+_DAG_ID = re.compile(r"[A-Za-z0-9_.-]+")
+_DAG_ID_MAX = 250
+_DAG_ID_RULE = "letters, digits, '_', '-' and '.' (Airflow's rule), at most 250, no '..', e.g. spark_pi"
+_SHOWN_MAX = 40  # characters of a hostile value an error message repeats
 THIN_OPERATOR_MODULE = "hdiaks_widgets.airflow.operator"
 
 _DOC_THIN = '''\
@@ -235,32 +244,103 @@ def schedule_problem(schedule: Any) -> str | None:
             if not ok:
                 return (f"{schedule!r}: the {name} field {text!r} is not valid cron "
                         f"(numbers {low}-{high}, *, ranges a-b, steps /n, lists a,b); {SCHEDULE_EXAMPLE}")
-    return None
+    return _never_fires(schedule, [p for p in parts if p])
+
+
+# The longest each month gets (February in a leap year).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _cron_set(text: str, low: int, high: int, names: tuple[str, ...]) -> set[int]:
+    """The values a field already checked by :func:`schedule_problem` stands for."""
+    values: set[int] = set()
+    for item in text.split(","):
+        match = _CRON_ITEM.match(item)
+        if match is None:
+            continue
+        a = low if match["a"] is None else _cron_value(match["a"], low, high, names)
+        b = high if match["a"] is None or match["step"] is not None else a  # "a/n" runs a to the top
+        if match["b"] is not None:
+            b = _cron_value(match["b"], low, high, names)
+        if a is not None and b is not None:
+            values.update(range(a, b + 1, int(match["step"] or 1)))
+    return values
+
+
+def _never_fires(schedule: str, fields: list[str]) -> str | None:
+    """A day of the month that no month it names has (``0 0 31 2 *``, ``0 0 31 4,6 *``).
+
+    Only when the day of week is ``*``: when both day fields are restricted, cron (and croniter,
+    which Airflow uses, and which fails such a DAG with "failed to find next date") fires on
+    either, so ``0 0 31 2 1`` fires on February's Mondays.
+    """
+    if "*" not in fields[4].split(","):
+        return None
+    _, _, (_, dlow, dhigh, _), (_, mlow, mhigh, mnames), _ = _CRON_FIELDS
+    first_day = min(_cron_set(fields[2], dlow, dhigh, ()))
+    months = sorted(_cron_set(fields[3], mlow, mhigh, mnames))
+    if any(first_day <= _MONTH_DAYS[m - 1] for m in months):
+        return None
+    said = "; ".join(f"{calendar.month_name[m]} has at most {_MONTH_DAYS[m - 1]} days" for m in months)
+    return f"{schedule!r} never fires ({said}); {SCHEDULE_EXAMPLE}"
 
 
 def _check_options(
     *, dag_id: str, schedule: str | None, style: str, retries: int, max_poll_errors: int, **seconds: float
 ) -> None:
-    problems: list[str] = []
-    if not isinstance(dag_id, str) or not _DAG_ID.match(dag_id):
-        problems.append(f"dag_id {dag_id!r} may hold only letters, digits, '_', '-' and '.' (1-250)")
+    problems: list[ConfigProblem] = []
+    problem = dag_id_problem(dag_id)
+    if problem is not None:
+        problems.append(ConfigProblem("dag_id", problem))
     if schedule is not None and (
         not isinstance(schedule, str) or not schedule.strip() or re.search(r"[\x00-\x1f]", schedule)
     ):
-        problems.append(f"schedule {schedule!r} must be None, a cron expression or a preset like @daily")
+        problems.append(ConfigProblem(
+            "schedule", f"{_shown(schedule)} must be None, a cron expression or a preset like @daily"))
     if style == "livy-operator":
-        problems.append("style 'livy-operator' was removed: the provider's LivyOperator submitted a second "
-                        "batch on every retry; use the default style (embed=True for a self-contained file)")
+        problems.append(ConfigProblem("style", "'livy-operator' was removed: the provider's LivyOperator submitted "
+                                      "a second batch on every retry; use the default style (embed=True for a "
+                                      "self-contained file)"))
     elif style not in get_args(DagStyle):
-        problems.append(f"style {style!r} must be one of {', '.join(get_args(DagStyle))}")
+        problems.append(ConfigProblem("style", f"{_shown(style)} must be one of {', '.join(get_args(DagStyle))}"))
     for name, count, low in (("retries", retries, 0), ("max_poll_errors", max_poll_errors, 1)):
         if isinstance(count, bool) or not isinstance(count, int) or count < low:
-            problems.append(f"{name} must be a whole number of {low} or more, got {count!r}")
+            problems.append(ConfigProblem(name, f"must be a whole number of {low} or more, got {_shown(count)}"))
     for name, value in seconds.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            problems.append(f"{name} must be a number of seconds above 0, got {value!r}")
+            problems.append(ConfigProblem(name, f"must be a number of seconds above 0, got {_shown(value)}"))
     if problems:
-        raise ExportError("; ".join(problems))
+        raise ExportOptionError(problems)
+
+
+class ExportOptionError(ConfigError, ExportError):
+    """An export option (``dag_id``, ``schedule``, ``out_dir``, ``retries``, ...) is invalid.
+
+    A ``ConfigError`` with one problem per option, so callers that treat an invalid input as
+    the user's to fix (the CLI: exit 2, the form: a sentence per field) do; still an
+    ``ExportError`` for callers that catch those.
+    """
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to about 40 characters: a message never repeats a hostile value whole."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 1] + "\u2026"
+
+
+def dag_id_problem(dag_id: Any) -> str | None:
+    """Why Airflow would refuse ``dag_id`` (``None`` when it is fine)."""
+    if not isinstance(dag_id, str):
+        return f"must be text, got {type(dag_id).__name__}; use {_DAG_ID_RULE}"
+    if not dag_id:
+        return f"is empty; use {_DAG_ID_RULE}"
+    if len(dag_id) > _DAG_ID_MAX:
+        return f"is {len(dag_id)} characters; at most {_DAG_ID_MAX} ({_DAG_ID_RULE})"
+    if not _DAG_ID.fullmatch(dag_id):
+        return f"{_shown(dag_id)} may hold only {_DAG_ID_RULE}"
+    if ".." in dag_id:
+        return f"{_shown(dag_id)} must not contain '..' (Airflow 3 refuses it as path traversal); use {_DAG_ID_RULE}"
+    return None
 
 
 def default_dag_id(cfg: JobConfig) -> str:
@@ -299,7 +379,7 @@ def render_dag(
         cfg.validate()
         problem = schedule_problem(schedule)
         if problem is not None:
-            raise ExportError(f"schedule {problem}")
+            raise ExportOptionError([ConfigProblem("schedule", problem)])
     dag_id = default_dag_id(cfg) if dag_id is None else dag_id
     _check_options(
         dag_id=dag_id, schedule=schedule, style=style, retries=retries, max_poll_errors=max_poll_errors,
