@@ -102,6 +102,10 @@ _STREAM_MARKERS = frozenset({"stdout:", "stderr:", "YARN Diagnostics:", "Kuberne
 # A Livy id is a number (Apache Livy) or an opaque token such as Fabric's UUIDs; a name is
 # what BatchSpec.name allows. Neither may carry '/', '?', '#', '%' or '..' into a URL path.
 _ID_OR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,254}")
+_ID_MAX = 255
+_ID_CHARS = re.compile(r"[A-Za-z0-9._:@+-]")
+_ID_RULE = "may hold only letters, digits and . _ : @ + - (no '/', '?', '#', '%', spaces or '..'), e.g. 12 or my-job"
+_SHOWN_MAX = 40  # characters of a hostile value an error message repeats
 
 
 def arg_text(value: Any) -> str:
@@ -206,12 +210,32 @@ def _resource_path(collection: str, what: str, value: int | str, rest: tuple[str
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(f"{what} id {value!r} is not an id or a name")
     text = str(value)
-    if not _ID_OR_NAME.fullmatch(text) or ".." in text:
-        raise ValueError(
-            f"{what} id or name {text!r} may hold only letters, digits and . _ : @ + - "
-            "(no '/', '?', '#', '%', spaces or '..'), e.g. 12 or my-job"
-        )
+    problem = _id_problem(text)
+    if problem is not None:
+        raise ValueError(f"{what} id or name {_shown(text)} {problem}; it {_ID_RULE}")
     return f"/{collection}/" + "/".join([quote(text, safe=""), *rest])
+
+
+def _shown(text: str) -> str:
+    """``repr(text)`` cut to about 40 characters, so a hostile value is never repeated whole."""
+    shown = repr(text)
+    return shown if len(shown) <= _SHOWN_MAX else shown[: _SHOWN_MAX - 1] + "\u2026"
+
+
+def _id_problem(text: str) -> str | None:
+    """What is wrong with an id or name for a URL path, in words (``None`` when it is fine)."""
+    if _ID_OR_NAME.fullmatch(text) and ".." not in text:
+        return None
+    if not text:
+        return "is empty"
+    if len(text) > _ID_MAX:
+        return f"is {len(text)} characters; at most {_ID_MAX}"
+    bad = next((ch for ch in text if not _ID_CHARS.fullmatch(ch)), None)
+    if bad is not None:
+        return f"contains {bad!r}"
+    if ".." in text:
+        return "contains '..'"
+    return "must start with a letter or digit"
 
 
 def is_error_line(line: str) -> bool:

@@ -107,6 +107,14 @@ IDS = [
        "batch id or name '../sessions/0'", "e.g. 12 or my-job"),
     _c("kill-json-id-doAs", ("kill", "0?doAs=admin", "--json", "--url", URL), 2,
        "batch id or name '0?doAs=admin'", "e.g. 12 or my-job"),
+    _c("status-id-negative", ("status", "-1", "--url", URL), 2,
+       "batch id or name '-1' must start with a letter or digit", "e.g. 12 or my-job"),
+    _c("kill-id-leading-dot", ("kill", ".x", "--url", URL), 2,
+       "batch id or name '.x' must start with a letter or digit", "e.g. 12 or my-job"),
+    _c("status-id-300-characters", ("status", "7" * 300, "--url", URL), 2, "is 300 characters; at most 255",
+       "e.g. 12 or my-job"),
+    _c("logs-id-names-the-character", ("logs", "0?doAs=admin", "--url", URL), 2, "'0?doAs=admin' contains '?'",
+       "e.g. 12 or my-job"),
     _c("status-config-id-subpath", ("status", "0/log", "--config", f"{TMP}/job.json"), 2,
        "batch id or name '0/log'", "e.g. 12 or my-job", files={"job.json": GOOD_JOB}),
 ]
@@ -356,6 +364,14 @@ def test_cli_refuses_in_one_line_naming_the_problem_and_the_fix(
         assert recorder.lines == []  # a refused input never reaches the server
     if case.absent is not None:
         assert not (tmp_path / case.absent).exists()
+
+
+@pytest.mark.parametrize("hostile", ["/" + "A" * 300, "." + "B" * 100, "C" * 256, "%" * 80],
+                         ids=["long-slash", "long-dot", "256", "long-percent"])
+def test_cli_hostile_batch_id_is_never_repeated_whole(run: Run, recorder: _RecordingServer, hostile: str) -> None:
+    code, out, err = run("status", hostile, "--url", recorder.url)
+    assert (code, out, recorder.lines) == (2, "", [])
+    assert hostile[:40] not in err and hostile[:30] in err and "\u2026" in err and err.count("\n") == 1, err
 
 
 # -- the recording server sees what a valid id sends (so "no request" above means something) --------------
