@@ -185,6 +185,8 @@ CONFIG = [
             "known: archives"),
     _config("args-nested-list", _job({"file": "/a.py", "args": ["10", ["a", "b"]]}), "spec.args[1]",
             "give each argument as its own item"),
+    _config("args-one-string", _job({"file": "/a.py", "args": "10 20"}), "spec.args: must be a list of arguments",
+            'e.g. ["10", "20"]'),
     _config("args-null", _job({"file": "/a.py", "args": [None]}), "spec.args[0]", "must be text or a number"),
     _config("name-newline", _job({"file": "/a.py", "name": "job\n"}), "spec.name", "line breaks"),
     _config("name-digits", _job({"file": "/a.py", "name": "42"}), "spec.name: must not be only digits",

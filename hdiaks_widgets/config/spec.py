@@ -6,6 +6,8 @@ omitted (``None`` means "not given"), ``args`` as strings.
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -45,6 +47,18 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, (str, int, float))
 
 
+def _args_example(text: str) -> str:
+    """``"10 20"`` as the list it was probably meant to be, ``["10", "20"]`` (a short one)."""
+    if not text.strip():
+        return "[] for none"
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unclosed quote
+        words = text.split()
+    example = json.dumps(words[:4] if words and len(text) <= 60 else ["10", "20"], ensure_ascii=False)
+    return _shown(example)
+
+
 @dataclass(frozen=True)
 class BatchSpec:
     """Every field of Livy's ``POST /batches`` body (``CreateBatchRequest``)."""
@@ -71,8 +85,11 @@ class BatchSpec:
         # args are stringified as Livy requires (the Azure sample sends args=[10]); anything that
         # is not text, a number or a boolean (None, a list, an object) is kept as given so that
         # validation can name it instead of sending its Python repr ("None", "['a']").
-        args = _as_tuple(self.args)
-        object.__setattr__(self, "args", tuple(_arg_text(a) if _is_scalar(a) else a for a in args))
+        # A single string where the list belongs ("args": "10 20") is kept as given, so that
+        # validation can refuse it: splitting it would guess at the quoting.
+        if not isinstance(self.args, str):
+            args = _as_tuple(self.args)
+            object.__setattr__(self, "args", tuple(_arg_text(a) if _is_scalar(a) else a for a in args))
         for name in ("jars", "py_files", "files", "archives"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))
         # A non-mapping conf is kept as given so validation can name it (construction never raises).
@@ -128,7 +145,9 @@ class BatchSpec:
                 )
             else:
                 _check_class_name(self.class_name, s + "class_name", problems)
-        for i, arg in enumerate(self.args):
+        if isinstance(self.args, str):
+            _problem(problems, s + "args", f"must be a list of arguments, e.g. {_args_example(self.args)}")
+        for i, arg in enumerate(() if isinstance(self.args, str) else self.args):
             if arg is None:
                 _problem(problems, f"{s}args[{i}]", "must be text or a number, not empty (null)")
             elif not isinstance(arg, str):
