@@ -46,7 +46,8 @@ def build_auth(
     environ: Mapping[str, str] | None = None,
     on_device_code: Callable[[DeviceCodePrompt], None] | None = None,
 ) -> AuthBase | None:
-    """The auth plug-in ``profile.auth_method`` asks for (``None`` for no auth).
+    """The auth plug-in ``profile.auth_method`` asks for (``None`` for no auth); Entra ID tokens
+    are asked for ``profile.token_scope`` (the flavour's scope unless the profile names one).
 
     Secrets come from ``secret_store`` (default: ``secrets.store_for_profile`` with the Key
     Vault reader from the environment): ``api-client-id``, ``api-secret`` and ``tenant-id``
@@ -63,7 +64,7 @@ def build_auth(
         return DeviceCodeAuth(
             tenant_id=profile.tenant_id,
             client_id=profile.client_id,
-            scope=profile.scope,
+            scope=profile.token_scope,
             authority_host=profile.authority_host,
             verify=profile.verify,
             timeout=timeout,
@@ -83,7 +84,7 @@ def build_auth(
             tenant_id=profile.tenant_id or found[TENANT_ID_KEY],
             client_id=profile.client_id or found[CLIENT_ID_KEY],
             client_secret=found[CLIENT_SECRET_KEY],
-            scope=profile.scope,
+            scope=profile.token_scope,
             authority_host=profile.authority_host,
             verify=profile.verify,
             timeout=timeout,

@@ -85,7 +85,9 @@ def test_init_placeholders_are_the_only_problems(flavour: str) -> None:
     made = starter(flavour)
     cfg = made.config
     assert sorted(p.field for p in cfg.problems()) == sorted(made.placeholders)
-    filled = {"url": "http://127.0.0.1:8998", "fqdn": "mycluster.mypool.abc123.eastus.hdinsightaks.net"}
+    filled = {"url": "http://127.0.0.1:8998", "fqdn": "mycluster.mypool.abc123.eastus.hdinsightaks.net",
+              "workspace_id": "8b4c2c1e-1111-4222-8333-444455556666",
+              "lakehouse_id": "9c5d3d2f-aaaa-4bbb-8ccc-ddddeeeeffff", "workspace": "myws", "pool": "sparkpool01"}
     profile = replace(cfg.profile, **{k.split(".")[1]: filled[k.split(".")[1]]
                                       for k in made.placeholders if k.startswith("profile.")})
     file = {"hdinsight": "wasbs:///example/jars/app.jar", "livy": "local:///opt/app.jar"}.get(

@@ -126,7 +126,7 @@ def build_client(cfg: JobConfig, variables: Variables, *, retries: int = 4) -> L
             tenant_id=tenant,
             client_id=client_id,
             client_secret=secret,
-            scope=profile.scope,
+            scope=profile.token_scope,
             authority_host=variables.get("authority-host") or profile.authority_host,
             verify=verify,
         )
