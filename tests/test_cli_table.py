@@ -301,7 +301,7 @@ PROFILES = [
     _profile("profiles-entry-text", '{"profiles": {"prod": "x"}}', "profiles.prod",
              "must be a JSON object"),
     _profile("profiles-unknown-key", '{"profiles": {"prod": {"flavour": "livy", "url": "{url}", "colour": 1}}}',
-             "profile.colour: is not a known setting", "known: auth"),
+             "profile.colour: is not a known setting", "auth, authority_host"),
     _profile("profiles-bad-url", '{"profiles": {"prod": {"flavour": "livy", "url": "127.0.0.1"}}}',
              "profile.url", "e.g. http://127.0.0.1:8998"),
     _profile("profiles-aks-no-fqdn", '{"profiles": {"prod": {"flavour": "hdinsight-aks"}}}',
@@ -314,7 +314,34 @@ PROFILES = [
              "save it as UTF-8"),
 ]
 
-CASES = USAGE + IDS + CONFIG + SPEC_OPTIONS + EXPORT + PROFILES
+# -- profile.url: one line, no query or fragment, a port 1-65535, no credentials --------------------------
+#
+# Refused once config/profile.py checks profile.url with validators._check_url (the one-line change
+# is in the report of the helper who wrote validators._url_problem); until then these are strict
+# xfails, so the marker has to go when the check is wired in.
+
+CANARY = "canary-pw-5c1e9a"  # noqa: S105 - a test value that must never be echoed
+URL_FIX = "e.g. http://127.0.0.1:8998"
+URLS = [
+    _c("submit-url-trailing-newline", ("submit", "--url", URL + "\n", "--file", "/a.py"), 2,
+       "profile.url: must be one line", URL_FIX),
+    _c("list-url-query", ("list", "--url", URL + "/p/livy?x=1"), 2, "profile.url: must not have a query", URL_FIX),
+    _c("list-url-fragment", ("list", "--url", URL + "#frag"), 2, "or a fragment (#...)", URL_FIX),
+    _c("list-url-port-zero", ("list", "--url", "http://127.0.0.1:0"), 2, "profile.url: has the port 0",
+       "a port is a number 1-65535"),
+    _c("list-url-credentials", ("list", "--url", f"http://u:{CANARY}@127.0.0.1:9"), 2,
+       "profile.url: credentials do not belong in the URL", "set profile.username and keep the password in the "
+       "secret store"),
+    _config("url-trailing-newline", _job({"file": "/a.py"}, url=URL + "\n"), "profile.url: must be one line",
+            URL_FIX),
+    _profile("profiles-url-credentials",
+             json.dumps({"profiles": {"prod": {"flavour": "livy", "url": f"http://u:{CANARY}@127.0.0.1:9"}}}),
+             "profile.url: credentials do not belong in the URL", "secret store"),
+]
+_URL_IDS = {case.id for case in URLS}
+_URL_CHECK_PENDING = pytest.mark.xfail(strict=True, reason="needs config/profile.py to call validators._check_url")
+
+CASES = USAGE + IDS + CONFIG + SPEC_OPTIONS + EXPORT + PROFILES + URLS
 
 
 def test_the_table_has_one_case_per_id_and_covers_every_subcommand() -> None:
@@ -337,7 +364,8 @@ def _fill(text: str, url: str, tmp: Path) -> str:
     return text.replace(URL, url).replace(TMP, str(tmp))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=[_URL_CHECK_PENDING] if case.id in _URL_IDS
+                                                else []) for case in CASES])  # fmt: skip
 def test_cli_refuses_in_one_line_naming_the_problem_and_the_fix(
     run: Run, case: Case, tmp_path: Path, recorder: _RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -374,6 +402,13 @@ def test_cli_hostile_batch_id_is_never_repeated_whole(run: Run, recorder: _Recor
     code, out, err = run("status", hostile, "--url", recorder.url)
     assert (code, out, recorder.lines) == (2, "", [])
     assert hostile[:40] not in err and hostile[:30] in err and "\u2026" in err and err.count("\n") == 1, err
+
+
+@_URL_CHECK_PENDING
+@pytest.mark.parametrize("command", [("list",), ("status", "1"), ("submit", "--file", "/a.py")])
+def test_cli_never_echoes_a_password_given_in_the_url(run: Run, command: tuple[str, ...]) -> None:
+    code, out, err = run(*command, "--url", f"http://u:{CANARY}@127.0.0.1:9")
+    assert CANARY not in out + err and code == 2, err
 
 
 # -- the recording server sees what a valid id sends (so "no request" above means something) --------------

@@ -66,6 +66,57 @@ def _split_url(value: str) -> SplitResult | None:
     return parts
 
 
+_URL_EXAMPLE = "e.g. http://127.0.0.1:8998"
+_PORT = re.compile(r"(?:^|[^:]):(?P<port>[^:\]]*)$")  # the text after the host's last ':' ("[::1]:0" -> "0")
+_PORT_MAX = 65535
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")  # "user:password@" in the authority
+# What str.splitlines breaks at, every other C0/C1 control, and the invisible ones.
+_URL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b\u2028\u2029\ufeff]")
+
+
+def _url_problem(value: Any, *, what: str = "the Livy server's URL") -> str | None:
+    """Why ``value`` is not a usable server URL, in one sentence that never repeats the URL (it
+    may hold a password); ``None`` when it is fine. A path is fine (Livy behind a proxy at
+    ``/livy``); a query or fragment is not (the client appends Livy's routes to the URL)."""
+    general = f"must be {what}, {_URL_EXAMPLE}"
+    if not isinstance(value, str) or not value:
+        return general
+    if _URL_CONTROL.search(value):
+        return f"must be one line without control characters (a pasted line break?); {_URL_EXAMPLE}"
+    if any(ch.isspace() for ch in value):
+        return f"must not contain spaces; {_URL_EXAMPLE}"
+    if _USERINFO.match(value):  # before parsing: "http://u:pw@[::1" does not parse
+        return ("credentials do not belong in the URL: set profile.username and keep the password in the "
+                f"secret store; {_URL_EXAMPLE}")
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return general
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return general
+    if "?" in value or "#" in value:
+        return f"must not have a query (?...) or a fragment (#...): Livy's routes are added to its path; {_URL_EXAMPLE}"
+    port = _PORT.search(parts.netloc)
+    if port is not None and port["port"]:
+        text = port["port"]
+        if not text.isascii() or not text.isdigit():
+            return f"has a port that is not a number; a port is a number 1-{_PORT_MAX}, {_URL_EXAMPLE}"
+        if len(text) > len(str(_PORT_MAX)) + 4 or not 1 <= int(text) <= _PORT_MAX:  # int() of 5000 digits raises
+            shown = int(text) if len(text) <= len(str(_PORT_MAX)) + 4 else f"of {len(text)} digits"
+            return f"has the port {shown}; a port is a number 1-{_PORT_MAX}, {_URL_EXAMPLE}"
+    split = _split_url(value)
+    if split is None or not split.hostname:
+        return general
+    return None
+
+
+def _check_url(value: Any, name: str, problems: list[ConfigProblem]) -> None:
+    """A server URL (``profile.url``): see :func:`_url_problem`."""
+    problem = _url_problem(value)
+    if problem is not None:
+        _problem(problems, name, problem)
+
+
 def _is_https_url(value: Any) -> bool:
     parts = _split_url(value) if isinstance(value, str) else None
     return parts is not None and parts.scheme == "https" and bool(parts.hostname)
