@@ -376,3 +376,46 @@ def test_sandbox_fault_slow_still_answers(sandbox_faults: SandboxHandle) -> None
     sandbox_faults.set_faults({"kind": "slow", "seconds": 0.2})
     with sandbox_faults.http() as s:
         assert s.get(f"{sandbox_faults.url}/batches", timeout=10).status_code == 200
+
+
+# -- paths the sandbox does not map: as on a cluster without that file system --------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "thrown"),
+    [("hdfs:///apps/app.jar", "java.io.IOException: Incomplete HDFS URI, no host: hdfs:///apps/app.jar"),
+     ("hdfs://namenode.example:8020/apps/app.jar",
+      "java.lang.IllegalArgumentException: java.net.UnknownHostException: namenode.example"),
+     ("s3a://bucket/apps/app.jar",
+      "java.lang.RuntimeException: java.lang.ClassNotFoundException: Class org.apache.hadoop.fs.s3a.S3AFileSystem "
+      "not found"),
+     ("gs://bucket/app.jar", "java.lang.RuntimeException: java.lang.ClassNotFoundException: Class "
+                             "org.apache.hadoop.fs.gs.GoogleHadoopFileSystem not found"),
+     ("s3://bucket/app.jar", 'org.apache.hadoop.fs.UnsupportedFileSystemException: No FileSystem for scheme "s3"')],
+    ids=["hdfs-no-host", "hdfs-host", "s3a", "gs", "s3"],
+)
+def test_sandbox_unmapped_application_path_dies_as_spark_submit_would(sandbox: SandboxHandle, uri: str,
+                                                                      thrown: str) -> None:
+    # Real Livy answers 201 and passes the path to spark-submit, which dies on it; the sandbox
+    # starts none (an hdfs:// host is never contacted) and says why in the log.
+    batch = _run(sandbox, {"file": uri, "className": "org.example.Main"})
+    lines = _log(sandbox, batch["id"], size=-1)["log"]
+    assert batch["state"] == "dead"
+    assert f'Exception in thread "main" {thrown}' in lines
+    assert any(line.startswith(f"sandbox: cannot read {uri}: the sandbox does not map") for line in lines)
+    assert not any("log4j" in line or "SparkContext" in line for line in lines)  # no spark-submit ran
+
+
+def test_sandbox_unmapped_dependency_path_fails_the_batch_too(sandbox: SandboxHandle) -> None:
+    batch = _run(sandbox, {"file": sandbox.examples["jar"], "className": sandbox.spark_pi_class,
+                           "jars": ["s3a://bucket/dep.jar"]})
+    lines = _log(sandbox, batch["id"], size=-1)["log"]
+    assert batch["state"] == "dead" and any("S3AFileSystem not found" in line for line in lines)
+
+
+@pytest.mark.parametrize(("body", "path"), [({"file": "apps/app.py"}, "apps/app.py"),
+                                            ({"file": "/a.py", "pyFiles": ["dep.zip#dep"]}, "dep.zip")])
+def test_sandbox_relative_path_is_400_like_livys_resolve_uri(sandbox: SandboxHandle, body: dict[str, Any],
+                                                             path: str) -> None:
+    answer = _submit(sandbox, body)
+    assert (answer.status_code, answer.json()) == (400, {"msg": f"requirement failed: Path '{path}' is not absolute."})

@@ -58,6 +58,39 @@ _FLAGS = {
 }
 _FILE_LISTS = ("jars", "pyFiles", "files", "archives")
 
+# What spark-submit (Hadoop 3's FileSystem) throws for a path whose file system it cannot open,
+# as pyspark's own spark-submit prints it: a connector that is not on the classpath is a
+# ClassNotFoundException of the class core-default.xml names, any other scheme has no FileSystem.
+_CONNECTORS = {"s3a": "org.apache.hadoop.fs.s3a.S3AFileSystem", "gs": "org.apache.hadoop.fs.gs.GoogleHadoopFileSystem"}
+_URI_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):(?://(?P<host>[^/?#]*))?")
+
+
+def _require_absolute(request: dict[str, Any]) -> None:
+    """Livy's ``Session.resolveURI``: a path without a scheme must be absolute (it is then read
+    from ``fs.defaultFS``), else the POST is refused with 400."""
+    for key in ("file", *_FILE_LISTS):
+        value = request.get(key)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item and not _URI_SCHEME.match(item) and not item.startswith("/"):
+                raise BadRequest(f"requirement failed: Path '{item.partition('#')[0]}' is not absolute.")
+
+
+def _unreadable(uri: str) -> str:
+    """The exception spark-submit would die with on ``uri``, which the sandbox does not map."""
+    match = _URI_SCHEME.match(uri)
+    if match is None:
+        return f"java.io.FileNotFoundException: File {uri} does not exist"
+    scheme, host = match["scheme"].lower(), match["host"]
+    if scheme in _CONNECTORS:
+        return f"java.lang.RuntimeException: java.lang.ClassNotFoundException: Class {_CONNECTORS[scheme]} not found"
+    if scheme == "hdfs":
+        if not host:
+            return f"java.io.IOException: Incomplete HDFS URI, no host: {uri}"
+        return f"java.lang.IllegalArgumentException: java.net.UnknownHostException: {host.rsplit(':', 1)[0]}"
+    if scheme in ("abfs", "abfss", "wasb", "wasbs", "file", "local"):
+        return f"java.io.FileNotFoundException: File {uri} does not exist"
+    return f'org.apache.hadoop.fs.UnsupportedFileSystemException: No FileSystem for scheme "{scheme}"'
+
 
 @dataclass
 class BatchRecord:
@@ -196,6 +229,7 @@ class BatchRegistry(Registry[BatchRecord]):
         """A new batch, queued. ``scope``/``external_id``: see :mod:`~hdiaks_widgets.sandbox.registry`."""
         if not request.get("file"):
             raise BadRequest("File is required.")
+        _require_absolute(request)
         with self._lock:
             if self._closed:
                 raise BadRequest("Rejected, the sandbox is shutting down")
@@ -290,7 +324,15 @@ class BatchRegistry(Registry[BatchRecord]):
         base, sep, fragment = uri.partition("#")
         path = self.storage.resolve(base)
         if path is None:
-            return uri
+            refusal = self.storage.refusal(uri)
+            if refusal is None:  # http(s)://: spark-submit downloads it itself
+                return uri
+            # Real Livy hands the path to spark-submit, which dies on it (BatchSession.create);
+            # the sandbox says it the way spark-submit would, without starting one, so a path
+            # like hdfs://namenode/... never makes a connection off this machine.
+            rec.log.append("stderr", f'Exception in thread "main" {_unreadable(base)}')
+            rec.log.append("stderr", refusal)
+            return None
         if not path.exists():
             rec.log.append(
                 "stderr", f'Exception in thread "main" java.io.FileNotFoundException: File {base} does not exist'
