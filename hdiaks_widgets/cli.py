@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from hdiaks_widgets import __version__
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-from hdiaks_widgets.errors import BatchNotFound, ConfigError, HdiaksError, LivyError
+from hdiaks_widgets.errors import BatchNotFound, ConfigError, ConfigProblem, HdiaksError, LivyError
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.logview import job_output
 from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
@@ -449,16 +449,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+_EXPORT_FLAGS = {"dag_id": "--dag-id", "out_dir": "--out", "schedule": "--schedule"}
+
+
 def cmd_export_dag(args: argparse.Namespace) -> int:
     from hdiaks_widgets.dag_export import export_dag_files
-    from hdiaks_widgets.dag_export.render import schedule_problem
+    from hdiaks_widgets.dag_export.render import ExportOptionError, schedule_problem
 
     problem = schedule_problem(args.schedule)
     if problem is not None:
         raise ConfigError(problem, field="--schedule")
     cfg = _load_config(args)
-    paths = export_dag_files(cfg, Path(args.out), dag_id=args.dag_id, schedule=args.schedule,
-                             embed=args.embed)
+    try:
+        paths = export_dag_files(cfg, Path(args.out), dag_id=args.dag_id, schedule=args.schedule,
+                                 embed=args.embed)
+    except ExportOptionError as exc:  # name the options as the user typed them
+        raise ConfigError([ConfigProblem(_EXPORT_FLAGS.get(p.field, p.field), p.message)
+                           for p in exc.problems]) from exc
     if args.json:
         _print_json({"files": [str(p) for p in paths]})
     else:

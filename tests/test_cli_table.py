@@ -278,14 +278,14 @@ EXPORT = [
 ] + [
     Case(f"export-dag-id-{id}", ("export-dag", "--config", f"{TMP}/job.json", "--dag-id", dag_id, "--out",
                                  f"{TMP}/dags"),
-         2, f"dag_id: {shown}", "letters, digits, '_', '-' and '.'", files={"job.json": GOOD_JOB}, absent="dags")
+         2, f"--dag-id: {shown}", "letters, digits, '_', '-' and '.'", files={"job.json": GOOD_JOB}, absent="dags")
     for id, dag_id, shown in (("traversal", "../evil", "'../evil' may hold only"), ("space", "a b", "'a b' may hold"),
                               ("empty", "", "is empty"), ("newline", "x\ny", "'x\\ny' may hold"),
                               ("long", "d" * 300, "is 300 characters; at most 250"))
 ] + [
     Case("export-out-is-a-file", ("export-dag", "--config", f"{TMP}/job.json", "--dag-id", "x", "--out",
                                   f"{TMP}/job.json"),
-         2, f"out_dir: '{TMP}/job.json' is a file", "give a folder", files={"job.json": GOOD_JOB}),
+         2, f"--out: '{TMP}/job.json' is a file", "give a folder", files={"job.json": GOOD_JOB}),
     Case("export-invalid-job", ("export-dag", "--config", f"{TMP}/job.json", "--dag-id", "x", "--out", f"{TMP}/dags"),
          2, "spec.file: is required", "e.g. ", files={"job.json": _job()}, absent="dags"),
 ]

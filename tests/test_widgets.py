@@ -63,7 +63,7 @@ class FakeLivy:
         self.log = list(log)
         self.submit_error = submit_error
         self.submitted: list[BatchSpec] = []
-        self.killed: list[int] = []
+        self.killed: list[str] = []
         self.release = threading.Event()
         self.release.set()
         self.entered = threading.Event()
@@ -96,7 +96,7 @@ class FakeLivy:
         return BatchList(start=start, total=len(self.history), batches=tuple(self.history[start : start + size]))
 
     def kill_batch(self, batch_id: int | str) -> None:
-        self.killed.append(int(batch_id))
+        self.killed.append(str(batch_id))
 
     def find_batch(self, name: str) -> Batch | None:
         return None
@@ -154,6 +154,15 @@ def test_form_shows_each_message_under_its_field() -> None:
     shown = _messages(form)
     assert set(shown) == {"spec.driver_memory", "spec.name"}
     assert "512m" in shown["spec.driver_memory"] and "digits" in shown["spec.name"]
+
+
+def test_form_shows_args_given_as_one_string_as_written() -> None:
+    from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+
+    form = JobForm(profiles={})
+    spec = BatchSpec(file="abfs://c@a.dfs.core.windows.net/x.jar", class_name="a.B", args="10 20")  # type: ignore[arg-type]
+    form.set_config(JobConfig(profile=ClusterProfile(url="http://127.0.0.1:8998"), spec=spec))
+    assert form.args.value == "10 20"  # not one character per line
 
 
 TEXT_FIELDS = ["url", "file", "class_name", "args", "name", "driver_memory", "driver_cores", "executor_memory",

@@ -238,7 +238,7 @@ class JobForm:
             s = cfg.spec
             self.file.value = s.file
             self.class_name.value = s.class_name or ""
-            self.args.value = "\n".join(s.args)
+            self.args.value = s.args if isinstance(s.args, str) else "\n".join(s.args)  # a string: refused on submit
             self.name.value = s.name or ""
             self.driver_memory.value = s.driver_memory or ""
             self.driver_cores.value = "" if s.driver_cores is None else str(s.driver_cores)
