@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hdiaks_widgets.config import ClusterProfile
+from hdiaks_widgets.config.job import strict_json
 from hdiaks_widgets.errors import ConfigError
 from hdiaks_widgets.fileio import atomic_write_text
 
@@ -58,12 +59,10 @@ def load_profiles(path: str | os.PathLike[str] | None = None) -> dict[str, Clust
     if "\x00" in text:  # UTF-16 without a byte order mark decodes as UTF-8 with a NUL in every other byte
         raise _not_utf8(target)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{os.fspath(target)!r} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-            field="profiles",
-        ) from exc
+        data = strict_json(text, field="profiles")  # as job.json: no NaN/Infinity, no key twice
+    except ConfigError as exc:
+        raise ConfigError(f"{os.fspath(target)!r}: {exc.problems[0].message}" if len(exc.problems) == 1
+                          else exc.problems, field="profiles") from None
     raw = data.get("profiles") if isinstance(data, dict) else None
     if not isinstance(raw, dict):
         raise ConfigError(f"{os.fspath(target)!r} must hold {{\"profiles\": {{name: profile}}}}", field="profiles")

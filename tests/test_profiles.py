@@ -94,3 +94,23 @@ def test_load_profiles_refuses_text_that_is_not_utf8_in_one_sentence(tmp_path: P
     with pytest.raises(ConfigError) as info:
         load_profiles(path)
     assert str(info.value) == f"profiles: {str(path)!r} is not UTF-8 text; save it as UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"profiles": {"p": {"url": "http://127.0.0.1:1", "connect_timeout": Infinity}}}', "Infinity is not a number"),
+        ('{"profiles": {"p": {"url": "http://127.0.0.1:1", "read_timeout": NaN}}}', "NaN is not a number"),
+        ('{"profiles": {"p": {"url": "http://127.0.0.1:1", "read_timeout": 1e999}}}', "is too large"),
+        ('{"profiles": {"p": {"url": "http://127.0.0.1:1", "read_timeout": 1' + "0" * 5000 + "}}}", "too long"),
+        ('{"profiles": {"p": {"url": "http://127.0.0.1:1"}, "p": {"url": "http://127.0.0.1:2"}}}', "appears twice"),
+    ],
+    ids=["infinity", "nan", "1e999", "5000-digits", "profile-twice"],
+)
+def test_load_profiles_reads_json_as_strictly_as_job_files(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "profiles.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_profiles(path)
+    message = str(info.value)
+    assert says in message and "\n" not in message and "profiles" in message, message

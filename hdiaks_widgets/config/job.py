@@ -337,9 +337,15 @@ def _line_of(text: str, token: str) -> int:
     return 0
 
 
-def _parse(text: str, original: str) -> Any:
+def strict_json(text: str, *, field: str = "config") -> Any:
+    """``text`` as JSON, strictly (no NaN/Infinity, no endless numbers, no key twice); every
+    failure a one-line ``ConfigError`` of ``field``. The profiles file is read with it too."""
+    return _parse(text, text, field=field)
+
+
+def _parse(text: str, original: str, *, field: str = "config") -> Any:
     """``text`` (comments blanked) as JSON, strictly; every failure a ``ConfigError`` of
-    ``config``. ``original``: the file's text, for the line a JSON error points at."""
+    ``field``. ``original``: the file's text, for the line a JSON error points at."""
     repeated: list[_Repeated] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -361,22 +367,22 @@ def _parse(text: str, original: str) -> Any:
                           object_pairs_hook=pairs)
     except _Refused as exc:
         number = _line_of(text, exc.token)
-        raise ConfigError(exc.sentence.format(at=f"line {number}" if number else "line ?"), field="config") from None
+        raise ConfigError(exc.sentence.format(at=f"line {number}" if number else "line ?"), field=field) from None
     except json.JSONDecodeError as exc:
         lines = original.splitlines()
         line = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else ""
         hint = "; a comment must be on its own line, starting with //" if "//" in line or "/*" in line else ""
         raise ConfigError(
-            f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}){hint}", field="config"
+            f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}){hint}", field=field
         ) from exc
     except RecursionError:
-        raise ConfigError(_TOO_DEEP, field="config") from None
+        raise ConfigError(_TOO_DEEP, field=field) from None
     if repeated:
-        raise ConfigError(_repeated_problems(data))
+        raise ConfigError(_repeated_problems(data, field))
     return data
 
 
-def _repeated_problems(data: Any) -> list[ConfigProblem]:
+def _repeated_problems(data: Any, field: str = "config") -> list[ConfigProblem]:
     """One problem per key given twice, in file order, naming the object it is in."""
     problems: list[ConfigProblem] = []
     stack: list[tuple[Any, str]] = [(data, "")]
@@ -384,7 +390,7 @@ def _repeated_problems(data: Any) -> list[ConfigProblem]:
         value, path = stack.pop()
         if isinstance(value, _Repeated):
             where = f" in {path}" if path else ""
-            problems += [ConfigProblem("config", f"{_one_line(json.dumps(key, ensure_ascii=False))} appears twice"
+            problems += [ConfigProblem(field, f"{_one_line(json.dumps(key, ensure_ascii=False))} appears twice"
                                                  f"{where}; keep one") for key in value.repeated]
         if isinstance(value, dict):
             children = [(v, _child_path(path, str(k))) for k, v in value.items()]
