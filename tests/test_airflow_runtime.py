@@ -26,6 +26,7 @@ from hdiaks_widgets.airflow.runtime import (
 )
 from hdiaks_widgets.auth import BasicAuth, ServicePrincipalAuth
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.errors import ConfigError
 from hdiaks_widgets.livy import LivyClient, RetryPolicy
 from hdiaks_widgets.models import Batch, BatchState, LogLine, LogPage
 from hdiaks_widgets.run import BatchRun, Snapshot
@@ -115,6 +116,16 @@ def test_effective_config_applies_trigger_conf_params() -> None:
     cfg = effective_config(job().to_dict(), {"job_name": "other", "args": [True, 2], "app_jar_path": ""})
     assert cfg.spec.name == "other" and cfg.spec.args == ("true", "2") and cfg.spec.file == "/x.py"
     assert effective_config(job().to_dict(), None) == job()
+
+
+def test_effective_config_refuses_a_trigger_conf_path_the_cluster_cannot_read() -> None:
+    aks = JobConfig(profile=ClusterProfile(name="aks", flavour="hdinsight-aks", fqdn="c.p.x.eastus.hdinsightaks.net"),
+                    spec=BatchSpec(file="abfs://jobs@account1.dfs.core.windows.net/app.jar", class_name="a.B"))  # fmt: skip
+    assert effective_config(aks.to_dict(), None) == aks
+    with pytest.raises(ConfigError, match="spec.file"):
+        effective_config(aks.to_dict(), {"app_jar_path": "hdfs:///apps/app.jar"})
+    unchecked = effective_config(aks.to_dict(), {"app_jar_path": "hdfs:///apps/app.jar"}, validate=False)
+    assert unchecked.spec.file == "hdfs:///apps/app.jar"  # the kill path reads the job without refusing it
 
 
 def test_variables_are_read_once_and_missing_ones_asked_again() -> None:

@@ -100,10 +100,15 @@ class Variables:
         return [v for v in values if v]
 
 
-def effective_config(job_config: Mapping[str, Any], params: Mapping[str, Any] | None) -> JobConfig:
-    """``JOB_CONFIG`` with the trigger-conf keys of ``params`` applied (empty keeps the default)."""
+def effective_config(
+    job_config: Mapping[str, Any], params: Mapping[str, Any] | None, *, validate: bool = True
+) -> JobConfig:
+    """``JOB_CONFIG`` with the trigger-conf keys of ``params`` applied (empty keeps the default),
+    validated (``ConfigError`` naming each field) unless ``validate=False``: a trigger conf can
+    name a path the cluster cannot read, and that must fail before anything is posted."""
     conf = {k: params[k] for k in wire.TRIGGER_KEYS if params is not None and k in params}
-    return JobConfig.from_dict(job_config).with_trigger_conf(conf)
+    cfg = JobConfig.from_dict(job_config).with_trigger_conf(conf)
+    return cfg.validate() if validate else cfg
 
 
 def build_client(cfg: JobConfig, variables: Variables, *, retries: int = 4) -> LivyClient:
