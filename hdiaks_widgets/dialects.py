@@ -29,6 +29,7 @@ from urllib.parse import quote
 __all__ = [
     "DIALECTS",
     "Dialect",
+    "LogLocation",
     "FABRIC_API_VERSION",
     "FABRIC_SCOPE",
     "SYNAPSE_API_VERSION",
@@ -39,6 +40,8 @@ __all__ = [
     "hdinsight_entra_scope",
     "is_guid",
     "livy_state",
+    "livy_version",
+    "log_location",
     "throttle_kind",
 ]
 
@@ -50,6 +53,13 @@ FABRIC_HOST = "https://api.fabric.microsoft.com"
 
 ListStyle = Literal["from-size", "top-skip"]
 LogSource = Literal["livy", "nodemanager", "fabric-monitoring", "synapse-driverlog", "none"]
+# How a batch is found by name: "version" asks ``GET /version`` whether the server is Apache Livy
+# 0.7+ (LIVY-41: a non-numeric id is looked up as a name); "try" asks ``GET /batches/{name}`` and
+# scans the list when the server cannot parse it (400/500); "list" scans the list (the services'
+# ``/batches/{id}`` takes only their own ids: a name there is a plain 404).
+NameLookup = Literal["version", "try", "list"]
+# Apache Livy 0.7.0 is the first release with LIVY-41 (name lookup in ``/batches/{name}``).
+NAME_LOOKUP_SINCE = (0, 7)
 
 # Livy's own states stay as they are; the dialects' extra states map onto the nearest one.
 _EXTRA_STATES: Mapping[str, str] = {
@@ -84,7 +94,20 @@ class Dialect:
     throttle_statuses: frozenset[int] = frozenset({429, 503})
     csrf_header: bool = True
     entra: bool = False
+    scope: str | None = None  # the Entra scope a token must be for, when the dialect fixes it
+    name_lookup: NameLookup = "try"
+    lakehouse_conf: bool = False  # Fabric: conf["spark.targetLakehouse"] = the URL's lakehouse
+    title: str = ""  # the service's name for people ("Fabric")
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name
+
+    @property
+    def is_apache_livy(self) -> bool:
+        """Whether the server is Apache Livy itself (``/state``, ``/log``, ``/version``...)."""
+        return self.has_state_endpoint and self.has_log_endpoint
 
     def list_params(self, start: int, size: int) -> dict[str, str]:
         """Query parameters of one list page (``size`` clamped to the page limit)."""
@@ -107,10 +130,10 @@ class Dialect:
 _LIVY_SUBMIT = frozenset({201, 200})
 
 DIALECTS: Mapping[str, Dialect] = {
-    "livy": Dialect("livy", _LIVY_SUBMIT),
-    "sandbox": Dialect("sandbox", _LIVY_SUBMIT),
-    "hdinsight": Dialect("hdinsight", _LIVY_SUBMIT, log_source="nodemanager"),
-    "hdinsight-aks": Dialect("hdinsight-aks", _LIVY_SUBMIT, entra=True),
+    "livy": Dialect("livy", _LIVY_SUBMIT, name_lookup="version", title="Apache Livy"),
+    "sandbox": Dialect("sandbox", _LIVY_SUBMIT, name_lookup="version", title="the sandbox's Livy"),
+    "hdinsight": Dialect("hdinsight", _LIVY_SUBMIT, log_source="nodemanager", title="HDInsight"),
+    "hdinsight-aks": Dialect("hdinsight-aks", _LIVY_SUBMIT, entra=True, title="HDInsight on AKS"),
     "fabric": Dialect(
         "fabric",
         frozenset({202}),
@@ -128,6 +151,10 @@ DIALECTS: Mapping[str, Dialect] = {
         throttle_statuses=frozenset({429, 430, 503}),
         csrf_header=False,
         entra=True,
+        scope=FABRIC_SCOPE,
+        name_lookup="list",
+        lakehouse_conf=True,
+        title="Fabric",
     ),
     "synapse": Dialect(
         "synapse",
@@ -139,8 +166,12 @@ DIALECTS: Mapping[str, Dialect] = {
         log_source="synapse-driverlog",
         has_result=True,
         required_fields=frozenset({"name", "file"}),
+        refused_fields=frozenset({"proxy_user", "queue"}),  # not in SparkBatchJobOptions
         csrf_header=False,
         entra=True,
+        scope=SYNAPSE_SCOPE,
+        name_lookup="list",
+        title="Synapse",
     ),
 }
 
@@ -184,13 +215,93 @@ def fabric_conf(lakehouse_id: str, environment_id: str | None = None) -> dict[st
 def livy_state(state: object, result: object = None) -> str:
     """A dialect's ``state`` (and ``result``, where it has one) as one of Livy's states.
 
-    A final ``result`` wins over the state: Fabric can report ``dead`` with ``Cancelled``.
+    A final ``result`` (``Succeeded``/``Failed``/``Cancelled``; ``Uncertain`` is not final) wins
+    over the state: Fabric can report ``dead`` with ``Cancelled``, and ``not_submitted`` with
+    ``Failed`` for a job spark-submit never ran (that state alone is not final).
     """
     text = str(state or "not_started").lower()
     res = str(result or "").lower()
-    if res in _RESULTS and text in ("dead", "killed", "success", "error", "shutting_down"):
+    if res in _RESULTS:
         return _RESULTS[res]
     return _EXTRA_STATES.get(text, text)
+
+
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def livy_version(text: object) -> tuple[int, int, int] | None:
+    """``"0.7.1-incubating"`` -> ``(0, 7, 1)``; ``None`` for anything that is not a version."""
+    match = _VERSION.match(str(text or "").strip())
+    if not match:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+
+
+@dataclass(frozen=True)
+class LogLocation:
+    """Where a batch's log is read, the pieces a log reader needs.
+
+    ``source``: the dialect's :data:`LogSource`. ``url``: Fabric's monitoring ``.../logs``
+    endpoint (add ``type=driver&fileName=stderr`` ...; the Livy log is at ``applications/none``)
+    or Synapse's ``.../driverlog`` (add ``/stdout/`` or ``/stderr/``); ``None`` for Livy's own
+    ``/log`` (and when the batch has no application id yet, or the base URL is not the
+    dialect's form). ``origin`` is the service's scheme://host[:port].
+    """
+
+    source: LogSource
+    origin: str
+    batch_id: str
+    app_id: str | None = None
+    workspace_id: str | None = None  # Fabric
+    lakehouse_id: str | None = None  # Fabric
+    pool: str | None = None  # Synapse
+    url: str | None = None
+
+
+_FABRIC_BASE = re.compile(
+    r"^(?P<origin>https?://[^/]+)(?P<prefix>(?:/[^/]+)*?)/v1/workspaces/(?P<ws>[^/]+)/lakehouses/(?P<lh>[^/]+)"
+    r"/livyApi/versions/[^/]+$"
+)
+_SYNAPSE_BASE = re.compile(
+    r"^(?P<origin>https?://[^/]+)(?P<prefix>(?:/[^/]+)*?)/livyApi/versions/[^/]+/sparkPools/(?P<pool>[^/]+)$"
+)
+
+
+def log_location(dialect: Dialect, base_url: str, batch_id: object, app_id: str | None) -> LogLocation:
+    """Where ``batch_id``'s log is, from the client's own base URL (PROTOCOL.md §8.2, §8.3).
+
+    Fabric: ``.../v1/workspaces/{ws}/lakehouses/{lh}/livyApi/versions/{v}`` ->
+    ``.../v1/workspaces/{ws}/lakehouses/{lh}/livySessions/{id}/applications/{appId}/logs``.
+    Synapse: ``https://{ws}.dev.azuresynapse.net/livyApi/versions/{v}/sparkPools/{pool}`` ->
+    ``{origin}/sparkhistory/api/v1/sparkpools/{pool}/livyid/{id}/applications/{appId}/driverlog``.
+    """
+    base = base_url.rstrip("/")
+    ident = str(batch_id)
+    origin = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+", base)
+    where = origin.group(0) if origin else base
+    app_part = quote(app_id, safe="") if app_id else None
+    if dialect.log_source == "fabric-monitoring":
+        match = _FABRIC_BASE.match(base)
+        if match is None:
+            return LogLocation(dialect.log_source, where, ident, app_id)
+        root = f"{match['origin']}{match['prefix']}/v1/workspaces/{match['ws']}/lakehouses/{match['lh']}"
+        url = f"{root}/livySessions/{quote(ident, safe='')}/applications/{app_part}/logs" if app_part else None
+        return LogLocation(dialect.log_source, match["origin"], ident, app_id, workspace_id=match["ws"],
+                           lakehouse_id=match["lh"], url=url)  # fmt: skip
+    if dialect.log_source == "synapse-driverlog":
+        match = _SYNAPSE_BASE.match(base)
+        if match is None:
+            return LogLocation(dialect.log_source, where, ident, app_id)
+        root = f"{match['origin']}{match['prefix']}/sparkhistory/api/v1/sparkpools/{match['pool']}"
+        url = f"{root}/livyid/{quote(ident, safe='')}/applications/{app_part}/driverlog" if app_part else None
+        return LogLocation(dialect.log_source, match["origin"], ident, app_id, pool=match["pool"], url=url)
+    return LogLocation(dialect.log_source, where, ident, app_id)
+
+
+def fabric_lakehouse(base_url: str) -> str | None:
+    """The lakehouse id in a Fabric Livy base URL, or ``None``."""
+    match = _FABRIC_BASE.match(base_url.rstrip("/"))
+    return match["lh"] if match else None
 
 
 def error_message(data: object) -> str | None:

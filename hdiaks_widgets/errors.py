@@ -18,6 +18,7 @@ __all__ = [
     "AuthError",
     "BatchFailed",
     "BatchNotFound",
+    "CapacityFull",
     "ConfigError",
     "ConfigProblem",
     "DuplicateBatchName",
@@ -25,6 +26,7 @@ __all__ = [
     "HdiaksError",
     "LivyError",
     "LivyHTTPError",
+    "NotSupported",
     "SecretError",
     "trim_body",
 ]
@@ -113,15 +115,57 @@ class LivyError(HdiaksError):
 
 
 class LivyHTTPError(LivyError):
-    """Livy answered with an HTTP error status."""
+    """Livy answered with an HTTP error status.
 
-    def __init__(self, status: int, body: str | bytes | None, *, method: str = "", url: str = ""):
+    ``body``: the answer, trimmed; ``detail``: the server's own message read from it in any
+    dialect's error shape (``dialects.error_message``), shown instead of the raw body.
+    """
+
+    def __init__(self, status: int, body: str | bytes | None, *, method: str = "", url: str = "",
+                 detail: str | None = None):
         self.status = status
         self.body = trim_body(body)
+        self.detail = trim_body(detail) if detail else None
         self.method = method
         self.url = url
+        # Set for a refused request (401/403): what to do, and the scope a token must be for.
+        self.hint: str | None = None
+        self.expected_scope: str | None = None
         where = f" for {method} {url}" if method else ""
-        super().__init__(f"Livy returned HTTP {status}{where}: {self.body or '(empty body)'}")
+        super().__init__(f"Livy returned HTTP {status}{where}: {self.said or '(empty body)'}")
+
+    @property
+    def said(self) -> str:
+        """What the server said: its message when one was found, else the trimmed body."""
+        return self.detail or self.body
+
+
+class CapacityFull(LivyHTTPError):
+    """Fabric refused the job because the workspace's capacity is full (HTTP 430,
+    ``TooManyRequestsForCapacity``): nothing was created; retrying at once does not help."""
+
+    def __init__(self, body: str | bytes | None = None, *, status: int = 430, method: str = "", url: str = "",
+                 detail: str | None = None):
+        super().__init__(status, body, method=method, url=url, detail=detail)
+        self.args = (
+            "the Fabric capacity is full: it runs as many Spark jobs as it can (HTTP "
+            f"{status} TooManyRequestsForCapacity), so this job was not accepted and nothing was "
+            "submitted; retry later, cancel an active Spark job in the Monitoring hub, or use a "
+            "bigger capacity.",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class NotSupported(LivyError):
+    """The server's dialect has no such endpoint (Fabric and Synapse have no ``/log``): the
+    request was not sent. ``dialect`` and ``feature`` name what is missing."""
+
+    def __init__(self, message: str, *, dialect: str, feature: str):
+        self.dialect = dialect
+        self.feature = feature
+        super().__init__(message)
 
 
 class BatchNotFound(LivyHTTPError):

@@ -4,6 +4,15 @@ One method per endpoint (``docs/rest-api.md`` of apache/incubator-livy, PROTOCOL
 returns a model from :mod:`hdiaks_widgets.models` or raises an :class:`HdiaksError`. Polling,
 back-off between polls and UI live above this module (``monitor``, ``widgets``).
 
+Dialects (PROTOCOL.md §8): the client speaks the one it is given (``dialect=``, a
+:class:`~hdiaks_widgets.dialects.Dialect` or a flavour name; default Apache Livy) and asks that
+table, never a flavour name, what differs: the submit status, refused and required body fields,
+how the list is asked for, answered and paged, whether there is a ``/state`` or ``/log``
+endpoint, where the log is (:meth:`LivyClient.log_location`), the error body shape, and which
+answers mean "throttled" (Fabric's 430 is :class:`~hdiaks_widgets.errors.CapacityFull`).
+For Apache Livy, ``GET /version`` (asked once, when first needed) says whether names can be
+looked up in ``/batches/{name}`` (0.7+).
+
 Retries: idempotent requests (GET, DELETE) are retried by urllib3's ``Retry`` on dropped
 connections, 429 and 502/503/504 with jittered exponential back-off, honouring ``Retry-After``,
 within a per-call budget (``RetryPolicy.budget``, default the read timeout): no retry is started
@@ -34,14 +43,18 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
-from hdiaks_widgets import wire
+from hdiaks_widgets import dialects, wire
 from hdiaks_widgets.config import BatchSpec, ClusterProfile
+from hdiaks_widgets.dialects import Dialect, LogLocation
 from hdiaks_widgets.errors import (
     BatchNotFound,
+    CapacityFull,
     ConfigError,
+    ConfigProblem,
     DuplicateBatchName,
     LivyError,
     LivyHTTPError,
+    NotSupported,
     trim_body,
 )
 from hdiaks_widgets.models import (
@@ -54,7 +67,7 @@ from hdiaks_widgets.models import (
     Statement,
 )
 
-__all__ = ["LivyClient", "RetryPolicy"]
+__all__ = ["LivyClient", "LogLocation", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +103,8 @@ class RetryPolicy:
     post_refusal_retries: int = 3
     budget: float | None = None
 
-    def urllib3_retry(self) -> Retry:
+    def urllib3_retry(self, extra_statuses: frozenset[int] = frozenset()) -> Retry:
+        """``extra_statuses``: a dialect's other "throttled" answers (Fabric's 430)."""
         return _BoundedRetry(
             total=self.total,
             connect=self.total,
@@ -99,7 +113,7 @@ class RetryPolicy:
             other=0,
             # Only idempotent methods are retried after a read error or an error status.
             allowed_methods=frozenset({"GET", "HEAD", "DELETE", "OPTIONS"}),
-            status_forcelist=_RETRY_STATUSES,
+            status_forcelist=_RETRY_STATUSES | extra_statuses,
             backoff_factor=self.backoff_factor,
             backoff_max=self.backoff_max,
             backoff_jitter=self.backoff_jitter,
@@ -185,12 +199,18 @@ def _retry_after_seconds(response: requests.Response, fallback: float) -> float:
 
 
 class LivyClient:
-    """Client for one Livy server root, e.g. ``https://{fqdn}/p/livy`` or ``http://127.0.0.1:8998``."""
+    """Client for one Livy server root, e.g. ``https://{fqdn}/p/livy`` or ``http://127.0.0.1:8998``.
+
+    ``dialect``: what the server speaks (a :class:`~hdiaks_widgets.dialects.Dialect` or a
+    flavour name such as ``"fabric"``; default Apache Livy). ``base_url`` is then the dialect's
+    Livy root, e.g. Fabric's ``.../v1/workspaces/{ws}/lakehouses/{lh}/livyApi/versions/{v}``.
+    """
 
     def __init__(
         self,
         base_url: str,
         *,
+        dialect: Dialect | str | None = None,
         session: requests.Session | None = None,
         auth: requests.auth.AuthBase | None = None,
         verify: bool | str = True,
@@ -200,11 +220,21 @@ class LivyClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        if dialect is None:
+            dialect = dialects.DIALECTS["livy"]
+        elif isinstance(dialect, str):
+            try:
+                dialect = dialects.dialect_of(dialect)
+            except KeyError:
+                known = ", ".join(sorted(dialects.DIALECTS))
+                raise ConfigError(f"unknown Livy dialect {dialect!r}; use one of {known}", field="dialect") from None
+        self.dialect: Dialect = dialect
         self._own_session = session is None
         self._retry = retry or RetryPolicy()
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(max_retries=self._retry.urllib3_retry())
+            extra = dialect.throttle_statuses - _RETRY_STATUSES
+            adapter = HTTPAdapter(max_retries=self._retry.urllib3_retry(frozenset(extra)))
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         # The caller's session is the caller's (STYLE.md 18): no adapters mounted on it and its
@@ -214,9 +244,10 @@ class LivyClient:
         self._headers = {
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
-            # Livy's CSRF filter rejects non-GET requests without it when enabled (§2.6).
-            "X-Requested-By": requested_by,
         }
+        if dialect.csrf_header:
+            # Livy's CSRF filter rejects non-GET requests without it when enabled (§2.6).
+            self._headers["X-Requested-By"] = requested_by
         self._auth = auth
         # Passed per request: requests lets REQUESTS_CA_BUNDLE override Session.verify, but not
         # an explicit per-request CA path (PROTOCOL.md §4 gotcha).
@@ -224,6 +255,8 @@ class LivyClient:
         self._timeout = timeout
         self._budget = self._retry.budget if self._retry.budget is not None else float(timeout[1])
         self._sleep = sleep
+        self._version: tuple[int, int, int] | None = None
+        self._version_known = False
 
     @classmethod
     def from_profile(cls, profile: ClusterProfile, **options: Any) -> LivyClient:
@@ -238,7 +271,9 @@ class LivyClient:
         return _profile_connector(profile, client_class=cls, **options)
 
     def __repr__(self) -> str:
-        return f"LivyClient({self.base_url!r})"
+        if self.dialect.name == "livy":
+            return f"LivyClient({self.base_url!r})"
+        return f"LivyClient({self.base_url!r}, dialect={self.dialect.name!r})"
 
     @property
     def auth(self) -> requests.auth.AuthBase | None:
@@ -357,18 +392,43 @@ class LivyClient:
             # Livy's own 404s are JSON ({"msg": "Session '7' not found."}); an HTML or empty one
             # comes from something else (a wrong path, a gateway, another server).
             raise self._not_livy(response, method, path)
-        if status == 404 and not_found is not None:
-            raise BatchNotFound(not_found, response.text, method=method, url=path)
-        if status in (401, 403):
-            raise _refused(status, response.text, method, path)
         if status >= 400:
-            raise LivyHTTPError(status, response.text, method=method, url=path)
+            raise self._http_error(response, method, path, not_found=not_found)
         if not response.content:
             return {}
         try:
             return response.json()
         except ValueError as exc:
             raise self._not_livy(response, method, path) from exc
+
+    def _http_error(
+        self, response: requests.Response, method: str, path: str, *, not_found: int | str | None = None
+    ) -> LivyHTTPError:
+        """An error answer as an exception, with the server's message in any dialect's shape."""
+        status = response.status_code
+        try:
+            data: Any = response.json()
+        except ValueError:
+            data = None
+        detail = dialects.error_message(data)
+        if status == 404 and not_found is not None:
+            return BatchNotFound(not_found, detail or response.text, method=method, url=path)
+        if status in (401, 403):
+            return _refused(status, response.text, method, path, detail=detail, scope=self.expected_scope)
+        if dialects.throttle_kind(status, data) == "capacity":
+            return CapacityFull(response.text, status=status, method=method, url=path, detail=detail)
+        return LivyHTTPError(status, response.text, method=method, url=path, detail=detail)
+
+    @property
+    def expected_scope(self) -> str | None:
+        """The Entra scope this service takes tokens for, when the dialect or the host says so
+        (Fabric, Synapse, a classic HDInsight cluster's ``*.azurehdinsight.net``)."""
+        if self.dialect.scope:
+            return self.dialect.scope
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        if self.dialect.name == "hdinsight" and host.endswith((".azurehdinsight.net", ".azurehdinsight.cn")):
+            return dialects.hdinsight_entra_scope(host)
+        return None
 
     def _not_livy(self, response: requests.Response, method: str, path: str) -> LivyError:
         """The server answered, but not as Livy does: say so, and what it did send."""
@@ -381,18 +441,52 @@ class LivyClient:
 
     # -- batches ---------------------------------------------------------------------------
 
+    def _check_body(self, spec: BatchSpec) -> None:
+        """Refuse, before any request, what the dialect requires or refuses (naming the field)."""
+        dialect = self.dialect
+        problems: list[ConfigProblem] = []
+        for attr in sorted(dialect.required_fields):
+            if getattr(spec, attr, None) in (None, ""):
+                problems.append(ConfigProblem(
+                    f"spec.{attr}", f"{_service(dialect)} requires a batch {attr}; set spec.{attr}"))
+        for attr in sorted(dialect.refused_fields):
+            value = getattr(spec, attr, None)
+            if value is not None and value != "" and value != () and value != []:
+                problems.append(ConfigProblem(
+                    f"spec.{attr}", f"{_service(dialect)} does not take {attr} (its batch API has no "
+                    f"{wire.LIVY_FIELDS.get(attr, attr)!r}); remove it"))  # fmt: skip
+        if problems:
+            raise ConfigError(problems)
+
+    def _body(self, spec: BatchSpec) -> dict[str, Any]:
+        body = spec.to_livy_body()
+        if self.dialect.lakehouse_conf:
+            lakehouse = dialects.fabric_lakehouse(self.base_url)
+            conf = dict(body.get("conf") or {})
+            if lakehouse is not None and "spark.targetLakehouse" not in conf:
+                # Fabric runs the job against this lakehouse (PROTOCOL.md §8.2): the one in the URL.
+                conf["spark.targetLakehouse"] = lakehouse
+                body["conf"] = conf
+        return body
+
     def submit_batch(self, spec: BatchSpec, *, name_checked: bool = False) -> Batch:
         """``POST /batches``. Never submits twice, and never adopts a batch it did not create.
 
-        A spec without a name gets a unique one (``hdiaks-<hex>``). A name the caller chose is
-        looked up before the first POST: if a batch by that name exists (a retained older run,
-        or another user's), :class:`DuplicateBatchName` is raised and nothing is posted. So when
-        the connection drops after the POST was sent, a batch found by that name afterwards can
-        only be the one this call created, and it is returned instead of posting again.
-        ``name_checked=True``: the caller has just looked the name up itself (``BatchRun.submit``
-        with ``reattach=True``), so the lookup is not repeated.
+        A spec without a name gets a unique one (``hdiaks-<hex>``), except where the dialect
+        requires the caller's (Synapse: :class:`ConfigError` naming ``spec.name``, nothing sent).
+        A name the caller chose is looked up before the first POST: if a batch by that name exists
+        (a retained older run, or another user's), :class:`DuplicateBatchName` is raised and
+        nothing is posted. So when the connection drops after the POST was sent, a batch found by
+        that name afterwards can only be the one this call created, and it is returned instead of
+        posting again. ``name_checked=True``: the caller has just looked the name up itself
+        (``BatchRun.submit`` with ``reattach=True``), so the lookup is not repeated.
+
+        An explicit refusal (429/503, the server did nothing) is sent again after its
+        ``Retry-After`` while that stays within the call's budget; Fabric's full capacity (430)
+        raises :class:`CapacityFull` at once: nothing was created, and seconds do not free it.
         """
         spec.validate()
+        self._check_body(spec)
         if spec.name is None:
             spec = replace(spec, name=f"hdiaks-{uuid.uuid4().hex[:12]}")
         elif not name_checked:
@@ -405,9 +499,10 @@ class LivyClient:
                 )
         name = spec.name
         assert name is not None
-        body = spec.to_livy_body()
+        body = self._body(spec)
         refusals = 0
         resent_after_ambiguity = False
+        started = time.monotonic()
         while True:
             try:
                 response = self._send("POST", "/batches", json=body)
@@ -424,38 +519,81 @@ class LivyClient:
                     raise
                 resent_after_ambiguity = True
                 continue
-            if response.status_code in _POST_REFUSAL_STATUSES and refusals < self._retry.post_refusal_retries:
-                # An explicit refusal: the server did nothing, so sending again is safe.
-                refusals += 1
-                delay = _retry_after_seconds(response, self._retry.backoff_factor * 2**refusals)
-                self._sleep(min(delay, self._retry.backoff_max))
-                continue
-            if response.status_code == 400 and "Duplicate session name" in response.text:
+            status = response.status_code
+            if status in _POST_REFUSAL_STATUSES and refusals < self._retry.post_refusal_retries:
+                # An explicit refusal: the server did nothing, so sending again is safe, once the
+                # wait it asks for (or our back-off) still ends within the call's budget.
+                delay = _retry_after_seconds(response, self._retry.backoff_factor * 2 ** (refusals + 1))
+                if time.monotonic() - started + delay < self._budget:
+                    refusals += 1
+                    self._sleep(min(delay, self._retry.backoff_max))
+                    continue
+                log.info("POST /batches refused (HTTP %s); a retry after %.1f s would pass the %.0f s budget",
+                         status, delay, self._budget)
+            if status == 400 and "Duplicate session name" in response.text:
                 if resent_after_ambiguity:
                     # Our first, ambiguous attempt did land after all.
                     found = self.find_batch(name)
                     if found is not None:
                         return found
                 raise DuplicateBatchName(name, response.text, method="POST", url="/batches")
-            batch = Batch.from_json(self._decode(response, "POST", "/batches"))
+            data = self._decode(response, "POST", "/batches")
+            if status not in self.dialect.submit_status:
+                log.debug("POST /batches answered %s; %s answers %s", status, self.dialect.name,
+                          "/".join(map(str, sorted(self.dialect.submit_status))))
+            batch = Batch.from_json(data)
             log.info("submitted batch %s (%s)", batch.id, batch.name)
             return batch
 
+    def _is_own_id(self, value: int | str) -> bool:
+        """Whether ``value`` has the form of this dialect's ids (else it can only be a name)."""
+        if self.dialect.id_kind == "uuid":
+            return dialects.is_guid(str(value))
+        return isinstance(value, int) or str(value).isdigit()
+
     def get_batch(self, batch_id: int | str) -> Batch:
-        """``GET /batches/{id}``; a non-numeric ``batch_id`` is looked up as a name (LIVY-41)."""
-        return Batch.from_json(self._request("GET", _batch(batch_id), not_found=batch_id))
+        """``GET /batches/{id}``; a non-numeric ``batch_id`` is looked up as a name (Apache Livy
+        0.7+ does it itself, LIVY-41; in Fabric and Synapse the list is searched)."""
+        if self.dialect.name_lookup == "list" and not self._is_own_id(batch_id):
+            _batch(batch_id)  # refuse an unsafe value as a path would
+            found = self._scan_for(str(batch_id))
+            if found is None:
+                raise BatchNotFound(batch_id, f"no batch named {str(batch_id)!r} in the list", method="GET",
+                                    url="/batches")  # fmt: skip
+            return self._full(found)
+        params = dict(self.dialect.get_params) or None
+        return Batch.from_json(self._request("GET", _batch(batch_id), params=params, not_found=batch_id))
 
     def get_batch_state(self, batch_id: int | str) -> BatchState:
+        """The state: ``GET /batches/{id}/state``, or the batch object where there is no ``/state``."""
+        if not self.dialect.has_state_endpoint:
+            return self.get_batch(batch_id).state
         data = self._request("GET", _batch(batch_id, "state"), not_found=batch_id)
-        return BatchState.parse(str(data.get("state", "")))
+        return BatchState.parse(dialects.livy_state(data.get("state", "")))
 
     def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
-        """One page of the driver log. ``start=None`` asks for the tail, as Livy does."""
+        """One page of the driver log. ``start=None`` asks for the tail, as Livy does.
+
+        Raises :class:`NotSupported` without sending anything where the dialect has no ``/log``
+        (Fabric, Synapse): their logs are read at :meth:`log_location`.
+        """
+        if not self.dialect.has_log_endpoint:
+            raise NotSupported(
+                f"{_service(self.dialect)} has no /batches/{{id}}/log endpoint: its logs are read from "
+                f"{self.dialect.log_source} (LivyClient.log_location(batch))",
+                dialect=self.dialect.name, feature="log",
+            )  # fmt: skip
         params: dict[str, int] = {"size": size}
         if start is not None:
             params["from"] = start
         data = self._request("GET", _batch(batch_id, "log"), params=params, not_found=batch_id)
         return LogPage.from_json(data)
+
+    def log_location(self, batch: Batch) -> LogLocation:
+        """Where ``batch``'s log is read, derived from this client's base URL: the dialect's log
+        source, the service's origin, workspace and lakehouse (Fabric) or pool (Synapse), and the
+        URL of its log endpoint once the batch has an application id (PROTOCOL.md §8.2, §8.3)."""
+        return dialects.log_location(self.dialect, self.base_url, batch.id, batch.app_id)
 
     def iter_log(self, batch_id: int | str, *, start: int = 0, page_size: int = 10_000) -> Iterator[LogPage]:
         """Pages from ``start`` to the current end of the log, each line fetched once.
@@ -472,7 +610,29 @@ class LivyClient:
                 return
 
     def list_batches(self, *, start: int = 0, size: int = 100) -> BatchList:
-        return BatchList.from_json(self._request("GET", "/batches", params={"from": start, "size": size}))
+        """``size`` batches from ``start``, in the dialect's request and answer (Fabric's
+        ``$top``/``$skip`` into ``items``); pages of at most the dialect's limit (Synapse 20,
+        Fabric 100) are asked for one after another until ``size`` are read or the list ends."""
+        dialect = self.dialect
+        batches: list[Batch] = []
+        offset = start
+        total = 0
+        while True:
+            want = size - len(batches)
+            data = self._request("GET", "/batches", params=dialect.list_params(offset, want))
+            if not isinstance(data, Mapping):
+                raise LivyError(f"Livy sent a {type(data).__name__} where a batch list object was expected")
+            try:
+                total, items = dialect.parse_list(data)
+            except (TypeError, ValueError) as exc:
+                raise LivyError(f"Livy's batch list is malformed: {exc}") from exc
+            page = [Batch.from_json(item, state_key=dialect.list_state_key) for item in items]
+            batches.extend(page)
+            offset += len(page)
+            # A page shorter than asked for, before the end: the server's own page limit.
+            if not page or len(batches) >= size or offset >= total:
+                break
+        return BatchList(start=start, total=total, batches=tuple(batches[:size]))
 
     def iter_batches(self, *, page_size: int = 100) -> Iterator[Batch]:
         start = 0
@@ -483,29 +643,83 @@ class LivyClient:
             if not page.batches or start >= page.total:
                 return
 
+    # -- what the server is ----------------------------------------------------------------
+
+    def server_version(self) -> tuple[int, int, int] | None:
+        """Apache Livy's version from ``GET /version`` (asked once, then remembered), or ``None``
+        where the dialect has no such endpoint or the server does not answer it (404: not Apache
+        Livy, or older than its ``VersionServlet``)."""
+        if self._version_known or not self.dialect.is_apache_livy:
+            return self._version
+        response = self._send("GET", "/version")
+        if response.status_code == 404:
+            log.debug("GET /version: 404 from %s: not Apache Livy, or an older one; names are looked up the "
+                      "old way (by id, then the list)", self.base_url)  # fmt: skip
+            self._version, self._version_known = None, True
+            return None
+        if response.status_code in (401, 403):
+            raise self._http_error(response, "GET", "/version")
+        try:
+            data = response.json() if response.status_code < 400 else None
+        except ValueError:
+            data = None
+        version = dialects.livy_version(data.get("version")) if isinstance(data, Mapping) else None
+        if version is None:
+            log.debug("GET /version: HTTP %s without a version from %s; treating it as unknown",
+                      response.status_code, self.base_url)
+        else:
+            log.debug("GET /version: Apache Livy %s at %s", ".".join(map(str, version)), self.base_url)
+        self._version, self._version_known = version, True
+        return version
+
+    def _name_lookup(self) -> str:
+        """``"path"`` (``/batches/{name}``, final 404), ``"try"`` (path, list on 400/500) or ``"list"``."""
+        mode = self.dialect.name_lookup
+        if mode == "version":
+            version = self.server_version()
+            if version is None:
+                return "try"
+            return "path" if version[:2] >= dialects.NAME_LOOKUP_SINCE else "list"
+        return mode
+
     def find_batch(self, name: str) -> Batch | None:
         """The batch with this name, or ``None``.
 
-        Livy 0.7+ looks a non-numeric id up as a name (LIVY-41) and answers 404 when there is
-        none, which is final. Older servers fail to parse the id as a number (400/500); then the
-        batch list is scanned.
+        Apache Livy 0.7+ (its ``GET /version``) looks a non-numeric id up as a name (LIVY-41) and
+        answers 404 when there is none, which is final; an older one, and Fabric and Synapse,
+        are searched through the list. Where the version is unknown, the name is tried as an id
+        and the list scanned when the server cannot parse it (400/500).
         """
-        if not name.isdigit():
+        mode = self._name_lookup()
+        if mode in ("path", "try") and not name.isdigit():
             try:
                 batch = self.get_batch(name)
             except BatchNotFound:
                 return None
             except LivyHTTPError:
+                if mode == "path":
+                    raise
                 batch = None  # older Livy: non-numeric ids are a 400/500, fall back to the list
             if batch is not None and batch.name == name:
                 return batch
-        for candidate in self.iter_batches():
+        found = self._scan_for(name)
+        return self._full(found) if found is not None else None
+
+    def _scan_for(self, name: str) -> Batch | None:
+        for candidate in self.iter_batches(page_size=self.dialect.page_size(100)):
             if candidate.name == name:
                 return candidate
         return None
 
+    def _full(self, batch: Batch) -> Batch:
+        """The batch object for a list item that is only a summary (Fabric's activities)."""
+        if self.dialect.list_state_key == "state":
+            return batch
+        return self.get_batch(batch.id)
+
     def kill_batch(self, batch_id: int | str) -> None:
-        """``DELETE /batches/{id}``: kills a running job, or forgets a finished one."""
+        """``DELETE /batches/{id}``: kills a running job, or forgets a finished one (Fabric and
+        Synapse keep it as ``killed`` with ``result: Cancelled``)."""
         self._request("DELETE", _batch(batch_id), not_found=batch_id)
         log.info("killed batch %s", batch_id)
 
@@ -646,14 +860,24 @@ REFUSED_HINT = "is the Livy server running? For the local sandbox run `hdiaks sa
 AUTH_HINT = "check your credentials and that your identity has access to the cluster"
 
 
-def _refused(status: int, body: str, method: str, path: str) -> LivyHTTPError:
-    """A 401/403 as a LivyHTTPError (status and body kept) whose message carries the hint."""
-    error = LivyHTTPError(status, body, method=method, url=path)
-    error.args = (
-        f"The Livy server refused {method} {path} (HTTP {status}): {AUTH_HINT}. "
-        f"Server said: {error.body or '(empty body)'}",
-    )
+def _refused(status: int, body: str, method: str, path: str, *, detail: str | None = None,
+             scope: str | None = None) -> LivyHTTPError:
+    """A 401/403 as a LivyHTTPError (status and body kept) whose message carries the hint; a
+    token of another audience is named as such, with the scope this service expects."""
+    error = LivyHTTPError(status, body, method=method, url=path, detail=detail)
+    said = error.said or "(empty body)"
+    if "audience" in said.lower():
+        want = f": this service takes tokens for scope {scope}; set the profile's scope to it" if scope else ""
+        error.expected_scope = scope
+        error.hint = f"the token is for another audience{want}"
+    else:
+        error.hint = AUTH_HINT
+    error.args = (f"The Livy server refused {method} {path} (HTTP {status}): {error.hint}. Server said: {said}",)
     return error
+
+
+def _service(dialect: Dialect) -> str:
+    return dialect.label
 
 
 def _is_json(response: requests.Response) -> bool:

@@ -1,17 +1,23 @@
 """Frozen models parsed from Livy JSON (``docs/rest-api.md`` of apache/incubator-livy).
 
 Parse at the edge: the Livy client turns every answer into one of these; nothing else in the
-package indexes raw Livy dictionaries.
+package indexes raw Livy dictionaries. One ``Batch`` for every dialect (PROTOCOL.md §8): ids are
+opaque strings (Apache Livy's numbers arrive as ``"7"``, Fabric's are UUIDs); Fabric's and
+Synapse's ``result``, extra states, ``livyInfo`` times and ``errorInfo`` are parsed
+defensively (a malformed field becomes "not given", never an exception).
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+from hdiaks_widgets.dialects import livy_state
 from hdiaks_widgets.errors import LivyError
 
 __all__ = [
@@ -20,6 +26,7 @@ __all__ = [
     "BatchList",
     "BatchState",
     "DRIVER_SOURCES",
+    "ErrorInfo",
     "LOG_SOURCES",
     "LogLine",
     "LogPage",
@@ -30,6 +37,7 @@ __all__ = [
     "StatementOutput",
     "StatementState",
     "TERMINAL_STATES",
+    "id_sort_key",
 ]
 
 
@@ -129,6 +137,41 @@ def _int(data: Mapping[str, Any], key: str, what: str, default: int | None = Non
         raise LivyError(f"Livy's {what} has no integer {key!r} (got {value!r})") from exc
 
 
+def _id(data: Mapping[str, Any], key: str, what: str, default: str | None = None) -> str:
+    """An id as an opaque string: Apache Livy's numbers become their digits, strings stay."""
+    value = data.get(key)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        raise LivyError(f"Livy's {what} has no id {key!r} (got {value!r})")
+    return str(value)
+
+
+def id_sort_key(batch_id: int | str) -> tuple[int, int, str]:
+    """Order ids as people expect: Apache Livy's numeric ids by value (``"9"`` before ``"10"``),
+    then any other id (a UUID) by its text."""
+    text = str(batch_id)
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _time(value: Any) -> datetime | None:
+    """An ISO 8601 time of the services (``2025-03-05T12:11:17.000Z``, 7-digit fractions,
+    ``...GMT``) as an aware UTC ``datetime``; anything else is "not given"."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = _FRACTION.sub(r"\1", value.strip())
+    if text.endswith("GMT"):
+        text = text[:-3] + "+00:00"
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
 def _lines(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):  # a single line instead of a list: keep it whole
         return (value,)
@@ -155,10 +198,60 @@ class AppInfo:
 
 
 @dataclass(frozen=True)
-class Batch:
-    """``BatchSessionView``: the batch object returned by POST/GET ``/batches``."""
+class ErrorInfo:
+    """One entry of Fabric's / Synapse's ``errorInfo`` (``{message, errorCode, source}``)."""
 
-    id: int
+    message: str
+    code: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def parse_all(cls, value: Any) -> tuple[ErrorInfo, ...]:
+        if not isinstance(value, list | tuple):
+            return ()
+        out: list[ErrorInfo] = []
+        for item in value:
+            if not isinstance(item, Mapping):
+                continue
+            message, code = item.get("message"), item.get("errorCode")
+            text = message if isinstance(message, str) and message else code
+            if isinstance(text, str) and text:
+                out.append(cls(text, _str_or_none(code), _str_or_none(item.get("source"))))
+        return tuple(out)
+
+
+# ``livyInfo`` (Fabric ``BatchStateInformation``, Synapse ``SparkBatchJobState``) key -> state.
+_STATE_TIME_KEYS: Mapping[str, str] = {
+    "notStartedAt": "not_started",
+    "startingAt": "starting",
+    "runningAt": "running",
+    "idleAt": "idle",
+    "busyAt": "busy",
+    "shuttingDownAt": "shutting_down",
+    "recoveringAt": "recovering",
+    "successAt": "success",
+    "deadAt": "dead",
+    "killedAt": "killed",
+    "terminatedAt": "killed",  # Synapse's client name for killedAt
+    "errorAt": "error",
+}
+_END_STATES = ("success", "dead", "killed", "error")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The batch object of POST/GET ``/batches`` in any dialect (Apache Livy's
+    ``BatchSessionView``, Fabric's ``BatchResponse`` or list ``LivySparkActivity``, Synapse's
+    ``SparkBatchJob``).
+
+    ``state`` is always one of Livy's states (a dialect's extra states and its final ``result``
+    mapped by :func:`hdiaks_widgets.dialects.livy_state`); ``result`` is the dialect's own word
+    (``Succeeded``, ``Failed``, ``Cancelled``, ``Uncertain``) or ``None``. The times come from
+    ``livyInfo`` (or a list item's ``submittedAt``/``startedAt``/``endedAt``); Apache Livy sends
+    none, so they are ``None`` there. ``errors``: the dialect's ``errorInfo``.
+    """
+
+    id: str
     state: BatchState
     name: str | None = None
     owner: str | None = None
@@ -166,6 +259,16 @@ class Batch:
     app_id: str | None = None
     app_info: AppInfo = field(default_factory=AppInfo)
     log: tuple[str, ...] = ()
+    result: str | None = None
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    state_times: tuple[tuple[str, datetime], ...] = ()  # (Livy state, when it was entered)
+    errors: tuple[ErrorInfo, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str):  # Batch(id=3, ...) from code written for int ids
+            object.__setattr__(self, "id", str(self.id))
 
     def __repr__(self) -> str:
         # Short in a notebook cell: the log Livy sends with a batch is counted, not printed.
@@ -177,18 +280,49 @@ class Batch:
         """``3 'spark-pi' running``: the batch in a few words."""
         return f"{self.id} {_short(self.name)} {self.state.value}"
 
+    @property
+    def error(self) -> str | None:
+        """The dialect's own error sentence for a failed job (``errorInfo``), else ``None``."""
+        if not self.errors:
+            return None
+        return "; ".join(dict.fromkeys(e.message for e in self.errors))
+
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Batch:
+    def from_json(cls, data: Mapping[str, Any], *, state_key: str = "state") -> Batch:
+        """``state_key``: where the dialect puts the state (Fabric's list items: ``livyState``)."""
         data = _object(data, "batch")
+        raw_state = data.get(state_key)
+        if raw_state is None:
+            raw_state = data.get("state", data.get("livyState"))
+        result = _str_or_none(data.get("result"))
+        info = data.get("livyInfo")
+        info = info if isinstance(info, Mapping) else {}
+        scheduler = data.get("schedulerInfo")
+        scheduler = scheduler if isinstance(scheduler, Mapping) else {}
+        times = tuple((state, stamp) for key, state in _STATE_TIME_KEYS.items()
+                      if (stamp := _time(info.get(key))) is not None)  # fmt: skip
+        by_state = dict(times)
+        errors = ErrorInfo.parse_all(data.get("errorInfo"))
+        if not errors and isinstance(data.get("errorCode"), str) and data.get("errorCode"):
+            # A Fabric list item names the error by code only.
+            errors = (ErrorInfo(str(data["errorCode"]), str(data["errorCode"]), _str_or_none(data.get("errorSource"))),)
         return cls(
-            id=_int(data, "id", "batch"),
-            state=BatchState.parse(data.get("state", "not_started")),
+            id=_id(data, "id", "batch"),
+            state=BatchState.parse(livy_state(raw_state, result)),
             name=_str_or_none(data.get("name")),
             owner=_str_or_none(data.get("owner")),
             proxy_user=_str_or_none(data.get("proxyUser")),
             app_id=_str_or_none(data.get("appId")),
             app_info=AppInfo.from_json(data.get("appInfo")),
             log=_lines(data.get("log")),
+            result=result,
+            submitted_at=(by_state.get("not_started") or _time(data.get("submittedAt"))
+                          or _time(scheduler.get("submittedAt"))),
+            started_at=by_state.get("running") or by_state.get("starting") or _time(data.get("startedAt")),
+            ended_at=(next((by_state[s] for s in _END_STATES if s in by_state), None)
+                      or _time(data.get("endedAt")) or _time(scheduler.get("endedAt"))),
+            state_times=times,
+            errors=errors,
         )
 
 
@@ -213,6 +347,8 @@ class BatchList:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BatchList:
+        """Apache Livy's (and Synapse's) ``{from, total, sessions}``; other shapes are read by
+        the client through its dialect (``LivyClient.list_batches``)."""
         data = _object(data, "batch list")
         return cls(
             start=_int(data, "from", "batch list", 0),
@@ -225,10 +361,14 @@ class BatchList:
 class LogPage:
     """``GET /batches/{id}/log``: ``total`` is the full line count (the docs say ``size``)."""
 
-    id: int
+    id: str
     start: int
     total: int
     lines: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str):
+            object.__setattr__(self, "id", str(self.id))
 
     @property
     def end(self) -> int:
@@ -245,7 +385,7 @@ class LogPage:
         # The code sends ``total``; the REST docs call it ``size``: accept both.
         total_key = "total" if "total" in data else "size"
         return cls(
-            id=_int(data, "id", "log page", -1),
+            id=_id(data, "id", "log page", ""),
             start=_int(data, "from", "log page", 0),
             total=_int(data, total_key, "log page", len(lines)),
             lines=lines,

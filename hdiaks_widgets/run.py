@@ -15,11 +15,15 @@ operator all use it, and no other code polls Livy or pages its log.
   passes, or ``stop`` is set. It never kills: only :meth:`BatchRun.kill` does, so a transient
   failure of Livy or a gateway never kills a healthy batch.
 
-The log is read through a :class:`LogReader` seam. The default,
-:class:`~hdiaks_widgets.logview.LivyLogReader`, aligns Livy's bounded view (rebuilt on every
+The log is read through a :class:`LogReader` seam, chosen by the client's dialect
+(:func:`default_log_reader`). For Apache Livy, classic HDInsight and the sandbox,
+:class:`~hdiaks_widgets.logview.LivyLogReader` aligns Livy's bounded view (rebuilt on every
 request) by content and reads the driver's own log from ``driverLogUrl`` by byte offset when it can;
 lines it could not read are reported (``Snapshot.log_gaps`` and ``log_note``), never hidden.
+Fabric and Synapse have no ``/log``: :class:`ServiceLogReader` reads the service's own log
+endpoint at ``LivyClient.log_location(batch)`` once the batch has an application id.
 :class:`OffsetLogReader` pages by offset and is exact only on an append-only log.
+A failed job's own error (Fabric's and Synapse's ``errorInfo``) is part of its end sentence.
 
 A batch counts as finished once a terminal state was seen on two polls in a row and the log was
 read to its end, so the lines Spark prints while it shuts down are not lost. A 404 for a batch
@@ -38,12 +42,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from hdiaks_widgets import wire
+from hdiaks_widgets import logview, wire
 from hdiaks_widgets.config import BatchSpec
+from hdiaks_widgets.dialects import Dialect, LogLocation
 from hdiaks_widgets.errors import (
     AuthError,
     BatchFailed,
     BatchNotFound,
+    CapacityFull,
     ConfigError,
     DuplicateBatchName,
     HdiaksError,
@@ -62,8 +68,10 @@ __all__ = [
     "LogDelta",
     "LogReader",
     "OffsetLogReader",
+    "ServiceLogReader",
     "Snapshot",
     "backoff",
+    "default_log_reader",
     "describe_error",
     "failure_lines",
 ]
@@ -137,6 +145,69 @@ class OffsetLogReader:
         return LogDelta(tuple(lines), 0, self.offset >= self.total)
 
 
+class _Located(Protocol):
+    """A client that knows its dialect and where a batch's log is (``LivyClient``)."""
+
+    dialect: Dialect
+
+    def log_location(self, batch: Batch) -> LogLocation: ...
+
+
+class ServiceLogReader:
+    """The log of a dialect without ``/log`` (Fabric's monitoring API, Synapse's ``driverlog``).
+
+    Built on the first read at which the batch has an application id, from the client's
+    :meth:`~hdiaks_widgets.livy.LivyClient.log_location`, through :func:`_service_reader` — the
+    seam where ``logview``'s Fabric/Synapse readers plug in. Until then (or where no such reader
+    exists) it reads nothing and says so once in ``LogDelta.note``; the job's state and its
+    ``errorInfo`` still come from the batch object.
+    """
+
+    def __init__(self) -> None:
+        self.inner: LogReader | None = None
+        self.location: LogLocation | None = None
+        self._noted = False
+
+    def read(self, client: LivyLike, batch: Batch) -> LogDelta:
+        if self.inner is None and batch.app_id:
+            locate = getattr(client, "log_location", None)
+            self.location = locate(batch) if locate is not None else None
+            if self.location is not None and self.location.url is not None:
+                self.inner = _service_reader(self.location, client)
+        if self.inner is not None:
+            return self.inner.read(client, batch)
+        note = None
+        if not self._noted and (batch.app_id or batch.state.is_terminal):
+            self._noted = True
+            where = self.location.url if self.location is not None and self.location.url else None
+            note = ("This service's log is not read here yet" + (f"; it is at {where}" if where else "")
+                    + ": the job's state and error come from the batch.")  # fmt: skip
+        return LogDelta((), 0, True, 0, note)
+
+
+def _service_reader(location: LogLocation, client: object) -> LogReader | None:
+    """SEAM (issue 10 item 1): ``logview``'s reader for a Fabric / Synapse log location.
+
+    ``logview.service_log_reader(location, fetch)`` (being written beside this change) is used
+    once it exists; ``fetch`` is the client (``LivyClient.get_text``, credentials only to the
+    service's own origin). Until then there is no reader and :class:`ServiceLogReader` says so.
+    """
+    factory = getattr(logview, "service_log_reader", None)
+    if factory is None or not isinstance(client, logview.TextFetcher):
+        return None
+    reader: LogReader = factory(location, client)
+    return reader
+
+
+def default_log_reader(client: object) -> LogReader:
+    """The reader for the client's dialect: Livy's view where there is ``/log`` (Apache Livy,
+    classic HDInsight, HDInsight on AKS, the sandbox), else :class:`ServiceLogReader`."""
+    dialect = getattr(client, "dialect", None)
+    if isinstance(dialect, Dialect) and not dialect.has_log_endpoint:
+        return ServiceLogReader()
+    return LivyLogReader()
+
+
 # -- snapshots -------------------------------------------------------------------------------
 
 
@@ -144,7 +215,7 @@ class OffsetLogReader:
 class Snapshot:
     """What a run knows about one batch at one moment. Immutable: safe to hand to any thread."""
 
-    batch_id: int | str
+    batch_id: str
     name: str | None = None  # the batch name this run follows (to notice a reused id)
     batch: Batch | None = None  # the last batch object seen (kept after a purge)
     lines: tuple[str, ...] = ()  # every log line read so far
@@ -220,7 +291,9 @@ class Snapshot:
     def raise_for_state(self) -> Snapshot:
         """Raise :class:`BatchFailed` if the batch ended in a state other than success."""
         if self.batch is not None and self.batch.state.is_terminal and not self.succeeded:
-            raise BatchFailed(self.batch, failure_lines(job_output(self.lines), limit=20))
+            lines = failure_lines(job_output(self.lines), limit=20)
+            errors = [e.message for e in self.batch.errors if e.message not in lines]
+            raise BatchFailed(self.batch, [*errors, *lines])
         return self
 
 
@@ -258,15 +331,19 @@ def describe_error(exc: BaseException) -> tuple[ErrorKind, str]:
         return "config", f"The job configuration is not valid: {exc}"
     if isinstance(exc, BatchFailed):
         return "failed", str(exc)
+    if isinstance(exc, CapacityFull):
+        return "server", str(exc)  # another poll, later, may be served
     if isinstance(exc, LivyHTTPError):
         if exc.status in (401, 403):
+            if exc.expected_scope or (exc.hint and "audience" in exc.hint):
+                return "auth", f"The server refused the token (HTTP {exc.status}): {exc.hint}. Server said: {exc.said}"
             return "auth", (
                 f"The Livy server refused the request (HTTP {exc.status}): check your credentials "
                 "and that your identity has access to the cluster."
             )
         if exc.status >= 500 or exc.status == 429:
-            return "server", f"The Livy server had a problem (HTTP {exc.status}): {exc.body or 'no details'}"
-        return "error", f"The Livy server rejected the request (HTTP {exc.status}): {exc.body or 'no details'}"
+            return "server", f"The Livy server had a problem (HTTP {exc.status}): {exc.said or 'no details'}"
+        return "error", f"The Livy server rejected the request (HTTP {exc.status}): {exc.said or 'no details'}"
     if isinstance(exc, LivyError):
         return "network", f"{exc}. Check the cluster address and your network connection."
     if isinstance(exc, HdiaksError):
@@ -282,6 +359,8 @@ def _end_sentence(batch: Batch, lines: Sequence[str]) -> tuple[ErrorKind | None,
         return "failed", f"Batch {batch.id} was killed."
     tail = failure_lines(job_output(lines))
     sentence = f"Batch {batch.id} ended in state {state.value}."
+    if batch.error:
+        sentence += f" Error: {batch.error}"  # the service's own word (errorInfo)
     if tail:
         sentence += " Last error lines: " + " | ".join(t.strip() for t in tail)
     return "failed", sentence
@@ -309,15 +388,15 @@ class BatchRun:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
-        self.batch_id = batch_id
+        self.batch_id = str(batch_id)  # ids are opaque strings (Apache Livy's 7 is "7")
         self.name = name if name is not None else (batch.name if batch is not None else None)
         self._name_given = name is not None  # the caller knew the batch by name: it existed
-        self.reader: LogReader = log_reader if log_reader is not None else LivyLogReader()
+        self.reader: LogReader = log_reader if log_reader is not None else default_log_reader(client)
         self._max_errors = max_errors
         self._clock = clock
         now = clock()
         # A batch object from the POST/lookup is not a poll: state changes are counted from polls.
-        self._snapshot = Snapshot(batch_id=batch_id, name=self.name, started_at=now, updated_at=now)
+        self._snapshot = Snapshot(batch_id=self.batch_id, name=self.name, started_at=now, updated_at=now)
         self._first_batch = batch
         self._lock = threading.Lock()  # one poll at a time
         self._killed = False

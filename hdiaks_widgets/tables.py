@@ -256,23 +256,24 @@ def batch_table(
     batches: Iterable[Batch], *, elapsed: Mapping[int | str, float | None] | None = None
 ) -> pd.DataFrame:
     """One row per batch: id, name, state, app id, elapsed seconds, Spark UI and driver-log URLs."""
-    elapsed = elapsed or {}
+    # Ids are opaque strings (Fabric's are UUIDs); ``elapsed`` may be keyed by int or str ids.
+    times = {str(k): v for k, v in (elapsed or {}).items()}
     rows: list[dict[str, Any]] = []
     for b in batches:
         rows.append(
             {
-                "id": b.id,
+                "id": str(b.id),
                 "name": b.name or "",
                 "state": b.state.value,
                 "app_id": b.app_id or "",
-                "elapsed_s": elapsed.get(b.id),
+                "elapsed_s": times.get(str(b.id)),
                 "spark_ui": b.app_info.spark_ui_url or "",
                 "driver_log": b.app_info.driver_log_url or "",
                 "owner": b.owner or "",
             }
         )
     frame = pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
-    frame["id"] = frame["id"].astype("int64")
+    frame["id"] = frame["id"].astype(object)
     frame["elapsed_s"] = pd.to_numeric(frame["elapsed_s"], errors="coerce").round(1)
     return frame
 

@@ -68,6 +68,7 @@ class MemoryLivy(BaseAdapter):
         self.requests: list[tuple[str, str]] = []  # (method, path?query) in arrival order
         self.before: list[Callable[[requests.PreparedRequest], requests.Response | None]] = []
         self.after_post: list[Callable[[MemBatch], None]] = []  # e.g. drop the answer
+        self.version: str | None = "0.8.0-incubating"  # GET /version; None: 404 (older or not Livy)
 
     # -- helpers for tests -------------------------------------------------------------------
 
@@ -105,6 +106,10 @@ class MemoryLivy(BaseAdapter):
         method = request.method
         if segments[:2] == ["node", "containerlogs"] and len(segments) == 5 and method == "GET":
             return self._container_log(request, segments[2], segments[4], query)
+        if segments == ["version"] and method == "GET":
+            if self.version is None:
+                return respond(request, 404, {"msg": "no such route"})
+            return respond(request, 200, {"version": self.version, "revision": "memory"})
         if segments == ["batches"] and method == "GET":
             start = int(query.get("from", ["0"])[0])
             size = int(query.get("size", ["100"])[0])
@@ -224,11 +229,11 @@ class FakeLivy:
         if BatchState(state).is_terminal and self.final_lines:
             self.log.extend(self.final_lines)
             self.final_lines = []
-        return Batch(id=int(batch_id), state=BatchState(state), name=self.name, app_id="local-1")
+        return Batch(id=str(batch_id), state=BatchState(state), name=self.name, app_id="local-1")
 
     def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
         self.log_requests.append((start, size))
         first = max(0, len(self.log) - size) if start is None else start
         lines = tuple(self.log[first : first + size])
         self.served.extend(lines)
-        return LogPage(id=int(batch_id), start=first, total=len(self.log), lines=lines)
+        return LogPage(id=str(batch_id), start=first, total=len(self.log), lines=lines)

@@ -134,7 +134,7 @@ def test_kill_of_a_finished_batch_says_so_and_sends_no_delete(run: Run, livy: Lo
 def test_kill_of_a_finished_batch_json_says_not_killed(run: Run, livy: LoopbackLivy) -> None:
     livy.livy.add("done-job", "success")
     code, out, _ = run("kill", "done-job", "--url", livy.url, "--json")
-    assert code == 0 and json.loads(out) == {"id": 0, "killed": False, "state": "success", "state_after": None}
+    assert code == 0 and json.loads(out) == {"id": "0", "killed": False, "state": "success", "state_after": None}
 
 
 def test_kill_of_a_running_batch_by_name_deletes_it_by_id(run: Run, livy: LoopbackLivy) -> None:
@@ -171,13 +171,13 @@ def test_kill_json_of_a_batch_that_finished_first(run: Run, livy: LoopbackLivy) 
 
     _on_delete(livy, finish_first)
     code, out, _ = run("kill", "0", "--url", livy.url, "--json")
-    assert code == 0 and json.loads(out) == {"id": 0, "killed": False, "state": "running", "state_after": "dead"}
+    assert code == 0 and json.loads(out) == {"id": "0", "killed": False, "state": "running", "state_after": "dead"}
 
 
 def test_kill_json_of_a_batch_the_server_forgets_on_delete(run: Run, livy: LoopbackLivy) -> None:
     livy.livy.add("busy-job", "running")  # Apache Livy: DELETE, then 404
     code, out, _ = run("kill", "0", "--url", livy.url, "--json")
-    assert code == 0 and json.loads(out) == {"id": 0, "killed": True, "state": "running", "state_after": None}
+    assert code == 0 and json.loads(out) == {"id": "0", "killed": True, "state": "running", "state_after": None}
 
 
 def test_kill_of_a_batch_whose_record_stays_killed_says_killed(run: Run, livy: LoopbackLivy) -> None:

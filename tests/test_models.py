@@ -60,7 +60,7 @@ def test_batch_from_json_reads_every_field() -> None:
 
 def test_batch_from_json_reads_post_answer() -> None:
     batch = Batch.from_json({"id": 0, "state": "starting", "log": []})
-    assert (batch.id, batch.state, batch.log, batch.app_id) == (0, BatchState.STARTING, (), None)
+    assert (batch.id, batch.state, batch.log, batch.app_id) == ("0", BatchState.STARTING, (), None)
 
 
 def test_batch_from_json_tolerates_nulls() -> None:
@@ -77,7 +77,10 @@ def test_batch_from_json_reads_executor_log_urls() -> None:
     "data",
     [
         pytest.param({"state": "running"}, id="missing-id"),
-        pytest.param({"id": "seven", "state": "running"}, id="text-id"),
+        pytest.param({"id": True, "state": "running"}, id="bool-id"),
+        pytest.param({"id": 1.5, "state": "running"}, id="float-id"),
+        pytest.param({"id": "", "state": "running"}, id="empty-id"),
+        pytest.param({"id": ["7"], "state": "running"}, id="list-id"),
         pytest.param({"id": None}, id="null-id"),
         pytest.param(["id", 1], id="not-object"),
     ],
@@ -93,7 +96,7 @@ def test_batchlist_from_json_empty_hdinsight_list() -> None:
 
 def test_batchlist_from_json_total_counts_all_sessions() -> None:
     page = BatchList.from_json({"from": 1, "total": 5, "sessions": [BATCH_JSON]})
-    assert (page.start, page.total, [b.id for b in page.batches]) == (1, 5, [7])
+    assert (page.start, page.total, [b.id for b in page.batches]) == (1, 5, ["7"])
 
 
 def test_batch_state_endpoint_answer_parses() -> None:

@@ -210,7 +210,7 @@ def test_run_submit_after_dropped_answer_adopts_only_its_own_batch() -> None:
     with _client(livy) as client:
         run = BatchRun.submit(client, BatchSpec(file=JAR, name="fresh-job"))
     assert livy.count("POST", "/batches") == 1 and len(livy.batches) == 2
-    assert run.name == "fresh-job" and run.batch_id == 1
+    assert run.name == "fresh-job" and run.batch_id == "1"
 
 
 def test_run_submit_with_generated_name_skips_the_name_check() -> None:
@@ -228,7 +228,7 @@ def test_run_submit_reattach_follows_the_existing_batch_without_posting() -> Non
         run = BatchRun.submit(client, BatchSpec(file=JAR, name="dag-run-abc"), reattach=True)
         snap = run.poll()
     assert livy.count("POST", "/batches") == 0
-    assert run.reattached and run.batch_id == 0 and snap.lines == ("line 0",)
+    assert run.reattached and run.batch_id == "0" and snap.lines == ("line 0",)
 
 
 def test_run_submit_reattach_without_a_batch_looks_the_name_up_once_then_posts() -> None:
@@ -236,7 +236,8 @@ def test_run_submit_reattach_without_a_batch_looks_the_name_up_once_then_posts()
     with _client(livy) as client:
         run = BatchRun.submit(client, BatchSpec(file=JAR, name="dag-run-new"), reattach=True)
     assert not run.reattached
-    assert livy.requests == [("GET", "/batches/dag-run-new"), ("POST", "/batches")]
+    # GET /version once per client (Apache Livy 0.7+ looks names up), then the name, then the POST.
+    assert livy.requests == [("GET", "/version"), ("GET", "/batches/dag-run-new"), ("POST", "/batches")]
 
 
 def test_run_transient_outage_longer_than_retries_never_kills_and_a_retry_reattaches() -> None:
@@ -251,7 +252,7 @@ def test_run_transient_outage_longer_than_retries_never_kills_and_a_retry_reatta
         assert livy.count("DELETE", "/batches/0") == 0 and livy.batches[0].state == "running"
         livy.before.clear()
         again = BatchRun.submit(client, BatchSpec(file=JAR, name="etl"), reattach=True)
-    assert again.batch_id == 0 and livy.count("POST", "/batches") == 1
+    assert again.batch_id == "0" and livy.count("POST", "/batches") == 1
 
 
 def test_run_kill_deletes_once_and_a_gone_batch_is_fine() -> None:

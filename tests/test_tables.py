@@ -189,8 +189,14 @@ def _batch(**kw: object) -> Batch:
 
 def test_batch_table_columns_and_elapsed() -> None:
     frame = batch_table([_batch()], elapsed={3: 7.25})
-    assert list(frame.loc[0, ["id", "name", "state", "app_id"]]) == [3, "pi", "success", "local-1"]
+    assert list(frame.loc[0, ["id", "name", "state", "app_id"]]) == ["3", "pi", "success", "local-1"]
     assert frame.loc[0, "elapsed_s"] == pytest.approx(7.2, abs=0.06)
+
+
+def test_batch_table_keeps_uuid_ids_and_string_keyed_elapsed() -> None:
+    ident = "0b6f2c7e-8d3a-4c2e-9a43-1f0e6a7b8c9d"
+    frame = batch_table([Batch(id=ident, state=BatchState.RUNNING, name="fabric")], elapsed={ident: 1.0})
+    assert frame.loc[0, "id"] == ident and frame.loc[0, "elapsed_s"] == 1.0
 
 
 HOSTILE = [
