@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import requests
 from requests.auth import AuthBase
 
-from hdiaks_widgets import livy, wire
+from hdiaks_widgets import dialects, livy, wire
 from hdiaks_widgets.auth import (
     BasicAuth,
     DeviceCodeAuth,
@@ -127,6 +127,9 @@ def from_profile(
         verify=profile.verify,
         timeout=(profile.connect_timeout, profile.read_timeout),
         retry=retry,
+        # The dialect decides what the client speaks, X-Requested-By included (Fabric and Synapse
+        # have no CSRF filter; Apache Livy and classic HDInsight's gateway want it).
+        dialect=dialects.dialect_of(profile.flavour),
     )
     if profile.flavour == "hdinsight":
         base = profile.base_url

@@ -23,6 +23,7 @@ from hdiaks_widgets.auth import DeviceCodeAuth, ServicePrincipalAuth, vault_toke
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.connect import build_auth
 from hdiaks_widgets.errors import ConfigError
+from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.secrets import CLIENT_ID_KEY, CLIENT_SECRET_KEY, TENANT_ID_KEY, DictSecretStore, store_for_profile
 
 if TYPE_CHECKING:
@@ -474,3 +475,20 @@ def test_sandbox_fabric_profile_without_auth_is_refused_and_the_secret_never_sho
     secret = store.get(CLIENT_SECRET_KEY)
     assert secret and all(secret not in text for text in (repr(auth), repr(auth.provider), repr(profiles["fabric"]),
                                                           answer.text))  # fmt: skip
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("flavour", ["fabric", "synapse", "hdinsight"])
+def test_sandbox_from_profile_speaks_the_flavours_dialect_with_csrf_only_where_it_wants_it(
+    dialect_auth_sandbox: SandboxHandle, flavour: str
+) -> None:
+    profile = _sandbox_profiles(dialect_auth_sandbox)[flavour]
+    sent: list[requests.PreparedRequest] = []
+    with dialect_auth_sandbox.http() as session:
+        session.hooks["response"].append(lambda r, *args, **kwargs: sent.append(r.request))
+        client = LivyClient.from_profile(profile, session=session,
+                                         environ=dialect_auth_sandbox.process.endpoints()["environment"])  # fmt: skip
+        assert client.dialect.name == flavour and client.base_url == profile.base_url
+        assert not client.list_batches().batches  # a fresh lakehouse / pool: nothing in it yet
+    assert sent and all(r.headers["Authorization"].startswith("Bearer ") for r in sent)
+    assert {"X-Requested-By" in r.headers for r in sent} == {dialects.dialect_of(flavour).csrf_header}
