@@ -147,11 +147,12 @@ class CapacityFull(LivyHTTPError):
     def __init__(self, body: str | bytes | None = None, *, status: int = 430, method: str = "", url: str = "",
                  detail: str | None = None):
         super().__init__(status, body, method=method, url=url, detail=detail)
+        what = ("so this job was not accepted and nothing was submitted" if method == "POST"
+                else f"so {method or 'the request'} {url} was refused")  # fmt: skip
         self.args = (
-            "the Fabric capacity is full: it runs as many Spark jobs as it can (HTTP "
-            f"{status} TooManyRequestsForCapacity), so this job was not accepted and nothing was "
-            "submitted; retry later, cancel an active Spark job in the Monitoring hub, or use a "
-            "bigger capacity.",
+            "the Fabric capacity is full: it runs as many Spark jobs or API calls as it can (HTTP "
+            f"{status} TooManyRequestsForCapacity), {what}; retry later, cancel an active Spark job "
+            "in the Monitoring hub, or use a bigger capacity.",
         )
 
     def __str__(self) -> str:

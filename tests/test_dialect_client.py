@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import SandboxHandle
-from livy_memory import BASE_URL, MemoryLivy, memory_session
+from livy_memory import BASE_URL, MemoryLivy, memory_session, respond
 
 from hdiaks_widgets import dialects, logview
 from hdiaks_widgets.auth import ServicePrincipalAuth
@@ -404,3 +404,15 @@ def test_client_takes_a_dialect_by_name_or_refuses_an_unknown_one() -> None:
     with pytest.raises(ConfigError) as unknown:
         LivyClient("http://x", dialect="lighter")
     assert unknown.value.fields == ("dialect",)
+
+
+def test_capacity_full_on_a_get_says_the_request_was_refused() -> None:
+    livy = MemoryLivy()
+    body = {"errorCode": "TooManyRequestsForCapacity", "message": "HTTP Response code 430", "requestId": "r",
+            "moreDetails": []}  # fmt: skip
+    livy.before.append(lambda r: respond(r, 430, body))
+    with LivyClient(BASE_URL, dialect="fabric", session=memory_session(livy)) as client, \
+            pytest.raises(CapacityFull) as full:  # fmt: skip
+        client.get_batch(str(uuid.uuid4()))
+    assert "GET /batches/" in str(full.value) and "nothing was submitted" not in str(full.value)
+    assert full.value.detail == "TooManyRequestsForCapacity: HTTP Response code 430"

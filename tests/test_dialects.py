@@ -91,3 +91,39 @@ def test_fabric_conf() -> None:
     assert conf["spark.targetLakehouse"] == "lh"
     assert json.loads(conf["spark.fabric.environmentDetails"]) == {"id": "env"}
     assert d.fabric_conf("lh") == {"spark.targetLakehouse": "lh"}
+
+
+def test_a_final_result_wins_over_a_state_that_is_not_final() -> None:
+    # Fabric: spark-submit never ran (a missing file) -> not_submitted with result Failed.
+    assert d.livy_state("not_submitted", "Failed") == "dead"
+    assert d.livy_state("not_submitted", "Uncertain") == "not_started"
+
+
+@pytest.mark.parametrize(("text", "version"), [("0.7.1-incubating", (0, 7, 1)), ("0.9.0", (0, 9, 0)),
+                                               ("1.0", (1, 0, 0)), ("", None), ("dev", None), (None, None)])
+def test_livy_version_parses_versions_servers_send(text: object, version: tuple[int, int, int] | None) -> None:
+    assert d.livy_version(text) == version
+
+
+def test_name_lookup_per_dialect() -> None:
+    assert d.dialect_of("livy").name_lookup == "version" and d.dialect_of("sandbox").name_lookup == "version"
+    assert d.dialect_of("fabric").name_lookup == "list" and d.dialect_of("synapse").name_lookup == "list"
+    assert d.dialect_of("hdinsight").name_lookup == "try"
+
+
+def test_log_location_of_each_service() -> None:
+    ws, lh = "0b6f2c7e-8d3a-4c2e-9a43-1f0e6a7b8c9d", "5e8d1f4a-2b3c-4d5e-8f9a-0b1c2d3e4f5a"
+    where = d.log_location(d.dialect_of("fabric"), d.fabric_base_url(ws, lh, host="http://127.0.0.1:9") + "/",
+                           "b-1", "app 1")  # fmt: skip
+    assert (where.origin, where.workspace_id, where.lakehouse_id) == ("http://127.0.0.1:9", ws, lh)
+    assert where.batch_id == "b-1"
+    assert where.url == (f"http://127.0.0.1:9/v1/workspaces/{ws}/lakehouses/{lh}/livySessions/b-1/applications/"
+                         "app%201/logs")  # fmt: skip
+    where = d.log_location(d.dialect_of("synapse"), "https://gw.example/proxy/livyApi/versions/v/sparkPools/p1", 4, "a")
+    assert where.url == "https://gw.example/proxy/sparkhistory/api/v1/sparkpools/p1/livyid/4/applications/a/driverlog"
+    assert where.origin == "https://gw.example" and where.pool == "p1"
+    odd = d.log_location(d.dialect_of("fabric"), "https://example.test/not/fabric", "x", "a")
+    assert odd.url is None and odd.origin == "https://example.test"
+    hdi = d.log_location(d.dialect_of("hdinsight"), "https://c.azurehdinsight.net/livy", 3, None)
+    assert hdi.source == "nodemanager" and hdi.url is None
+    assert d.fabric_lakehouse(d.fabric_base_url(ws, lh)) == lh and d.fabric_lakehouse("http://x/batches") is None

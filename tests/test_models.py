@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from hdiaks_widgets.models import (
     Statement,
     StatementOutput,
     StatementState,
+    id_sort_key,
 )
 
 ALL_STATES = [
@@ -210,3 +212,87 @@ def test_statementoutput_from_json_empty_is_none() -> None:
 def test_livy_error_from_models_is_hdiaks_error() -> None:
     with pytest.raises(HdiaksError):
         LogPage.from_json({"id": 1, "from": "start"})
+
+
+# -- the dialects' batch objects (PROTOCOL.md §8) -----------------------------------------------
+
+FABRIC_UUID = "0b6f2c7e-8d3a-4c2e-9a43-1f0e6a7b8c9d"
+
+
+def test_batch_from_json_keeps_a_uuid_id_and_numbers_become_text() -> None:
+    assert Batch.from_json({"id": FABRIC_UUID, "state": "running"}).id == FABRIC_UUID
+    assert Batch.from_json({"id": 12, "state": "running"}).id == "12"
+    assert Batch(id=3, state=BatchState.RUNNING).id == "3"  # type: ignore[arg-type]
+
+
+def test_batch_from_json_reads_fabric_livy_info_times_and_result() -> None:
+    batch = Batch.from_json({
+        "id": FABRIC_UUID, "state": "success", "result": "Succeeded",
+        "livyInfo": {"notStartedAt": "2025-03-05T12:00:00.000Z", "startingAt": "2025-03-05T12:00:01.500Z",
+                     "runningAt": "2025-03-05T12:00:03.1234567+00:00", "successAt": "2025-03-05T12:01:00Z",
+                     "deadAt": None, "killedAt": None, "currentState": "success"},
+    })  # fmt: skip
+    assert batch.state is BatchState.SUCCESS and batch.result == "Succeeded"
+    assert batch.submitted_at == datetime(2025, 3, 5, 12, 0, 0, tzinfo=UTC)
+    assert batch.started_at == datetime(2025, 3, 5, 12, 0, 3, 123456, tzinfo=UTC)
+    assert batch.ended_at == datetime(2025, 3, 5, 12, 1, 0, tzinfo=UTC)
+    assert [s for s, _ in batch.state_times] == ["not_started", "starting", "running", "success"]
+
+
+def test_batch_from_json_apache_livy_has_no_times() -> None:
+    batch = Batch.from_json({"id": 0, "state": "running"})
+    assert (batch.result, batch.submitted_at, batch.started_at, batch.ended_at, batch.errors) == (
+        None, None, None, None, ())  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("state", "result", "expected"),
+    [
+        ("submitting", None, BatchState.STARTING),
+        ("not_submitted", "Uncertain", BatchState.NOT_STARTED),
+        ("not_submitted", "Failed", BatchState.DEAD),
+        ("dead", "Cancelled", BatchState.KILLED),
+        ("killed", "Cancelled", BatchState.KILLED),
+    ],
+)
+def test_batch_from_json_maps_extra_states_and_results(state: str, result: str | None, expected: BatchState) -> None:
+    assert Batch.from_json({"id": FABRIC_UUID, "state": state, "result": result}).state is expected
+
+
+def test_batch_from_json_error_info_is_the_batch_error() -> None:
+    batch = Batch.from_json({"id": 5, "state": "dead", "result": "Failed", "errorInfo": [
+        {"message": "RuntimeError: boom", "errorCode": "Spark_Unknown_Unknown_RuntimeError", "source": "Unknown"},
+        {"message": "RuntimeError: boom", "errorCode": "Spark_Unknown_Unknown_RuntimeError"},
+        "not an object", {"source": "nothing useful"},
+    ]})  # fmt: skip
+    assert batch.error == "RuntimeError: boom"
+    assert batch.errors[0].code == "Spark_Unknown_Unknown_RuntimeError" and batch.errors[0].source == "Unknown"
+
+
+def test_batch_from_json_reads_a_fabric_list_activity() -> None:
+    item = {"id": FABRIC_UUID, "name": "n", "livyState": "not_submitted", "result": "Failed",
+            "submittedAt": "2025-03-05T12:00:00.000Z", "endedAt": "2025-03-05T12:00:02.000Z",
+            "errorCode": "LIVY_JOB_STATE_DEAD", "errorSource": "Unknown"}  # fmt: skip
+    batch = Batch.from_json(item, state_key="livyState")
+    assert (batch.id, batch.state, batch.name) == (FABRIC_UUID, BatchState.DEAD, "n")
+    assert batch.error == "LIVY_JOB_STATE_DEAD"
+    assert batch.submitted_at is not None and batch.ended_at is not None and batch.started_at is None
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        pytest.param("not an object", id="string"),
+        pytest.param({"runningAt": "yesterday"}, id="bad-time"),
+        pytest.param({"runningAt": 17}, id="number"),
+        pytest.param({"runningAt": ""}, id="empty"),
+    ],
+)
+def test_batch_from_json_malformed_dialect_fields_are_not_given(info: Any) -> None:
+    batch = Batch.from_json({"id": 1, "state": "running", "livyInfo": info, "errorInfo": "boom", "result": None})
+    assert (batch.started_at, batch.errors, batch.result) == (None, (), None)
+
+
+def test_id_sort_key_orders_numbers_by_value_then_other_ids() -> None:
+    ids = ["10", FABRIC_UUID, "9", 2, "a-name"]
+    assert sorted(ids, key=id_sort_key) == [2, "9", "10", FABRIC_UUID, "a-name"]
