@@ -86,6 +86,11 @@ class _Notes:
             print(f"note: {_CONTROL.sub(' ', note)}", file=sys.stderr, flush=True)
 
 
+# --url replaces a livy/sandbox profile's URL, or gives fabric/synapse/hdinsight another origin for the
+# service's host (the local sandbox speaks each dialect at its real path).
+_URL_FLAVOURS = ("livy", "sandbox", "fabric", "synapse", "hdinsight")
+
+
 def _load_config(args: argparse.Namespace) -> JobConfig:
     """The job of --config, --profile or --url. Rules (stated in the options' help):
     --config and --profile exclude each other (a job file holds its own profile); --url replaces
@@ -107,11 +112,11 @@ def _load_config(args: argparse.Namespace) -> JobConfig:
     else:
         raise ConfigError("give --config job.json, --profile NAME or --url http://host:8998", field="--config")
     if args.url:
-        if cfg.profile.flavour not in ("livy", "sandbox"):
+        if cfg.profile.flavour not in _URL_FLAVOURS:
             source = "--config" if args.config else "--profile"
             raise ConfigError(
                 f"cannot override the {cfg.profile.flavour} profile of {source}, which is addressed by "
-                "profile.fqdn; --url works with a livy or sandbox profile, or alone",
+                "profile.fqdn; --url works with a livy, sandbox, fabric, synapse or hdinsight profile, or alone",
                 field="--url",
             )
         cfg = cfg.replace(profile=replace(cfg.profile, url=args.url))
@@ -474,13 +479,18 @@ def cmd_export_dag(args: argparse.Namespace) -> int:
     return 0
 
 
+_INIT_OPTIONS = {"profile.url": "--url", "profile.fqdn": "--fqdn", "profile.workspace_id": "--workspace",
+                 "profile.workspace": "--workspace", "profile.lakehouse_id": "--lakehouse", "profile.pool": "--pool"}
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """Write a starter job file (and with --profile, the same profile into the profile file).
     Everything is checked before anything is written."""
     from hdiaks_widgets import profiles
     from hdiaks_widgets.starter import starter
 
-    made = starter(args.flavour, url=args.url, fqdn=args.fqdn, name=args.profile, out=args.out)
+    made = starter(args.flavour, url=args.url, fqdn=args.fqdn, name=args.profile, out=args.out,
+                   workspace=args.workspace, lakehouse=args.lakehouse, pool=args.pool)
     out = Path(args.out)
     if out.is_dir():
         raise ConfigError(f"{args.out} is a folder; give a file name such as job.json", field="--out")
@@ -491,9 +501,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         profile_file = profiles.profiles_path()
         unfilled = [f for f in made.placeholders if f.startswith("profile.")]
         if unfilled:
-            option = "--url" if "profile.url" in unfilled else "--fqdn"
+            options = sorted({_INIT_OPTIONS.get(f, f) for f in unfilled})
             raise ConfigError(
-                f"profile {args.profile!r} cannot be saved with {', '.join(unfilled)} empty; give {option}, "
+                f"profile {args.profile!r} cannot be saved with {', '.join(unfilled)} empty; give "
+                f"{' and '.join(options)}, "
                 "or leave out --profile and fill in the job file",
                 field="--profile",
             )
@@ -680,7 +691,8 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="job configuration JSON (profile + spec); not with --profile")
     p.add_argument("--profile", help="a named cluster profile from the user profile file; not with --config")
     p.add_argument("--url", help="Livy URL; alone, a plain Livy server; with --config/--profile it replaces "
-                                 "the url of a livy or sandbox profile (refused for an HDInsight one)")
+                                 "the url of a livy or sandbox profile, or is another origin for a fabric, "
+                                 "synapse or hdinsight profile (e.g. the sandbox's); refused for HDInsight on AKS")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -705,8 +717,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "is set, so each submit gets a unique one.")
     p.add_argument("--flavour", choices=_starter_flavours(), default="sandbox",
                    help="where the job will run (default sandbox)")
-    p.add_argument("--url", help="the Livy URL (livy, sandbox; default for the sandbox http://127.0.0.1:8998)")
+    p.add_argument("--url", help="the Livy URL (livy, sandbox; default for the sandbox http://127.0.0.1:8998); "
+                                 "fabric, synapse: the sandbox's origin instead of the service's host")
     p.add_argument("--fqdn", help="the cluster's host name (hdinsight-aks, hdinsight)")
+    p.add_argument("--workspace", help="fabric: the workspace id (a GUID); synapse: the workspace name")
+    p.add_argument("--lakehouse", help="fabric: the lakehouse id (a GUID)")
+    p.add_argument("--pool", help="synapse: the Spark pool name")
     p.add_argument("--profile", metavar="NAME",
                    help="also save the profile under this name in the profile file ($HDIAKS_PROFILES)")
     p.add_argument("--out", default="job.json", help="the file to write (default job.json)")

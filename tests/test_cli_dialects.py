@@ -1,0 +1,51 @@
+"""The CLI with the Fabric, Synapse and classic HDInsight dialects (profiles, init, --url as origin)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import Run
+
+WS = "0b6f2c7e-8d3a-4c2e-9a43-1f0e6a7b8c9d"
+LH = "5e8d1f4a-2b3c-4d5e-8f9a-0b1c2d3e4f5a"
+
+
+def test_init_fabric_fills_workspace_and_lakehouse(run: Run, tmp_path: Path) -> None:
+    out = tmp_path / "job.json"
+    code, _out, err = run("init", "--flavour", "fabric", "--workspace", WS, "--lakehouse", LH, "--out", str(out))
+    assert code == 0, err
+    from hdiaks_widgets.config import JobConfig
+
+    profile = JobConfig.load(out).profile
+    assert (profile.flavour, profile.workspace_id, profile.lakehouse_id) == ("fabric", WS, LH)
+
+
+def test_init_synapse_fills_workspace_and_pool(run: Run, tmp_path: Path) -> None:
+    out = tmp_path / "job.json"
+    code, _out, err = run("init", "--flavour", "synapse", "--workspace", "myws", "--pool", "pool1", "--out", str(out))
+    assert code == 0, err
+    from hdiaks_widgets.config import JobConfig
+
+    profile = JobConfig.load(out).profile
+    assert (profile.flavour, profile.workspace, profile.pool) == ("synapse", "myws", "pool1")
+
+
+def test_init_profile_with_unfilled_ids_names_the_options(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HDIAKS_PROFILES", str(tmp_path / "profiles.json"))
+    code, _out, err = run("init", "--flavour", "fabric", "--profile", "f", "--out", str(tmp_path / "job.json"))
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "--workspace" in err and "--lakehouse" in err and "--fqdn" not in err, err
+    assert not (tmp_path / "profiles.json").exists() and not (tmp_path / "job.json").exists()
+
+
+def test_url_is_another_origin_for_a_fabric_profile(run: Run, tmp_path: Path) -> None:
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"profile": {"flavour": "fabric", "workspace_id": WS, "lakehouse_id": LH, "auth": "none",
+                                           "url": "http://127.0.0.1:1"},
+                               "spec": {"file": "abfss://c@onelake.dfs.fabric.microsoft.com/x.py"}}))  # fmt: skip
+    code, _out, err = run("list", "--config", str(job), "--url", "http://127.0.0.1:9")
+    assert code == 1 and "127.0.0.1:9" in err, err  # the override was used (nothing listens there)
