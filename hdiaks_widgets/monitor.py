@@ -20,11 +20,11 @@ from hdiaks_widgets.run import (
     BatchRun,
     ErrorKind,
     LivyLike,
-    LivyLogReader,
     LogReader,
     OffsetLogReader,
     Snapshot,
     backoff,
+    default_log_reader,
     describe_error,
     failure_lines,
 )
@@ -74,10 +74,11 @@ class BatchMonitor:
         else:
             if batch_id is None:
                 raise TypeError("BatchMonitor(client, batch_id): the batch id is missing")
-            # Livy's real view is bounded and rebuilt per request: read it by content. An explicit
-            # start offset pages by offset (exact only on an append-only log).
+            # Livy's real view is bounded and rebuilt per request: read it by content (or the
+            # service's own log where the dialect has no /log). An explicit start offset pages by
+            # offset (exact only on an append-only log).
             reader = log_reader or (OffsetLogReader(start=log_start, page_size=page_size) if log_start
-                                    else LivyLogReader())
+                                    else default_log_reader(client_or_run))
             self.run_handle = BatchRun(client_or_run, batch_id, log_reader=reader,
                                        max_errors=max_errors, clock=clock)
         self.batch_id = self.run_handle.batch_id
@@ -188,7 +189,7 @@ def follow_batch(
     Raises the underlying :class:`HdiaksError` if watching failed, or :class:`LivyError` on
     timeout. A batch purged after it ended returns its last known state.
     """
-    reader: LogReader = OffsetLogReader(start=start) if start else LivyLogReader()
+    reader: LogReader = OffsetLogReader(start=start) if start else default_log_reader(client)
     handle = run if run is not None else BatchRun(client, batch_id, log_reader=reader)
 
     def _emit(snap: Snapshot) -> None:

@@ -31,7 +31,9 @@ from hdiaks_widgets.errors import (
     NotSupported,
 )
 from hdiaks_widgets.livy import LivyClient, RetryPolicy
+from hdiaks_widgets.logview import LivyLogReader
 from hdiaks_widgets.models import Batch, BatchState
+from hdiaks_widgets.monitor import BatchMonitor, follow_batch
 from hdiaks_widgets.run import BatchRun, ServiceLogReader, Snapshot, describe_error
 
 FAST = RetryPolicy(total=4, backoff_factor=0.01, backoff_jitter=0.0, backoff_max=0.1)
@@ -416,3 +418,17 @@ def test_capacity_full_on_a_get_says_the_request_was_refused() -> None:
         client.get_batch(str(uuid.uuid4()))
     assert "GET /batches/" in str(full.value) and "nothing was submitted" not in str(full.value)
     assert full.value.detail == "TooManyRequestsForCapacity: HTTP Response code 430"
+
+
+@pytest.mark.parametrize("make", [fabric, synapse], ids=["fabric", "synapse"])
+def test_follow_batch_and_the_monitor_read_a_service_batch_without_log_endpoint(
+    sandbox: SandboxHandle, make: Callable[..., LivyClient]
+) -> None:
+    with make(sandbox) as client:
+        batch = client.submit_batch(BatchSpec(file=MISSING, name=_name("follow")))
+        final = follow_batch(client, batch.id, poll_interval=0.2, timeout=60)
+        assert final.id == batch.id and final.state is BatchState.DEAD and final.result == "Failed"
+        monitor = BatchMonitor(client, batch.id)
+        assert not isinstance(monitor.run_handle.reader, LivyLogReader)
+        snap = monitor.run_handle.wait(timeout=30, interval=0.2)
+        assert snap.finished and snap.error is not None and final.error is not None and final.error in snap.error
