@@ -264,7 +264,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     # the client would make, so like that one it is not looked up first (name_checked): the same
     # requests as BatchRun.submit, whose run is built the same way below.
     generated = cfg.spec.name is None
-    spec = replace(cfg.spec, name=f"hdiaks-{uuid.uuid4().hex[:12]}") if generated else cfg.spec
+    spec = replace(cfg.batch_spec, name=f"hdiaks-{uuid.uuid4().hex[:12]}") if generated else cfg.batch_spec
     with _connect(args)(cfg.profile) as client:
         try:
             batch = client.submit_batch(spec, name_checked=generated)

@@ -109,7 +109,7 @@ def run_demo(root: str | os.PathLike[str] = ".sandbox", out: str | os.PathLike[s
         _say(f"  class    {cfg.spec.class_name}")
         _say()
         _say("2. SparkPi from an abfs:// jar")
-        pi, pi_log = _run_job(client, cfg.spec)
+        pi, pi_log = _run_job(client, cfg.batch_spec)
         pi_lines = [line for line in pi_log if "Pi is roughly" in line]
         sources = sorted({getattr(line, "source", "") for line in pi_lines})
         _say()

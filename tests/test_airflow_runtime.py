@@ -119,8 +119,9 @@ def test_effective_config_applies_trigger_conf_params() -> None:
 
 
 def test_effective_config_refuses_a_trigger_conf_path_the_cluster_cannot_read() -> None:
-    aks = JobConfig(profile=ClusterProfile(name="aks", flavour="hdinsight-aks", fqdn="c.p.x.eastus.hdinsightaks.net"),
-                    spec=BatchSpec(file="abfs://jobs@account1.dfs.core.windows.net/app.jar", class_name="a.B"))  # fmt: skip
+    profile = ClusterProfile(name="aks", flavour="hdinsight-aks", fqdn="c.p.x.eastus.hdinsightaks.net")
+    spec = BatchSpec(file="abfs://jobs@account1.dfs.core.windows.net/a.jar", class_name="a.B")
+    aks = JobConfig(profile=profile, spec=spec)
     assert effective_config(aks.to_dict(), None) == aks
     with pytest.raises(ConfigError, match="spec.file"):
         effective_config(aks.to_dict(), {"app_jar_path": "hdfs:///apps/app.jar"})

@@ -49,3 +49,19 @@ def test_url_is_another_origin_for_a_fabric_profile(run: Run, tmp_path: Path) ->
                                "spec": {"file": "abfss://c@onelake.dfs.fabric.microsoft.com/x.py"}}))  # fmt: skip
     code, _out, err = run("list", "--config", str(job), "--url", "http://127.0.0.1:9")
     assert code == 1 and "127.0.0.1:9" in err, err  # the override was used (nothing listens there)
+
+
+def test_every_submitter_sends_the_fabric_conf_the_profile_injects() -> None:
+    from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+
+    env = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+    profile = ClusterProfile(name="f", flavour="fabric", workspace_id=WS, lakehouse_id=LH, environment_id=env)
+    cfg = JobConfig(profile=profile, spec=BatchSpec(file="abfss://c@onelake.dfs.fabric.microsoft.com/x.py",
+                                                    conf={"spark.executor.cores": "2"}))  # fmt: skip
+    conf = cfg.batch_spec.conf
+    assert conf["spark.targetLakehouse"] == LH and env in conf["spark.fabric.environmentDetails"]
+    assert conf["spark.executor.cores"] == "2" and cfg.spec.conf == {"spark.executor.cores": "2"}
+    other = cfg.replace(spec=BatchSpec(file=cfg.spec.file, conf={"spark.targetLakehouse": WS}))
+    assert any(p.field.startswith("spec.conf") and "lakehouse_id" in p.message for p in other.problems())
+    livy = JobConfig(profile=ClusterProfile(url="http://127.0.0.1:8998"), spec=cfg.spec)
+    assert livy.batch_spec is livy.spec  # nothing injected elsewhere

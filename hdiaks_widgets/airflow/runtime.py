@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hdiaks_widgets import wire
+from hdiaks_widgets import dialects, wire
 from hdiaks_widgets.auth import BasicAuth, ServicePrincipalAuth
 from hdiaks_widgets.config import JobConfig
 from hdiaks_widgets.errors import HdiaksError
@@ -144,6 +144,7 @@ def build_client(cfg: JobConfig, variables: Variables, *, retries: int = 4) -> L
         timeout=(profile.connect_timeout, profile.read_timeout),
         retry=RetryPolicy(total=retries),
         requested_by=REQUESTED_BY,
+        dialect=dialects.dialect_of(profile.flavour),  # Fabric/Synapse answers, ids, lists and logs
     )
 
 
@@ -191,7 +192,7 @@ def start_run(client: SubmitLike, cfg: JobConfig, names: list[str]) -> tuple[Bat
             log.info("Reattaching to Livy batch %s (%s), state %s", batch.id, name, batch.state.value)
             return BatchRun(client, batch.id, name=name, batch=batch), True
         break  # an earlier try's batch failed: run the job again under this try's name
-    spec = replace(cfg.spec, name=current)
+    spec = replace(cfg.batch_spec, name=current)
     run = BatchRun.submit(client, spec, reattach=True)
     if run.reattached:
         state = run.first_batch.state.value if run.first_batch is not None else "unknown"

@@ -56,7 +56,17 @@ class JobConfig:
         # The flavour decides which application paths its cluster reads (an AKS cluster reads
         # abfs[s]:// only, the sandbox no hdfs://); allow_local is the fallback for an unknown one.
         allow_local = self.profile.flavour in ("sandbox", "livy")
-        return self.profile.problems() + self.spec.problems(allow_local=allow_local, flavour=self.profile.flavour)
+        return (self.profile.problems() + self.spec.problems(allow_local=allow_local, flavour=self.profile.flavour)
+                + self.profile.conf_problems(self.spec.conf))
+
+    @property
+    def batch_spec(self) -> BatchSpec:
+        """The spec as submitted: with the ``conf`` the profile injects (Fabric's lakehouse and
+        environment). Every submitter (CLI, notebook, demo, exported DAG) sends this one."""
+        injected = self.profile.conf_injections()
+        if not injected:
+            return self.spec
+        return replace(self.spec, conf=self.profile.merge_conf(self.spec.conf))
 
     def validate(self) -> JobConfig:
         problems = self.problems()

@@ -284,7 +284,7 @@ class JobApp:
         return cfg
 
     def _submit(self, cfg: JobConfig) -> Batch | None:
-        spec = cfg.spec
+        spec = cfg.batch_spec
         if self.form.unique_name.value:
             base = spec.name or "job"
             spec = replace(spec, name=f"{base[:180]}-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}")
