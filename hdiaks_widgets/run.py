@@ -145,22 +145,15 @@ class OffsetLogReader:
         return LogDelta(tuple(lines), 0, self.offset >= self.total)
 
 
-class _Located(Protocol):
-    """A client that knows its dialect and where a batch's log is (``LivyClient``)."""
-
-    dialect: Dialect
-
-    def log_location(self, batch: Batch) -> LogLocation: ...
-
-
 class ServiceLogReader:
     """The log of a dialect without ``/log`` (Fabric's monitoring API, Synapse's ``driverlog``).
 
     Built on the first read at which the batch has an application id, from the client's
-    :meth:`~hdiaks_widgets.livy.LivyClient.log_location`, through :func:`_service_reader` — the
-    seam where ``logview``'s Fabric/Synapse readers plug in. Until then (or where no such reader
-    exists) it reads nothing and says so once in ``LogDelta.note``; the job's state and its
-    ``errorInfo`` still come from the batch object.
+    :meth:`~hdiaks_widgets.livy.LivyClient.log_location`, as ``logview``'s reader for that
+    location (:func:`~hdiaks_widgets.logview.service_log_reader`, reading through the client's
+    ``get_text``: credentials only to the service's own origin). Until then — or for a client
+    that cannot fetch log pages — it reads nothing and says so once in ``LogDelta.note``; the
+    job's state and its ``errorInfo`` still come from the batch object.
     """
 
     def __init__(self) -> None:
@@ -172,31 +165,21 @@ class ServiceLogReader:
         if self.inner is None and batch.app_id:
             locate = getattr(client, "log_location", None)
             self.location = locate(batch) if locate is not None else None
-            if self.location is not None and self.location.url is not None:
-                self.inner = _service_reader(self.location, client)
+            if self.location is not None and self.location.url is not None and isinstance(client, logview.TextFetcher):
+                self.inner = logview.service_log_reader(self.location, client)
         if self.inner is not None:
             return self.inner.read(client, batch)
         note = None
         if not self._noted and (batch.app_id or batch.state.is_terminal):
             self._noted = True
-            where = self.location.url if self.location is not None and self.location.url else None
-            note = ("This service's log is not read here yet" + (f"; it is at {where}" if where else "")
-                    + ": the job's state and error come from the batch.")  # fmt: skip
+            if not batch.app_id:
+                note = ("The job never started a Spark application, so there is no driver log: its "
+                        "state and error come from the batch.")  # fmt: skip
+            else:
+                where = self.location.url if self.location is not None and self.location.url else None
+                note = ("This service's log could not be located" + (f"; it is at {where}" if where else "")
+                        + ": the job's state and error come from the batch.")  # fmt: skip
         return LogDelta((), 0, True, 0, note)
-
-
-def _service_reader(location: LogLocation, client: object) -> LogReader | None:
-    """SEAM (issue 10 item 1): ``logview``'s reader for a Fabric / Synapse log location.
-
-    ``logview.service_log_reader(location, fetch)`` (being written beside this change) is used
-    once it exists; ``fetch`` is the client (``LivyClient.get_text``, credentials only to the
-    service's own origin). Until then there is no reader and :class:`ServiceLogReader` says so.
-    """
-    factory = getattr(logview, "service_log_reader", None)
-    if factory is None or not isinstance(client, logview.TextFetcher):
-        return None
-    reader: LogReader = factory(location, client)
-    return reader
 
 
 def default_log_reader(client: object) -> LogReader:

@@ -19,7 +19,7 @@ import pytest
 from conftest import SandboxHandle
 from livy_memory import BASE_URL, MemoryLivy, memory_session, respond
 
-from hdiaks_widgets import dialects, logview
+from hdiaks_widgets import dialects
 from hdiaks_widgets.auth import ServicePrincipalAuth
 from hdiaks_widgets.config import BatchSpec
 from hdiaks_widgets.errors import (
@@ -116,9 +116,10 @@ def test_dialect_client_run_succeeds_and_keeps_its_id_as_text(
         assert (again.result, again.submitted_at, again.ended_at) == (None, None, None)
     listed = [b.id for b in dialect_client.iter_batches()]
     assert run.batch_id in listed
-    if dialect_client.dialect.has_log_endpoint or hasattr(logview, "service_log_reader"):
-        # the driver's own output: Livy's view, or the service's log endpoint (logview's reader)
-        assert any(line.startswith("Pi is roughly 3.1") for line in snap.lines), snap.log_note
+    # The driver's own output: Livy's view, or the service's log endpoint (logview's reader).
+    assert any(line.startswith("Pi is roughly 3.1") for line in snap.lines), snap.log_note
+    if not dialect_client.dialect.has_log_endpoint:
+        assert {getattr(line, "source", None) for line in snap.lines} <= {"driver stdout", "driver stderr"}
 
 
 @pytest.mark.spark
@@ -432,3 +433,4 @@ def test_follow_batch_and_the_monitor_read_a_service_batch_without_log_endpoint(
         assert not isinstance(monitor.run_handle.reader, LivyLogReader)
         snap = monitor.run_handle.wait(timeout=30, interval=0.2)
         assert snap.finished and snap.error is not None and final.error is not None and final.error in snap.error
+        assert snap.log_note is not None and "never started a Spark application" in snap.log_note
