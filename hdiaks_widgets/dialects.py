@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 __all__ = [
     "DIALECTS",
@@ -42,6 +42,7 @@ __all__ = [
     "livy_state",
     "livy_version",
     "log_location",
+    "token_scope",
     "throttle_kind",
 ]
 
@@ -95,6 +96,7 @@ class Dialect:
     csrf_header: bool = True
     entra: bool = False
     scope: str | None = None  # the Entra scope a token must be for, when the dialect fixes it
+    cluster_scope: bool = False  # classic HDInsight: the scope is the cluster's (from its host)
     name_lookup: NameLookup = "try"
     lakehouse_conf: bool = False  # Fabric: conf["spark.targetLakehouse"] = the URL's lakehouse
     title: str = ""  # the service's name for people ("Fabric")
@@ -132,7 +134,7 @@ _LIVY_SUBMIT = frozenset({201, 200})
 DIALECTS: Mapping[str, Dialect] = {
     "livy": Dialect("livy", _LIVY_SUBMIT, name_lookup="version", title="Apache Livy"),
     "sandbox": Dialect("sandbox", _LIVY_SUBMIT, name_lookup="version", title="the sandbox's Livy"),
-    "hdinsight": Dialect("hdinsight", _LIVY_SUBMIT, log_source="nodemanager", title="HDInsight"),
+    "hdinsight": Dialect("hdinsight", _LIVY_SUBMIT, log_source="nodemanager", cluster_scope=True, title="HDInsight"),
     "hdinsight-aks": Dialect("hdinsight-aks", _LIVY_SUBMIT, entra=True, title="HDInsight on AKS"),
     "fabric": Dialect(
         "fabric",
@@ -190,6 +192,17 @@ def hdinsight_entra_scope(cluster: str) -> str:
     name, _, domain = cluster.partition(".")
     suffix = "azurehdinsight.cn" if domain.endswith(".cn") else "azurehdinsight.net"
     return f"https://{name}.clusteraccess.{suffix}/.default"
+
+
+def token_scope(dialect: Dialect, base_url: str) -> str | None:
+    """The Entra scope a service takes tokens for, when the dialect fixes it (Fabric, Synapse)
+    or the host says it (a classic HDInsight cluster ``*.azurehdinsight.net``); else ``None``."""
+    if dialect.scope:
+        return dialect.scope
+    host = (urlsplit(base_url).hostname or "").lower()
+    if dialect.cluster_scope and host.endswith((".azurehdinsight.net", ".azurehdinsight.cn")):
+        return hdinsight_entra_scope(host)
+    return None
 
 
 def fabric_base_url(

@@ -421,14 +421,8 @@ class LivyClient:
 
     @property
     def expected_scope(self) -> str | None:
-        """The Entra scope this service takes tokens for, when the dialect or the host says so
-        (Fabric, Synapse, a classic HDInsight cluster's ``*.azurehdinsight.net``)."""
-        if self.dialect.scope:
-            return self.dialect.scope
-        host = (urlsplit(self.base_url).hostname or "").lower()
-        if self.dialect.name == "hdinsight" and host.endswith((".azurehdinsight.net", ".azurehdinsight.cn")):
-            return dialects.hdinsight_entra_scope(host)
-        return None
+        """The Entra scope this service takes tokens for, when known (``dialects.token_scope``)."""
+        return dialects.token_scope(self.dialect, self.base_url)
 
     def _not_livy(self, response: requests.Response, method: str, path: str) -> LivyError:
         """The server answered, but not as Livy does: say so, and what it did send."""
@@ -448,12 +442,12 @@ class LivyClient:
         for attr in sorted(dialect.required_fields):
             if getattr(spec, attr, None) in (None, ""):
                 problems.append(ConfigProblem(
-                    f"spec.{attr}", f"{_service(dialect)} requires a batch {attr}; set spec.{attr}"))
+                    f"spec.{attr}", f"{dialect.label} requires a batch {attr}; set spec.{attr}"))
         for attr in sorted(dialect.refused_fields):
             value = getattr(spec, attr, None)
             if value is not None and value != "" and value != () and value != []:
                 problems.append(ConfigProblem(
-                    f"spec.{attr}", f"{_service(dialect)} does not take {attr} (its batch API has no "
+                    f"spec.{attr}", f"{dialect.label} does not take {attr} (its batch API has no "
                     f"{wire.LIVY_FIELDS.get(attr, attr)!r}); remove it"))  # fmt: skip
         if problems:
             raise ConfigError(problems)
@@ -579,7 +573,7 @@ class LivyClient:
         """
         if not self.dialect.has_log_endpoint:
             raise NotSupported(
-                f"{_service(self.dialect)} has no /batches/{{id}}/log endpoint: its logs are read from "
+                f"{self.dialect.label} has no /batches/{{id}}/log endpoint: its logs are read from "
                 f"{self.dialect.log_source} (LivyClient.log_location(batch))",
                 dialect=self.dialect.name, feature="log",
             )  # fmt: skip
@@ -874,10 +868,6 @@ def _refused(status: int, body: str, method: str, path: str, *, detail: str | No
         error.hint = AUTH_HINT
     error.args = (f"The Livy server refused {method} {path} (HTTP {status}): {error.hint}. Server said: {said}",)
     return error
-
-
-def _service(dialect: Dialect) -> str:
-    return dialect.label
 
 
 def _is_json(response: requests.Response) -> bool:

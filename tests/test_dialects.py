@@ -127,3 +127,12 @@ def test_log_location_of_each_service() -> None:
     hdi = d.log_location(d.dialect_of("hdinsight"), "https://c.azurehdinsight.net/livy", 3, None)
     assert hdi.source == "nodemanager" and hdi.url is None
     assert d.fabric_lakehouse(d.fabric_base_url(ws, lh)) == lh and d.fabric_lakehouse("http://x/batches") is None
+
+
+def test_token_scope_per_dialect() -> None:
+    assert d.token_scope(d.dialect_of("fabric"), "http://127.0.0.1:1/v1") == d.FABRIC_SCOPE
+    assert d.token_scope(d.dialect_of("synapse"), "https://w.dev.azuresynapse.net") == d.SYNAPSE_SCOPE
+    hdi = d.dialect_of("hdinsight")
+    assert d.token_scope(hdi, "https://mycluster.azurehdinsight.net/livy") == d.hdinsight_entra_scope("mycluster")
+    assert d.token_scope(hdi, "http://127.0.0.1:8998/livy") is None
+    assert d.token_scope(d.dialect_of("livy"), "https://x.azurehdinsight.net") is None
