@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from flask import Response
+from flask import Response, request
 
 from hdiaks_widgets.sandbox.bodies import BadRequest, parse_body
 
@@ -25,20 +26,36 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from hdiaks_widgets.sandbox.batches import BatchRecord, BatchRegistry
 
 __all__ = [
+    "ENTRA_CHALLENGE",
     "Dialect",
     "DialectError",
+    "Rule",
     "TokenCheck",
+    "add_rules",
+    "bad_request_as",
     "check_audience",
+    "download",
+    "ended_at",
     "error_info",
     "iso_time",
     "json_response",
+    "livy_info",
     "parse_dialect_body",
+    "query_flag",
+    "query_int",
     "result_of",
+    "scheduler_state",
 ]
 
 # ``check(authorization_header) -> (claims, None) | (None, message)``: the sandbox identity
 # endpoint's token check without an audience pin (each dialect pins its own audiences).
 TokenCheck = Callable[["str | None"], "tuple[dict[str, Any] | None, str | None]"]
+
+# ``(rule, endpoint, view, methods)`` of a dialect's route (``Flask.add_url_rule``).
+Rule = tuple[str, str, Callable[..., Response], list[str]]
+
+# The challenge Fabric and Synapse send with a 401: sign in with Entra ID.
+ENTRA_CHALLENGE = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/"'}
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -102,6 +119,44 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
     return Response(json.dumps(data), status=status, headers=dict(headers or {}), mimetype="application/json")
 
 
+def add_rules(app: Flask, rules: Sequence[Rule], **options: Any) -> None:
+    """Add a dialect's routes to ``app`` (``options``: more ``add_url_rule`` keywords)."""
+    for rule, endpoint, view, methods in rules:
+        app.add_url_rule(rule, endpoint=endpoint, view_func=view, methods=methods, **options)
+
+
+@contextmanager
+def bad_request_as(code: str) -> Iterator[None]:
+    """A :class:`BadRequest` raised inside (a body the registry refuses) becomes a 400 with the
+    service's error ``code``."""
+    try:
+        yield
+    except BadRequest as exc:
+        raise DialectError(400, code, exc.message) from exc
+
+
+def query_int(name: str, default: int, refusal: Callable[[str], DialectError], *, signed: bool = False) -> int:
+    """The query parameter ``name`` as a whole number (``signed``: a leading ``-`` is allowed),
+    ``default`` when it is absent or empty; ``refusal(raw)`` is raised for anything else."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.lstrip("-") if signed else raw).isdigit():
+        raise refusal(raw)
+    return int(raw)
+
+
+def query_flag(name: str) -> bool:
+    """The query parameter ``name`` is ``true`` (any case), as the services read their flags."""
+    return request.args.get(name, "").lower() == "true"
+
+
+def download(data: bytes, name: str, mimetype: str) -> Response:
+    """A log file's bytes; with ``isDownload=true`` as an attachment named ``name``."""
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'} if query_flag("isDownload") else {}
+    return Response(data, status=200, headers=headers, mimetype=mimetype)
+
+
 def iso_time(stamp: float | None) -> str | None:
     """RFC 3339 UTC with milliseconds, as the services' ``date-time`` fields."""
     if stamp is None:
@@ -112,6 +167,32 @@ def iso_time(stamp: float | None) -> str | None:
 def result_of(state: str) -> str:
     """``Succeeded`` / ``Failed`` / ``Cancelled`` once finished, ``Uncertain`` before."""
     return _RESULTS.get(state, "Uncertain")
+
+
+def ended_at(rec: BatchRecord, states: Sequence[str]) -> float | None:
+    """When the batch entered the first of the final ``states`` it has a time for."""
+    return next((rec.state_times[s] for s in states if s in rec.state_times), None)
+
+
+def livy_info(rec: BatchRecord, current_state: str) -> dict[str, Any]:
+    """``livyInfo`` (``SparkBatchJobState``): when the batch entered each Livy state."""
+    times = rec.state_times
+    return {
+        "notStartedAt": iso_time(rec.created_at),
+        "startingAt": iso_time(times.get("starting")),
+        "runningAt": iso_time(times.get("running")),
+        "deadAt": iso_time(times.get("dead")),
+        "successAt": iso_time(times.get("success")),
+        "killedAt": iso_time(times.get("killed")),
+        "recoveringAt": None,
+        "currentState": current_state,
+        "jobCreationRequest": dict(rec.request),
+    }
+
+
+def scheduler_state(rec: BatchRecord) -> str:
+    """``schedulerInfo.currentState``: ``Queued`` for a slot, ``Scheduled`` once launched, ``Ended``."""
+    return "Ended" if rec.is_finished else ("Scheduled" if rec.launched else "Queued")
 
 
 def check_audience(

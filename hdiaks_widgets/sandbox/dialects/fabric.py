@@ -20,23 +20,32 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Response, request
 
-from hdiaks_widgets.sandbox.bodies import BadRequest
 from hdiaks_widgets.sandbox.dialects.base import (
+    ENTRA_CHALLENGE,
     GUID,
     Dialect,
     DialectError,
+    Rule,
     TokenCheck,
+    add_rules,
+    bad_request_as,
     check_audience,
+    download,
+    ended_at,
     error_info,
     iso_time,
     json_response,
+    livy_info,
     parse_dialect_body,
+    query_flag,
+    query_int,
     result_of,
+    scheduler_state,
 )
 from hdiaks_widgets.sandbox.registry import NotFound
 
@@ -77,6 +86,8 @@ CAPACITY_MESSAGE = (
 _CODES = {400: "InvalidInput", 401: "Unauthorized", 404: "EntityNotFound", 405: "UnsupportedMethod",
           429: "RequestBlocked", 430: "TooManyRequestsForCapacity", 500: "InternalError",
           503: "ServiceUnavailable"}  # fmt: skip
+# The states whose time is ``endedAt`` (an ``error`` ends a batch too).
+_FINAL = ("success", "dead", "killed", "error")
 _BASE = "/v1/workspaces/<ws>/lakehouses/<lh>"
 _LIVY = _BASE + "/livyApi/versions/<version>"
 
@@ -92,16 +103,8 @@ def _scope(ws: str, lh: str) -> str:
 
 
 def _int_param(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit():
-        raise DialectError(400, "InvalidInput", f"The query parameter '{name}' must be a non-negative integer.")
-    return int(raw)
-
-
-def _bool_param(name: str) -> bool:
-    return request.args.get(name, "").lower() == "true"
+    return query_int(name, default, lambda raw: DialectError(
+        400, "InvalidInput", f"The query parameter '{name}' must be a non-negative integer."))
 
 
 class FabricDialect(Dialect):
@@ -122,8 +125,7 @@ class FabricDialect(Dialect):
         kind, detail = refusal
         message = (f"The access token's audience '{detail}' is not valid for this API: expected {AUDIENCES[0]}"
                    if kind == "audience" else detail)  # fmt: skip
-        return self.error(401, "InvalidToken" if kind == "audience" else "TokenNotValid", message,
-                          {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/"'})
+        return self.error(401, "InvalidToken" if kind == "audience" else "TokenNotValid", message, ENTRA_CHALLENGE)
 
     def error(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
         request_id = str(uuid.uuid4())
@@ -166,10 +168,8 @@ class FabricDialect(Dialect):
         def create_batch(ws: str, lh: str, version: str) -> Response:
             scope = _scope(ws, lh)
             check_version(version)
-            try:
+            with bad_request_as("InvalidInput"):
                 body = parse_dialect_body(request.get_data(), BATCH_FIELDS, BATCH_CLASS, refused=REFUSED)
-            except BadRequest as exc:
-                raise DialectError(400, "InvalidInput", exc.message) from exc
             target = body.get("conf", {}).get("spark.targetLakehouse")
             if target is not None and target.lower() != lh.lower():
                 raise DialectError(400, "InvalidInput", f"conf['spark.targetLakehouse'] is '{target}', but the "
@@ -177,10 +177,8 @@ class FabricDialect(Dialect):
             if not body.get("file"):
                 raise DialectError(400, "InvalidInput", "The property 'file' is required.")
             ident = str(uuid.uuid4())
-            try:
+            with bad_request_as("InvalidInput"):
                 rec = batches.create(body, scope=scope, external_id=ident)
-            except BadRequest as exc:
-                raise DialectError(400, "InvalidInput", exc.message) from exc
             self._ids[ident] = rec.id
             view = self._batch(rec, ws, batches.base_url)
             view["state"] = "submitting"  # accepted, not yet handed to Spark (202)
@@ -232,15 +230,14 @@ class FabricDialect(Dialect):
                 raise DialectError(404, "EntityNotFound", f"The driver log file '{name}' was not found.")
             return self._driver_log(rec, files, name)
 
-        rules: list[tuple[str, str, Callable[..., Response], list[str]]] = [
+        rules: list[Rule] = [
             (_LIVY + "/batches", "fabric_create_batch", create_batch, ["POST"]),
             (_LIVY + "/batches", "fabric_list_batches", list_batches, ["GET"]),
             (_LIVY + "/batches/<ident>", "fabric_get_batch", get_batch, ["GET"]),
             (_LIVY + "/batches/<ident>", "fabric_cancel_batch", cancel_batch, ["DELETE"]),
             (_BASE + "/livySessions/<livy_id>/applications/<app_id>/logs", "fabric_logs", logs, ["GET"]),
         ]
-        for rule, endpoint, view, methods in rules:
-            app.add_url_rule(rule, endpoint=endpoint, view_func=view, methods=methods)
+        add_rules(app, rules)
 
     # -- bodies ---------------------------------------------------------------------------------
 
@@ -251,27 +248,13 @@ class FabricDialect(Dialect):
             return "not_submitted"  # spark-submit never ran (e.g. its file does not exist)
         return rec.state
 
-    def _livy_info(self, rec: BatchRecord) -> dict[str, Any]:
-        times = rec.state_times
-        return {
-            "notStartedAt": iso_time(rec.created_at),
-            "startingAt": iso_time(times.get("starting")),
-            "runningAt": iso_time(times.get("running")),
-            "deadAt": iso_time(times.get("dead")),
-            "successAt": iso_time(times.get("success")),
-            "killedAt": iso_time(times.get("killed")),
-            "recoveringAt": None,
-            "currentState": self._state(rec),
-            "jobCreationRequest": dict(rec.request),
-        }
-
     def _batch(self, rec: BatchRecord, ws: str, base_url: str) -> dict[str, Any]:
         """``BatchResponse``."""
         livy = rec.view(base_url)
         app_info = {k: v for k, v in livy["appInfo"].items() if v is not None and k == "sparkUiUrl"}
         cancelled = rec.state == "killed"
         return {
-            "livyInfo": self._livy_info(rec),
+            "livyInfo": livy_info(rec, self._state(rec)),
             "fabricBatchStateInfo": {"state": "cancelled" if cancelled else "unknown"},
             "name": rec.name,
             "id": rec.external_id,
@@ -295,8 +278,8 @@ class FabricDialect(Dialect):
         return {
             "submittedAt": iso_time(rec.created_at),
             "scheduledAt": iso_time(rec.state_times.get("starting")),
-            "endedAt": iso_time(_ended(rec)),
-            "currentState": "Ended" if rec.is_finished else ("Scheduled" if rec.launched else "Queued"),
+            "endedAt": iso_time(ended_at(rec, _FINAL)),
+            "currentState": scheduler_state(rec),
         }
 
     def _activity(self, rec: BatchRecord, ws: str) -> dict[str, Any]:
@@ -314,7 +297,7 @@ class FabricDialect(Dialect):
             "result": result_of(rec.state),
             "submittedAt": iso_time(rec.created_at),
             "startedAt": iso_time(rec.state_times.get("starting")),
-            "endedAt": iso_time(_ended(rec)),
+            "endedAt": iso_time(ended_at(rec, _FINAL)),
             "errorSource": errors[0]["source"] if errors else None,
             "errorCode": errors[0]["errorCode"] if errors else None,
             "tags": dict(rec.request.get("tags", {})),
@@ -328,7 +311,7 @@ class FabricDialect(Dialect):
 
     def _driver_log(self, rec: BatchRecord, files: DriverFiles, name: str) -> Response:
         length = files.size(name)
-        if _bool_param("meta"):
+        if query_flag("meta"):
             path = files.path(name)
             mtime = path.stat().st_mtime if path is not None and path.exists() else rec.created_at
             return json_response({
@@ -337,34 +320,25 @@ class FabricDialect(Dialect):
                 "containerLogMeta": {"fileName": name, "length": length, "lastModified": _gmt(mtime),
                                      "creationTime": _gmt(rec.created_at), "metaData": {}},
             })  # fmt: skip
-        if _bool_param("isPartial"):
+        if query_flag("isPartial"):
             offset = _int_param("offset", 0)
             size = _int_param("size", length)
             data, _, _ = files.read(name, offset, offset + size)
         else:
             data, _, _ = files.read(name, 0, None)
-        return _download(data, name)
+        return download(data, name, "application/octet-stream")
 
     def _livy_log(self, rec: BatchRecord) -> Response:
         data = "".join(line + "\n" for line in rec.log.view()).encode("utf-8")
-        if _bool_param("meta"):
+        if query_flag("meta"):
             return json_response({"fileName": "livy.log", "length": len(data), "lastModified": _gmt(time.time()),
                                   "creationTime": _gmt(rec.created_at), "metaData": {}})  # fmt: skip
-        if _bool_param("isPartial"):
+        if query_flag("isPartial"):
             offset = _int_param("offset", 0)
             data = data[offset : offset + _int_param("size", len(data))]
-        return _download(data, "livy.log")
-
-
-def _ended(rec: BatchRecord) -> float | None:
-    return next((rec.state_times[s] for s in ("success", "dead", "killed", "error") if s in rec.state_times), None)
+        return download(data, "livy.log", "application/octet-stream")
 
 
 def _gmt(stamp: float) -> str:
     """The monitoring API's file times, e.g. ``2025-03-05T12:11:17.000GMT`` (livy-log.md)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp * 1000) % 1000:03d}GMT"
-
-
-def _download(data: bytes, name: str) -> Response:
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'} if _bool_param("isDownload") else {}
-    return Response(data, status=200, headers=headers, mimetype="application/octet-stream")

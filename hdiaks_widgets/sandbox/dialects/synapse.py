@@ -15,22 +15,31 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Response, request
 
-from hdiaks_widgets.sandbox.bodies import BadRequest
 from hdiaks_widgets.sandbox.dialects.base import (
+    ENTRA_CHALLENGE,
     Dialect,
     DialectError,
+    Rule,
     TokenCheck,
+    add_rules,
+    bad_request_as,
     check_audience,
+    download,
+    ended_at,
     error_info,
     iso_time,
     json_response,
+    livy_info,
     parse_dialect_body,
+    query_flag,
+    query_int,
     result_of,
+    scheduler_state,
 )
 from hdiaks_widgets.sandbox.registry import NotFound
 
@@ -58,6 +67,8 @@ REFUSED = {
     "proxyUser": "Synapse runs a batch as its caller; impersonation is not available.",
     "queue": "Synapse schedules batches on the Spark pool; there are no YARN queues.",
 }
+# The states whose time ``endedAt`` shows (the sandbox's state ``error`` is not one of them here).
+_FINAL = ("success", "dead", "killed")
 _LIVY = "/livyApi/versions/<version>/sparkPools/<pool>"
 _HISTORY = "/sparkhistory/api/v1/sparkpools/<pool>/livyid/<int:ident>/applications/<app_id>/driverlog/<name>"
 
@@ -73,12 +84,9 @@ def _scope(pool: str, version: str | None = None) -> str:
 
 
 def _int_param(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.lstrip("-").isdigit():
-        raise DialectError(400, "BadRequest", f"The value '{raw}' is not valid for {name}.")
-    return int(raw)
+    # A negative number passes here and is refused by the caller with the valid range.
+    return query_int(name, default, lambda raw: DialectError(
+        400, "BadRequest", f"The value '{raw}' is not valid for {name}."), signed=True)
 
 
 class SynapseDialect(Dialect):
@@ -93,7 +101,6 @@ class SynapseDialect(Dialect):
         if refusal is None:
             return None
         kind, detail = refusal
-        headers = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/"'}
         if kind == "audience":
             # The data plane's own shape for a token of another resource (azure-rest-api-specs#10500).
             return json_response({
@@ -101,8 +108,8 @@ class SynapseDialect(Dialect):
                 "message": "Token Authentication failed with SecurityTokenInvalidAudienceException - IDX10214: "
                            f"Audience validation failed. Audiences: '{detail}'. Did not match: "
                            f"validationParameters.ValidAudience: '{AUDIENCE}'.",
-            }, 401, headers)  # fmt: skip
-        return json_response({"code": "InvalidTokenAuthentication", "message": detail}, 401, headers)
+            }, 401, ENTRA_CHALLENGE)  # fmt: skip
+        return json_response({"code": "InvalidTokenAuthentication", "message": detail}, 401, ENTRA_CHALLENGE)
 
     def error(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
         # The Livy front end's errors: {"TraceId", "Message"} (microsoft/azure-tools-for-java#3973).
@@ -129,18 +136,14 @@ class SynapseDialect(Dialect):
 
         def create_batch(version: str, pool: str) -> Response:
             scope = _scope(pool, version)
-            try:
+            with bad_request_as("BadRequest"):
                 body = parse_dialect_body(request.get_data(), BATCH_FIELDS, BATCH_CLASS, refused=REFUSED)
-            except BadRequest as exc:
-                raise DialectError(400, "BadRequest", exc.message) from exc
             missing = [f for f in ("name", "file") if not body.get(f)]
             if missing:
                 raise DialectError(400, "BadRequest", f"The {' and '.join(missing)} field"
                                    f"{'s are' if len(missing) > 1 else ' is'} required.")  # fmt: skip
-            try:
+            with bad_request_as("BadRequest"):
                 rec = batches.create(body, scope=scope)
-            except BadRequest as exc:
-                raise DialectError(400, "BadRequest", exc.message) from exc
             return json_response(self._batch(rec, pool, batches.base_url))
 
         def list_batches(version: str, pool: str) -> Response:
@@ -172,12 +175,9 @@ class SynapseDialect(Dialect):
                 raise DialectError(404, "NotFound", f"No driver log {name} for application {app_id} of "
                                    f"Livy batch {ident}.")  # fmt: skip
             data, _, _ = files.read(name, 0, None)
-            headers = {}
-            if request.args.get("isDownload", "").lower() == "true":
-                headers["Content-Disposition"] = f'attachment; filename="{name}"'
-            return Response(data, status=200, headers=headers, mimetype="text/plain")
+            return download(data, name, "text/plain")
 
-        rules: list[tuple[str, str, Callable[..., Response], list[str]]] = [
+        rules: list[Rule] = [
             (_LIVY + "/batches", "synapse_create_batch", create_batch, ["POST"]),
             (_LIVY + "/batches", "synapse_list_batches", list_batches, ["GET"]),
             (_LIVY + "/batches/<ident>", "synapse_get_batch", get_batch, ["GET"]),
@@ -185,8 +185,7 @@ class SynapseDialect(Dialect):
             (_HISTORY, "synapse_driver_log", driver_log, ["GET"]),
             (_HISTORY + "/", "synapse_driver_log_slash", driver_log, ["GET"]),
         ]
-        for rule, endpoint, view, methods in rules:
-            app.add_url_rule(rule, endpoint=endpoint, view_func=view, methods=methods, strict_slashes=False)
+        add_rules(app, rules, strict_slashes=False)
 
     def _batch(self, rec: BatchRecord, pool: str, base_url: str) -> dict[str, Any]:
         """``SparkBatchJob``: plain Livy, plus the Synapse fields with ``detailed=true``."""
@@ -194,17 +193,11 @@ class SynapseDialect(Dialect):
         app_info = {k: v for k, v in livy["appInfo"].items() if v is not None}
         body: dict[str, Any] = {"id": rec.id, "name": rec.name, "appId": livy["appId"],
                                 "appInfo": app_info or None, "state": rec.state, "log": livy["log"]}  # fmt: skip
-        if request.args.get("detailed", "").lower() != "true":
+        if not query_flag("detailed"):
             return body
         times = rec.state_times
-        ended = next((times[s] for s in ("success", "dead", "killed") if s in times), None)
         body.update({
-            "livyInfo": {
-                "notStartedAt": iso_time(rec.created_at), "startingAt": iso_time(times.get("starting")),
-                "runningAt": iso_time(times.get("running")), "deadAt": iso_time(times.get("dead")),
-                "successAt": iso_time(times.get("success")), "killedAt": iso_time(times.get("killed")),
-                "recoveringAt": None, "currentState": rec.state, "jobCreationRequest": dict(rec.request),
-            },
+            "livyInfo": livy_info(rec, rec.state),
             "workspaceName": request.host.split(".", 1)[0],
             "sparkPoolName": pool,
             "submitterName": None,
@@ -214,8 +207,8 @@ class SynapseDialect(Dialect):
             "result": result_of(rec.state),
             "schedulerInfo": {
                 "submittedAt": iso_time(rec.created_at), "scheduledAt": iso_time(times.get("starting")),
-                "endedAt": iso_time(ended), "cancellationRequestedAt": iso_time(times.get("killed")),
-                "currentState": "Ended" if rec.is_finished else ("Scheduled" if rec.launched else "Queued"),
+                "endedAt": iso_time(ended_at(rec, _FINAL)), "cancellationRequestedAt": iso_time(times.get("killed")),
+                "currentState": scheduler_state(rec),
             },
             "pluginInfo": None,
             "errorInfo": error_info(rec),
