@@ -24,10 +24,8 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,61 +33,10 @@ from hdiaks_widgets.errors import HdiaksError
 from hdiaks_widgets.livy import LivyClient
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class _Listener:
-    """A loopback TCP server that counts connections and answers each with ``reply`` (or never)."""
-
-    def __init__(self, reply: bytes | None) -> None:
-        self._reply = reply
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.05)
-        self.port = int(self._sock.getsockname()[1])
-        self.connections = 0
-        self._open: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            self._open.append(conn)
-            if self._reply is not None:
-                threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        try:
-            conn.settimeout(5)
-            conn.recv(65536)
-            assert self._reply is not None
-            conn.sendall(self._reply)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for conn in self._open:
-            conn.close()
-        self._sock.close()
-
-
-@contextmanager
-def _listener(reply: bytes | None) -> Iterator[_Listener]:
-    server = _Listener(reply)
-    try:
-        yield server
-    finally:
-        server.close()
+# The hung and 503 servers are the tests' own (tests/servers.py, standard library only), so what is
+# measured here is what tests/test_diagnoses.py asserts against.
+sys.path.insert(0, str(ROOT / "tests"))
+from servers import Listener  # noqa: E402
 
 
 def _closed_port() -> int:
@@ -118,7 +65,7 @@ def _fail_once(url: str, timeout: tuple[float, float]) -> tuple[float, str]:
 
 
 def _measure(name: str, stated: str, runs: int, url: Callable[[], str], timeout: tuple[float, float],
-             server: _Listener | None = None) -> Case:
+             server: Listener | None = None) -> Case:
     seconds: list[float] = []
     message = ""
     before = 0
@@ -142,12 +89,12 @@ def run_cases(runs: int, read_timeout: float) -> list[Case]:
         _measure("dns (`nohost.invalid`)", "connect 10 s, read 60 s (defaults)", runs,
                  lambda: "http://nohost.invalid:8998", default),
     ]
-    with _listener(None) as hung:
+    with Listener(None) as hung:
         cases.append(_measure("hung (accepts, never answers)", f"read {read_timeout:g} s", runs,
-                              lambda: f"http://127.0.0.1:{hung.port}", (10.0, read_timeout), hung))
-    with _listener(_UNAVAILABLE) as busy:
+                              lambda: hung.url, (10.0, read_timeout), hung))
+    with Listener(_UNAVAILABLE) as busy:
         cases.append(_measure("503 with Retry-After: 5", f"read {read_timeout:g} s", runs,
-                              lambda: f"http://127.0.0.1:{busy.port}", (10.0, read_timeout), busy))
+                              lambda: busy.url, (10.0, read_timeout), busy))
     return cases
 
 

@@ -209,3 +209,50 @@ def dialect_auth_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         yield handle
     finally:
         handle.stop()
+
+
+# -- helpers the CLI tests share -------------------------------------------------------------------
+
+import subprocess  # noqa: E402 - appended section
+import sys  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from servers import RecordingServer  # noqa: E402
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from livy_memory import MemoryLivy
+
+# The installed ``hdiaks`` script beside this interpreter (console_scripts entry point).
+HDIAKS = str(Path(sys.executable).parent / "hdiaks")
+
+
+def hdiaks(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``hdiaks <argv>`` as a process (stdout, stderr captured as text; 10 minutes at most)."""
+    return subprocess.run([HDIAKS, *argv], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def memory_cli(livy: MemoryLivy, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``hdiaks <argv> --url http://livy.test`` in-process, its client on the in-memory Livy."""
+    from livy_memory import BASE_URL, memory_session
+
+    from hdiaks_widgets.cli import main
+    from hdiaks_widgets.livy import LivyClient, RetryPolicy
+
+    client = LivyClient(BASE_URL, session=memory_session(livy), retry=RetryPolicy(total=0))
+    code = main([*argv, "--url", BASE_URL], connect=lambda profile: client)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_usage_error(code: int, out: str, err: str) -> str:
+    """``err`` of a run refused as a usage error: exit 2, nothing on stdout, one line, no traceback."""
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, (code, out, err)
+    return err
+
+
+@pytest.fixture
+def recorder() -> Iterator[RecordingServer]:
+    """A loopback server recording each request line (it answers 404): ``recorder.lines == []``
+    shows that nothing was sent."""
+    with RecordingServer() as server:
+        yield server

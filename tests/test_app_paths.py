@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import Run, SandboxHandle
-from test_cli import _RecordingServer
+from servers import RecordingServer
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.errors import ConfigError
@@ -162,11 +162,8 @@ def test_jobconfig_plain_livy_accepts_hadoop_paths(path: str) -> None:
 
 @pytest.mark.parametrize("path", [HDFS, S3A, "s3://emr-bucket/jobs/etl.py"])
 def test_cli_submit_sends_a_hadoop_path_to_plain_livy(run: Run, path: str) -> None:
-    server = _RecordingServer()
-    try:
+    with RecordingServer() as server:
         code, _out, err = run("submit", "--url", server.url, "--file", path)
-    finally:
-        server.close()
     assert server.lines == ["POST /batches HTTP/1.1"]  # the recording server answers 404
     assert code == 1 and "spec.file" not in err and "Traceback" not in err
 
@@ -176,11 +173,8 @@ def test_cli_submit_sends_a_hadoop_path_to_plain_livy(run: Run, path: str) -> No
     [("app.py", "relative path"), ("local://opt/app.py", "names a host"), ("s3n://b/app.py", "s3a://")],
 )
 def test_cli_submit_refuses_a_malformed_path_before_any_request(run: Run, path: str, says: str) -> None:
-    server = _RecordingServer()
-    try:
+    with RecordingServer() as server:
         code, out, err = run("submit", "--url", server.url, "--file", path)
-    finally:
-        server.close()
     assert server.lines == []
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("hdiaks: error: spec.file: ") and says in err

@@ -14,12 +14,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from auth_fixtures import closed_port
-from conftest import Run, SandboxHandle
-from livy_memory import BASE_URL, MemBatch, MemoryLivy, memory_session
+from conftest import Run, SandboxHandle, memory_cli
+from livy_memory import BASE_URL, MemBatch, MemoryLivy
+from servers import RecordingServer
 
-from hdiaks_widgets.cli import main
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-from hdiaks_widgets.livy import LivyClient, RetryPolicy
 from hdiaks_widgets.sandbox.logbuf import LogBuffer
 
 
@@ -216,42 +215,6 @@ def test_cli_lab_serves_quickstart_and_sigterm_stops_everything(tmp_path: Path) 
         http.get(f"http://127.0.0.1:{port}/lab", timeout=5)
 
 
-class _RecordingServer:
-    """A bare TCP server on loopback that records each raw HTTP request line and answers 404."""
-
-    def __init__(self) -> None:
-        import socket
-        import threading
-
-        self.lines: list[str] = []
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                continue
-            with conn:
-                data = conn.recv(65536).decode("latin-1")
-                self.lines.append(data.split("\r\n", 1)[0])
-                body = b'{"msg":"Session not found."}'
-                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
-
-
 @pytest.mark.parametrize(
     ("command", "hostile"),
     [("kill", "../sessions/0"), ("kill", "0?doAs=admin"), ("status", "0/log"), ("logs", "0#frag"),
@@ -259,22 +222,16 @@ class _RecordingServer:
     ids=["kill-traversal", "kill-doAs", "status-subpath", "logs-fragment", "kill-encoded", "status-space"],
 )
 def test_cli_hostile_batch_id_sends_no_request_and_names_the_field(run: Run, command: str, hostile: str) -> None:
-    server = _RecordingServer()
-    try:
+    with RecordingServer() as server:
         code, out, err = run(command, hostile, "--url", server.url)
-    finally:
-        server.close()
     assert server.lines == []
     assert code == 2 and out == ""
     assert err.startswith("hdiaks: error: batch") and "may hold only" in err and "Traceback" not in err
 
 
 def test_cli_valid_batch_name_reaches_the_server_percent_encoded(run: Run) -> None:
-    server = _RecordingServer()
-    try:
+    with RecordingServer() as server:
         code, _out, err = run("status", "nightly+etl@team", "--url", server.url)
-    finally:
-        server.close()
     assert server.lines == ["GET /batches/nightly%2Betl%40team HTTP/1.1"]
     assert code == 1 and "not found" in err.lower()
 
@@ -310,14 +267,6 @@ class Storm:
             self.printed += 1
             self.buffer.append("stderr", f"25/11/24 08:01:02 INFO Storm: line {self.printed}")
         return None
-
-
-def memory_cli(livy: MemoryLivy, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """``hdiaks <argv> --url http://livy.test`` in-process, its client on the in-memory Livy."""
-    client = LivyClient(BASE_URL, session=memory_session(livy), retry=RetryPolicy(total=0))
-    code = main([*argv, "--url", BASE_URL], connect=lambda profile: client)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _notes(err: str) -> list[str]:

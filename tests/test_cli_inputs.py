@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from conftest import Run, one_line_usage_error
+from servers import PlainServer
 
 import hdiaks_widgets
 from hdiaks_widgets import cli, profiles
@@ -122,56 +124,20 @@ def test_good_numbers_are_accepted(argv: list[str], dest: str, value: float) -> 
 # -- 3. diagnoses of the wrong server, the wrong scheme, no server, a refusal --------------------
 
 
-class _PlainServer:
-    """A tiny plain-HTTP server on a free loopback port answering every request the same way."""
-
-    def __init__(self, status: int, content_type: str, body: str) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        answer = body.encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                self.send_response(status)
-                if content_type:
-                    self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            do_GET = do_POST = do_DELETE = _answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self._server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-
 @pytest.fixture
-def plain_server() -> Iterator[Callable[..., _PlainServer]]:
-    started: list[_PlainServer] = []
+def plain_server() -> Iterator[Callable[..., PlainServer]]:
+    """``plain_server(status=200, content_type="text/html", body="")`` starts a :class:`PlainServer`;
+    all are closed after the test."""
+    with ExitStack() as started:
 
-    def _start(status: int = 200, content_type: str = "text/html", body: str = "") -> _PlainServer:
-        started.append(_PlainServer(status, content_type, body))
-        return started[-1]
+        def _start(status: int = 200, content_type: str = "text/html", body: str = "") -> PlainServer:
+            return started.enter_context(PlainServer(status, content_type, body))
 
-    yield _start
-    for server in started:
-        server.close()
+        yield _start
 
 
 def test_https_to_a_plain_http_port_says_the_server_does_not_speak_tls(
-    run: Run, plain_server: Callable[..., _PlainServer]
+    run: Run, plain_server: Callable[..., PlainServer]
 ) -> None:
     server = plain_server(200, "application/json", '{"from": 0, "total": 0, "sessions": []}')
     code, out, err = run("list", "--url", f"https://127.0.0.1:{server.port}")
@@ -197,7 +163,7 @@ _HTML = "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body
     ids=["list-html", "status-html", "status-html-404", "kill-empty-404", "logs-text", "list-html-404"],
 )
 def test_a_server_that_is_not_livy_is_named_as_such(
-    run: Run, plain_server: Callable[..., _PlainServer], argv: list[str], status: int, content_type: str,
+    run: Run, plain_server: Callable[..., PlainServer], argv: list[str], status: int, content_type: str,
     body: str, gist: str,
 ) -> None:
     server = plain_server(status, content_type, body)
@@ -209,14 +175,14 @@ def test_a_server_that_is_not_livy_is_named_as_such(
     assert "not found" not in err.lower()
 
 
-def test_livy_json_404_is_still_batch_not_found(run: Run, plain_server: Callable[..., _PlainServer]) -> None:
+def test_livy_json_404_is_still_batch_not_found(run: Run, plain_server: Callable[..., PlainServer]) -> None:
     server = plain_server(404, "application/json", '{"msg": "Session \'7\' not found."}')
     code, _, err = run("status", "7", "--url", server.url)
     assert code == 1 and err.startswith("hdiaks: error: Batch 7 not found")
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_a_refusal_carries_the_notebooks_hint(run: Run, plain_server: Callable[..., _PlainServer],
+def test_a_refusal_carries_the_notebooks_hint(run: Run, plain_server: Callable[..., PlainServer],
                                               status: int) -> None:
     from hdiaks_widgets.errors import LivyHTTPError
     from hdiaks_widgets.run import describe_error
@@ -230,7 +196,7 @@ def test_a_refusal_carries_the_notebooks_hint(run: Run, plain_server: Callable[.
     assert f"HTTP {status}" in err and hint in err and "Unauthorized" in err
 
 
-def test_a_refusal_is_still_a_livy_http_error_with_its_status(plain_server: Callable[..., _PlainServer]) -> None:
+def test_a_refusal_is_still_a_livy_http_error_with_its_status(plain_server: Callable[..., PlainServer]) -> None:
     from hdiaks_widgets.errors import LivyHTTPError
     from hdiaks_widgets.livy import LivyClient
 
@@ -271,7 +237,7 @@ def test_job_config_load_accepts_a_byte_order_mark(tmp_path: Path, prefix: str, 
     assert JobConfig.load(path) == cfg
 
 
-def test_cli_reads_a_notepad_config(run: Run, tmp_path: Path, plain_server: Callable[..., _PlainServer]) -> None:
+def test_cli_reads_a_notepad_config(run: Run, tmp_path: Path, plain_server: Callable[..., PlainServer]) -> None:
     server = plain_server(200, "application/json", '{"from": 0, "total": 0, "sessions": []}')
     text = JobConfig(profile=ClusterProfile(name="np", flavour="livy", url=server.url)).save(
         tmp_path / "saved.json").read_text(encoding="utf-8")
@@ -298,26 +264,21 @@ def _job_file(tmp_path: Path, cfg: JobConfig, name: str = "job.json") -> str:
     return str(cfg.save(tmp_path / name))
 
 
-def _one_line_usage_error(code: int, out: str, err: str) -> str:
-    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
-    return err
-
-
 def test_profile_with_config_is_refused_naming_both(run: Run, tmp_path: Path) -> None:
     job = _job_file(tmp_path, JobConfig(profile=ClusterProfile(flavour="livy", url="http://127.0.0.1:1")))
-    err = _one_line_usage_error(*run("list", "--config", job, "--profile", "prod"))
+    err = one_line_usage_error(*run("list", "--config", job, "--profile", "prod"))
     assert "--profile" in err and "--config" in err
 
 
 def test_url_cannot_override_an_hdinsight_profile(run: Run, tmp_path: Path) -> None:
     aks = ClusterProfile(name="aks", flavour="hdinsight-aks", fqdn="c.p.1.eastus.hdinsightaks.net")
-    err = _one_line_usage_error(*run("list", "--config", _job_file(tmp_path, JobConfig(profile=aks)),
+    err = one_line_usage_error(*run("list", "--config", _job_file(tmp_path, JobConfig(profile=aks)),
                                      "--url", "http://127.0.0.1:8998"))
     assert "--url" in err and "hdinsight-aks" in err and "fqdn" in err
 
 
 def test_url_replaces_the_url_of_a_livy_config(run: Run, tmp_path: Path,
-                                               plain_server: Callable[..., _PlainServer]) -> None:
+                                               plain_server: Callable[..., PlainServer]) -> None:
     server = plain_server(200, "application/json", '{"from": 0, "total": 0, "sessions": []}')
     job = _job_file(tmp_path, JobConfig(profile=ClusterProfile(flavour="livy", url="http://127.0.0.1:1")))
     code, out, err = run("list", "--config", job, "--url", server.url)
@@ -341,7 +302,7 @@ def test_export_dag_bad_schedule_is_refused_before_writing(run: Run, tmp_path: P
     job = _job_file(tmp_path, JobConfig(profile=ClusterProfile(flavour="livy", url="http://127.0.0.1:1"),
                                         spec=BatchSpec(file="/x.py")))
     out_dir = tmp_path / "dags"
-    err = _one_line_usage_error(*run("export-dag", "--config", job, "--dag-id", "x", "--out", str(out_dir),
+    err = one_line_usage_error(*run("export-dag", "--config", job, "--dag-id", "x", "--out", str(out_dir),
                                      "--schedule", schedule))
     assert "--schedule" in err and "@daily" in err
     assert not out_dir.exists()
@@ -360,22 +321,22 @@ def test_a_missing_ca_bundle_is_one_line_naming_profile_verify(run: Run, tmp_pat
     job = _job_file(tmp_path, JobConfig(
         profile=ClusterProfile(flavour="livy", url="https://127.0.0.1:1", verify="/no/such/ca.pem"),
         spec=BatchSpec(file="/x.py")))
-    err = _one_line_usage_error(*run(*command, "--config", job))
+    err = one_line_usage_error(*run(*command, "--config", job))
     assert "profile.verify" in err and "/no/such/ca.pem" in err
 
 
 def test_deeply_nested_config_is_one_line(run: Run, tmp_path: Path) -> None:
     path = tmp_path / "job.json"
     path.write_text('{"spec": {"args": ' + "[" * 200_000 + "]" * 200_000 + "}}")
-    err = _one_line_usage_error(*run("list", "--config", str(path)))
+    err = one_line_usage_error(*run("list", "--config", str(path)))
     assert "nested too deeply" in err
 
 
 def test_args_that_are_lists_are_refused_not_sent(run: Run, tmp_path: Path,
-                                                 plain_server: Callable[..., _PlainServer]) -> None:
+                                                 plain_server: Callable[..., PlainServer]) -> None:
     server = plain_server(201, "application/json", '{"id": 0, "state": "starting"}')
     path = tmp_path / "job.json"
     path.write_text(json.dumps({"profile": {"flavour": "livy", "url": server.url},
                                 "spec": {"file": "/x.py", "args": ["10", ["a", "b"], {"k": 1}]}}))
-    err = _one_line_usage_error(*run("submit", "--config", str(path)))
+    err = one_line_usage_error(*run("submit", "--config", str(path)))
     assert "spec.args[1]" in err and "spec.args[2]" in err and "not a list" in err

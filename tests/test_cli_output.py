@@ -10,10 +10,8 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
@@ -21,62 +19,41 @@ import pytest
 import requests
 import wcwidth
 from auth_fixtures import closed_port
-from conftest import Run, SandboxHandle
+from conftest import HDIAKS, Run, SandboxHandle, hdiaks
 from livy_memory import BASE_URL, MemBatch, MemoryLivy, respond
-from test_cli import _RecordingServer
+from servers import LoopbackHTTP, QuietHandler, RecordingServer
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.sandbox.apps import EXAMPLE_PATHS
 
-HDIAKS = str(Path(sys.executable).parent / "hdiaks")
-
-
 # -- a Livy fake on a real loopback socket ---------------------------------------------------
 
 
-class LoopbackLivy:
+class LoopbackLivy(LoopbackHTTP):
     """``MemoryLivy`` (Apache Livy's batch routes in memory) behind a threaded HTTP server on
     127.0.0.1, so the CLI talks to it over a real socket with its ordinary client."""
 
     def __init__(self, livy: MemoryLivy) -> None:
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 prepared = requests.Request(self.command, BASE_URL + self.path, data=body,
                                             headers={"Content-Type": "application/json"}).prepare()
                 answer = livy.send(prepared)
-                payload = answer.content or b""
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply(answer.status_code, answer.content or b"",
+                           answer.headers.get("Content-Type", "application/json"))
 
             do_GET = do_POST = do_DELETE = _answer
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
         self.livy = livy
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__init__(Handler)
 
 
 @pytest.fixture
 def livy() -> Iterator[LoopbackLivy]:
-    server = LoopbackLivy(MemoryLivy())
-    try:
+    with LoopbackLivy(MemoryLivy()) as server:
         yield server
-    finally:
-        server.close()
 
 
 # -- list -------------------------------------------------------------------------------------
@@ -208,19 +185,10 @@ def test_kill_of_a_batch_gone_before_the_delete_says_so(run: Run, livy: Loopback
 # -- numbers Livy reads as a 32-bit Int ----------------------------------------------------------
 
 
-@pytest.fixture
-def recorder() -> Iterator[_RecordingServer]:
-    server = _RecordingServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 @pytest.mark.parametrize("argv", [("list", "--size"), ("list", "--from"), ("logs", "1", "--size"),
                                   ("logs", "1", "--from")], ids=["list-size", "list-from", "logs-size", "logs-from"])
 @pytest.mark.parametrize("number", ["2147483648", "99999999999999999999"])
-def test_cli_refuses_a_number_above_livys_int(run: Run, recorder: _RecordingServer, argv: tuple[str, ...],
+def test_cli_refuses_a_number_above_livys_int(run: Run, recorder: RecordingServer, argv: tuple[str, ...],
                                               number: str) -> None:
     code, out, err = run(*argv, number, "--url", recorder.url)
     assert (code, out) == (2, "") and err.count("\n") == 1
@@ -228,7 +196,7 @@ def test_cli_refuses_a_number_above_livys_int(run: Run, recorder: _RecordingServ
     assert recorder.lines == []
 
 
-def test_cli_list_size_at_livys_int_reaches_the_server(run: Run, recorder: _RecordingServer) -> None:
+def test_cli_list_size_at_livys_int_reaches_the_server(run: Run, recorder: RecordingServer) -> None:
     run("list", "--size", "2147483647", "--url", recorder.url)
     assert recorder.lines == ["GET /batches?from=0&size=2147483647 HTTP/1.1"]
 
@@ -291,7 +259,7 @@ def test_help_names_the_closed_pipe_exit_code(run: Run) -> None:
 # -- Ctrl-C while the POST is on its way ------------------------------------------------------------
 
 
-class HangingPost:
+class HangingPost(LoopbackHTTP):
     """A loopback Livy whose POST /batches never answers (the request is read, then held), and
     whose name lookups answer 404: where a Ctrl-C leaves it unknown whether the batch exists."""
 
@@ -301,9 +269,10 @@ class HangingPost:
         self.bodies: list[dict[str, object]] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
-                self._json(404, {"msg": f"Session '{self.path.rsplit('/', 1)[-1]}' not found."})
+                payload = json.dumps({"msg": f"Session '{self.path.rsplit('/', 1)[-1]}' not found."}).encode()
+                self.reply(404, payload)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -311,37 +280,17 @@ class HangingPost:
                 outer.posted.set()
                 outer.release.wait(60)
 
-            def _json(self, status: int, data: object) -> None:
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        super().__init__(Handler)
 
     def close(self) -> None:
         self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().close()
 
 
 @pytest.fixture
 def hanging() -> Iterator[HangingPost]:
-    server = HangingPost()
-    try:
+    with HangingPost() as server:
         yield server
-    finally:
-        server.close()
 
 
 def _interrupt_the_post(hanging: HangingPost, *argv: str) -> tuple[int, str]:
@@ -391,13 +340,9 @@ def _job(sandbox: SandboxHandle, tmp_path: Path, example: str, *args: str) -> Pa
     return cfg.save(tmp_path / "job.json")
 
 
-def _hdiaks(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HDIAKS, *argv], capture_output=True, text=True, timeout=600, cwd=cwd)
-
-
 @pytest.mark.spark
 def test_submit_wait_narrates_on_stderr_and_prints_only_the_log(sandbox: SandboxHandle, tmp_path: Path) -> None:
-    done = _hdiaks("submit", "--config", str(_job(sandbox, tmp_path, "pi_py", "2")), "--wait", "--poll", "0.3")
+    done = hdiaks("submit", "--config", str(_job(sandbox, tmp_path, "pi_py", "2")), "--wait", "--poll", "0.3")
     assert done.returncode == 0, done.stderr
     told = done.stderr.splitlines()
     assert told[0].startswith("submitted batch ") and "(hdiaks-" in told[0]
@@ -412,7 +357,7 @@ def test_submit_wait_narrates_on_stderr_and_prints_only_the_log(sandbox: Sandbox
 
 @pytest.mark.spark
 def test_submit_wait_of_a_failing_job_ends_with_its_last_error_lines(sandbox: SandboxHandle, tmp_path: Path) -> None:
-    done = _hdiaks("submit", "--config", str(_job(sandbox, tmp_path, "fail_py", "boom-42")), "--wait",
+    done = hdiaks("submit", "--config", str(_job(sandbox, tmp_path, "fail_py", "boom-42")), "--wait",
                    "--poll", "0.3")
     assert done.returncode == 3
     last = done.stderr.splitlines()[-1]
@@ -423,13 +368,13 @@ def test_submit_wait_of_a_failing_job_ends_with_its_last_error_lines(sandbox: Sa
 @pytest.mark.spark
 def test_logs_follow_ends_with_a_closing_line(sandbox: SandboxHandle, tmp_path: Path) -> None:
     job = str(_job(sandbox, tmp_path, "sleep_py", "2"))
-    submitted = json.loads(_hdiaks("submit", "--config", job, "--json").stdout)
-    followed = _hdiaks("logs", str(submitted["id"]), "--config", job, "--follow", "--poll", "0.3")
+    submitted = json.loads(hdiaks("submit", "--config", job, "--json").stdout)
+    followed = hdiaks("logs", str(submitted["id"]), "--config", job, "--follow", "--poll", "0.3")
     assert followed.returncode == 0, followed.stderr
     assert "woke up" in followed.stdout
     last = followed.stderr.splitlines()[-1]
     assert last.startswith(f"batch {submitted['id']} ended: success (followed for ") and last.endswith(" s)")
-    again = _hdiaks("logs", str(submitted["id"]), "--config", job, "--follow", "--poll", "0.3")
+    again = hdiaks("logs", str(submitted["id"]), "--config", job, "--follow", "--poll", "0.3")
     assert again.returncode == 0
     assert again.stderr.splitlines()[-1] == f"batch {submitted['id']} had already ended: success"
 
@@ -497,7 +442,7 @@ def test_submit_wait_ctrl_c_leaves_the_batch_running_and_prints_the_commands(
     assert shlex.split(commands["follow it"]) == ["hdiaks", "logs", batch_id, "--follow", "--config", job]
     kill = shlex.split(commands["kill it"])
     assert kill == ["hdiaks", "kill", batch_id, "--config", job]
-    killed = _hdiaks(*kill[1:])  # the printed command, as printed
+    killed = hdiaks(*kill[1:])  # the printed command, as printed
     assert killed.returncode == 0 and killed.stdout.startswith(f"killed batch {batch_id} ")
     # Livy forgets a deleted batch at once; the sandbox still shows it, killed, under /_sandbox.
     with sandbox.http() as http:
@@ -529,7 +474,7 @@ def test_sandbox_prints_its_examples_and_a_command_that_runs_one(tmp_path: Path)
             work = tmp_path / "work"
             work.mkdir()
             for step in command.split(" && "):
-                done = _hdiaks(*shlex.split(step)[1:], cwd=work)  # the printed commands, as printed
+                done = hdiaks(*shlex.split(step)[1:], cwd=work)  # the printed commands, as printed
                 assert done.returncode == 0, done.stderr
             assert "Pi is roughly 3.1" in done.stdout
         finally:

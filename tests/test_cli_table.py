@@ -7,13 +7,13 @@ sends no request at all."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from conftest import Run
-from test_cli import _RecordingServer
+from servers import RecordingServer
 
 URL = "{url}"  # replaced by the recording server's URL
 TMP = "{tmp}"  # replaced by the test's tmp_path
@@ -351,15 +351,6 @@ def test_the_table_has_one_case_per_id_and_covers_every_subcommand() -> None:
     assert {"submit", "status", "logs", "kill", "list", "export-dag", "sandbox", "demo", "lab"} <= commands
 
 
-@pytest.fixture
-def recorder() -> Iterator[_RecordingServer]:
-    server = _RecordingServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def _fill(text: str, url: str, tmp: Path) -> str:
     return text.replace(URL, url).replace(TMP, str(tmp))
 
@@ -367,7 +358,7 @@ def _fill(text: str, url: str, tmp: Path) -> str:
 @pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=[_URL_CHECK_PENDING] if case.id in _URL_IDS
                                                 else []) for case in CASES])  # fmt: skip
 def test_cli_refuses_in_one_line_naming_the_problem_and_the_fix(
-    run: Run, case: Case, tmp_path: Path, recorder: _RecordingServer, monkeypatch: pytest.MonkeyPatch
+    run: Run, case: Case, tmp_path: Path, recorder: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name, content in case.files.items():
         target = tmp_path / name
@@ -398,7 +389,7 @@ def test_cli_refuses_in_one_line_naming_the_problem_and_the_fix(
 
 @pytest.mark.parametrize("hostile", ["/" + "A" * 300, "." + "B" * 100, "C" * 256, "%" * 80],
                          ids=["long-slash", "long-dot", "256", "long-percent"])
-def test_cli_hostile_batch_id_is_never_repeated_whole(run: Run, recorder: _RecordingServer, hostile: str) -> None:
+def test_cli_hostile_batch_id_is_never_repeated_whole(run: Run, recorder: RecordingServer, hostile: str) -> None:
     code, out, err = run("status", hostile, "--url", recorder.url)
     assert (code, out, recorder.lines) == (2, "", [])
     assert hostile[:40] not in err and hostile[:30] in err and "\u2026" in err and err.count("\n") == 1, err
@@ -417,7 +408,7 @@ def test_cli_never_echoes_a_password_given_in_the_url(run: Run, command: tuple[s
 @pytest.mark.parametrize(("batch", "line"), [("0", "GET /batches/0 HTTP/1.1"),
                                              ("nightly+etl@team", "GET /batches/nightly%2Betl%40team HTTP/1.1"),
                                              ("job:v1.2", "GET /batches/job%3Av1.2 HTTP/1.1")])  # fmt: skip
-def test_cli_valid_ids_reach_the_recording_server_encoded(run: Run, recorder: _RecordingServer, batch: str,
+def test_cli_valid_ids_reach_the_recording_server_encoded(run: Run, recorder: RecordingServer, batch: str,
                                                           line: str) -> None:
     code, out, err = run("status", batch, "--url", recorder.url)
     assert recorder.lines == [line]

@@ -6,12 +6,11 @@ one line naming the field (or the line) and the fix, before any request."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Run
-from test_cli import _RecordingServer
+from servers import RecordingServer
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.errors import ConfigError
@@ -136,15 +135,6 @@ def test_jobconfig_from_dict_escapes_an_unknown_section_key(key: str, shown: str
 # -- through the CLI: one line, exit 2, nothing sent ---------------------------------------------
 
 
-@pytest.fixture
-def recorder() -> Iterator[_RecordingServer]:
-    server = _RecordingServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def _job(url: str, **spec: object) -> dict[str, object]:
     return {"profile": {"flavour": "livy", "url": url}, "spec": {"file": "/a.py", **spec}}
 
@@ -170,7 +160,7 @@ def _job(url: str, **spec: object) -> dict[str, object]:
     ],
     ids=["nan", "infinity", "long-number", "duplicate-profile", "key-newline", "sandbox-hdfs", "aks-wasbs"],
 )
-def test_cli_submit_refuses_the_job_file_in_one_line(run: Run, recorder: _RecordingServer, tmp_path: Path,
+def test_cli_submit_refuses_the_job_file_in_one_line(run: Run, recorder: RecordingServer, tmp_path: Path,
                                                      text: str, said: str) -> None:
     job = tmp_path / "job.json"
     job.write_text(text.replace("{url}", recorder.url), encoding="utf-8")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from auth_fixtures import (
 )
 from conftest import Run
 from IPython.lib.pretty import pretty
+from servers import Listener, LoopbackHTTP, QuietHandler
 
 from hdiaks_widgets import profiles
 from hdiaks_widgets.auth import DeviceCodeAuth, ServicePrincipalAuth
@@ -47,65 +48,11 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-class _Listener:
-    """A loopback TCP server counting the connections it accepts; answers each with ``reply``,
-    or never (``reply=None``: it reads the request and keeps the connection open)."""
-
-    def __init__(self, reply: bytes | None) -> None:
-        self._reply = reply
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.05)
-        self.port = int(self._sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.connections = 0
-        self._open: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            self._open.append(conn)
-            if self._reply is not None:
-                threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        try:
-            conn.settimeout(5)
-            conn.recv(65536)
-            assert self._reply is not None
-            conn.sendall(self._reply)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for conn in self._open:
-            conn.close()
-        self._sock.close()
-
-
 @pytest.fixture
-def listener() -> Iterator[Callable[[bytes | None], _Listener]]:
-    started: list[_Listener] = []
-
-    def start(reply: bytes | None = None) -> _Listener:
-        started.append(_Listener(reply))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.close()
+def listener() -> Iterator[Callable[[bytes | None], Listener]]:
+    """``listener(reply)`` starts a :class:`Listener`; all are closed after the test."""
+    with ExitStack() as started:
+        yield lambda reply=None: started.enter_context(Listener(reply))
 
 
 def _http(status: str, body: bytes, *headers: str) -> bytes:
@@ -118,7 +65,7 @@ def _http(status: str, body: bytes, *headers: str) -> bytes:
 
 
 def test_livy_client_hung_server_is_given_up_after_one_read_timeout(
-    listener: Callable[[bytes | None], _Listener],
+    listener: Callable[[bytes | None], Listener],
 ) -> None:
     hung = listener(None)
     with LivyClient(hung.url, timeout=(2.0, 0.3)) as client, pytest.raises(LivyError) as info:
@@ -131,7 +78,7 @@ def test_livy_client_hung_server_is_given_up_after_one_read_timeout(
 
 
 def test_livy_client_budget_lets_a_read_timeout_be_retried_and_says_so(
-    listener: Callable[[bytes | None], _Listener],
+    listener: Callable[[bytes | None], Listener],
 ) -> None:
     hung = listener(None)
     retry = RetryPolicy(total=4, backoff_factor=0.0, backoff_jitter=0.0, budget=0.5)
@@ -142,7 +89,7 @@ def test_livy_client_budget_lets_a_read_timeout_be_retried_and_says_so(
 
 
 def test_livy_client_retry_after_beyond_the_budget_is_not_waited_for(
-    listener: Callable[[bytes | None], _Listener],
+    listener: Callable[[bytes | None], Listener],
 ) -> None:
     busy = listener(_http("503 Service Unavailable", b'{"msg": "restarting"}', "Retry-After: 3"))
     with LivyClient(busy.url, timeout=(2.0, 1.0)) as client, pytest.raises(LivyHTTPError) as info:
@@ -152,7 +99,7 @@ def test_livy_client_retry_after_beyond_the_budget_is_not_waited_for(
 
 
 def test_livy_client_quick_failures_are_still_retried_within_the_budget(
-    listener: Callable[[bytes | None], _Listener],
+    listener: Callable[[bytes | None], Listener],
 ) -> None:
     busy = listener(_http("503 Service Unavailable", b'{"msg": "restarting"}', "Retry-After: 0"))
     retry = RetryPolicy(total=2, backoff_factor=0.0, backoff_jitter=0.0)
@@ -215,16 +162,14 @@ def test_livy_client_connect_timeout_is_named_as_such_and_not_retried() -> None:
 # -- 2. "not found" says "purged" only for a batch that was seen --------------------------------------
 
 
-class _TinyLivy:
+class _TinyLivy(LoopbackHTTP):
     """``GET /batches/{id}`` (and ``/log``) for the batches in ``batches``; Livy's JSON 404 otherwise."""
 
     def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         self.batches: dict[int, tuple[str, str]] = {}  # id -> (name, state)
         tiny = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 parts = self.path.split("?", 1)[0].strip("/").split("/")
                 found = None
@@ -237,32 +182,15 @@ class _TinyLivy:
                 else:
                     status, body = 200, {"id": int(parts[1]), "name": found[0], "state": found[1],
                                          "appId": None, "appInfo": {}, "log": []}  # fmt: skip
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, json.dumps(body).encode())
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__init__(Handler)
 
 
 @pytest.fixture
 def tiny_livy() -> Iterator[_TinyLivy]:
-    server = _TinyLivy()
-    yield server
-    server.close()
+    with _TinyLivy() as server:
+        yield server
 
 
 def test_batch_not_found_for_an_unseen_id_says_check_the_id_not_purged(tiny_livy: _TinyLivy) -> None:

@@ -5,15 +5,13 @@ saves, overwrite refusals, and a starter submitted twice against the sandbox (re
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import get_args
 
 import pytest
 from auth_fixtures import closed_port
-from conftest import Run, SandboxHandle
+from conftest import Run, SandboxHandle, hdiaks, one_line_usage_error
 
 from hdiaks_widgets import profiles
 from hdiaks_widgets.config import ClusterProfile, JobConfig
@@ -28,11 +26,6 @@ def profile_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "profiles.json"
     monkeypatch.setenv(profiles.PROFILES_ENV, str(path))
     return path
-
-
-def _one_line_usage_error(code: int, out: str, err: str) -> str:
-    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, (code, out, err)
-    return err
 
 
 # -- the file format ----------------------------------------------------------------------------
@@ -73,7 +66,7 @@ def test_init_placeholders_are_refused_by_submit_naming_each_field(run: Run, tmp
     made = starter(flavour)
     assert code == 0 and made.placeholders
     assert f"fill in {', '.join(made.placeholders)}" in said
-    err = _one_line_usage_error(*run("submit", "--config", str(out)))
+    err = one_line_usage_error(*run("submit", "--config", str(out)))
     for name in made.placeholders:
         assert f"{name}:" in err
     text = out.read_text(encoding="utf-8")
@@ -110,7 +103,7 @@ def test_init_url_and_fqdn_fill_their_placeholder(run: Run, tmp_path: Path) -> N
 ], ids=["url-for-aks", "fqdn-for-sandbox"])
 def test_init_address_option_of_the_other_kind_is_refused(run: Run, tmp_path: Path, argv: list[str],
                                                           option: str) -> None:
-    err = _one_line_usage_error(*run("init", *argv, "--out", str(tmp_path / "job.json")))
+    err = one_line_usage_error(*run("init", *argv, "--out", str(tmp_path / "job.json")))
     assert option in err
     assert not (tmp_path / "job.json").exists()
 
@@ -121,7 +114,7 @@ def test_init_address_option_of_the_other_kind_is_refused(run: Run, tmp_path: Pa
 def test_init_refuses_to_overwrite_without_force(run: Run, tmp_path: Path) -> None:
     out = tmp_path / "job.json"
     out.write_text("mine\n", encoding="utf-8")
-    err = _one_line_usage_error(*run("init", "--out", str(out)))
+    err = one_line_usage_error(*run("init", "--out", str(out)))
     assert "already exists" in err and "--force" in err
     assert out.read_text(encoding="utf-8") == "mine\n"
     code, _, _ = run("init", "--out", str(out), "--force")
@@ -129,7 +122,7 @@ def test_init_refuses_to_overwrite_without_force(run: Run, tmp_path: Path) -> No
 
 
 def test_init_refuses_a_folder_as_out(run: Run, tmp_path: Path) -> None:
-    err = _one_line_usage_error(*run("init", "--out", str(tmp_path), "--force"))
+    err = one_line_usage_error(*run("init", "--out", str(tmp_path), "--force"))
     assert "is a folder" in err
 
 
@@ -152,7 +145,7 @@ def test_init_profile_saves_the_same_profile_to_the_profile_file(run: Run, tmp_p
 
 def test_init_profile_refuses_to_replace_an_existing_profile_without_force(run: Run, tmp_path: Path) -> None:
     profiles.save_profile(ClusterProfile(name="dev", flavour="livy", url="http://127.0.0.1:1"))
-    err = _one_line_usage_error(*run("init", "--profile", "dev", "--out", str(tmp_path / "job.json")))
+    err = one_line_usage_error(*run("init", "--profile", "dev", "--out", str(tmp_path / "job.json")))
     assert "--profile" in err and "already exists" in err and "--force" in err
     assert not (tmp_path / "job.json").exists()  # nothing written when anything is refused
     assert profiles.get_profile("dev").flavour == "livy"
@@ -163,7 +156,7 @@ def test_init_profile_refuses_to_replace_an_existing_profile_without_force(run: 
 def test_init_profile_with_placeholders_is_refused_and_writes_nothing(run: Run, tmp_path: Path,
                                                                       profile_file: Path) -> None:
     out = tmp_path / "job.json"
-    err = _one_line_usage_error(*run("init", "--flavour", "hdinsight-aks", "--profile", "prod", "--out", str(out)))
+    err = one_line_usage_error(*run("init", "--flavour", "hdinsight-aks", "--profile", "prod", "--out", str(out)))
     assert "profile.fqdn" in err and "--fqdn" in err
     assert not out.exists() and not profile_file.exists()
 
@@ -216,7 +209,7 @@ def test_jobconfig_load_reads_comment_lines_with_crlf_and_a_byte_order_mark(tmp_
 def test_jobconfig_comment_after_a_value_is_a_one_line_error_that_says_why(run: Run, tmp_path: Path) -> None:
     path = tmp_path / "job.json"
     path.write_text('{\n  "spec": {"file": "/x.py"} // my job\n}\n', encoding="utf-8")
-    err = _one_line_usage_error(*run("submit", "--config", str(path)))
+    err = one_line_usage_error(*run("submit", "--config", str(path)))
     assert "line 2" in err and "comment must be on its own line" in err
 
 
@@ -235,11 +228,9 @@ def test_jobconfig_json_errors_keep_their_line_number_after_comments(tmp_path: P
 def test_init_then_submit_wait_succeeds_twice_in_a_row(run: Run, sandbox: SandboxHandle, tmp_path: Path) -> None:
     code, _, err = run("init", "--flavour", "sandbox", "--url", sandbox.url, "--out", str(tmp_path / "job.json"))
     assert code == 0, err
-    script = str(Path(sys.executable).parent / "hdiaks")
     names = []
     for _ in range(2):
-        done = subprocess.run([script, "submit", "--config", "job.json", "--wait", "--poll", "0.3"],
-                              capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        done = hdiaks("submit", "--config", "job.json", "--wait", "--poll", "0.3", cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Pi is roughly 3.1" in done.stdout
         last = done.stdout.splitlines()[-1]

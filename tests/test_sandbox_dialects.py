@@ -30,13 +30,60 @@ MISSING = "abfs://examples@sandbox.dfs.core.windows.net/does/not/exist.py"
 # -- helpers ------------------------------------------------------------------------------------
 
 
-class Fabric:
-    """One lakehouse of the sandbox's Fabric dialect (fresh workspace and lakehouse ids)."""
+class _Service:
+    """What the Fabric and Synapse helpers share: requests with the helper's headers, submit
+    (the POST answers ``accepted``), get, wait until finished, run (submit, then wait)."""
+
+    accepted = 200
 
     def __init__(self, sandbox: SandboxHandle, headers: dict[str, str] | None = None) -> None:
         self.sandbox = sandbox
-        self.ws, self.lh = str(uuid.uuid4()), str(uuid.uuid4())
         self.headers = headers or {}
+
+    @property
+    def livy(self) -> str:
+        raise NotImplementedError
+
+    def _get_params(self) -> dict[str, str] | None:
+        return None
+
+    def request(self, method: str, url: str, **kw: Any) -> requests.Response:
+        with self.sandbox.http() as s:
+            return s.request(method, url, headers=self.headers, timeout=30, **kw)
+
+    def submit(self, body: dict[str, Any]) -> requests.Response:
+        return self.request("POST", f"{self.livy}/batches", json=body)
+
+    def get(self, batch_id: str | int) -> dict[str, Any]:
+        answer = self.request("GET", f"{self.livy}/batches/{batch_id}", params=self._get_params())
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def wait(self, batch_id: str | int, *, until: Callable[[dict[str, Any]], bool] | None = None,
+             timeout: float = 180) -> dict[str, Any]:  # fmt: skip
+        done = until or (lambda b: b["result"] != "Uncertain")
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = self.get(batch_id)
+            if done(batch):
+                return batch
+            assert time.monotonic() < deadline, f"batch {batch_id} still {batch['state']}"
+            time.sleep(0.3)
+
+    def run(self, body: dict[str, Any]) -> dict[str, Any]:
+        answer = self.submit(body)
+        assert answer.status_code == self.accepted, answer.text
+        return self.wait(answer.json()["id"])
+
+
+class Fabric(_Service):
+    """One lakehouse of the sandbox's Fabric dialect (fresh workspace and lakehouse ids)."""
+
+    accepted = 202
+
+    def __init__(self, sandbox: SandboxHandle, headers: dict[str, str] | None = None) -> None:
+        super().__init__(sandbox, headers)
+        self.ws, self.lh = str(uuid.uuid4()), str(uuid.uuid4())
 
     @property
     def livy(self) -> str:
@@ -46,77 +93,23 @@ class Fabric:
         return (f"{self.sandbox.url}/v1/workspaces/{self.ws}/lakehouses/{self.lh}/livySessions/{livy_id}"
                 f"/applications/{app_id}/logs")  # fmt: skip
 
-    def request(self, method: str, url: str, **kw: Any) -> requests.Response:
-        with self.sandbox.http() as s:
-            return s.request(method, url, headers=self.headers, timeout=30, **kw)
-
-    def submit(self, body: dict[str, Any]) -> requests.Response:
-        return self.request("POST", f"{self.livy}/batches", json=body)
-
-    def get(self, batch_id: str) -> dict[str, Any]:
-        answer = self.request("GET", f"{self.livy}/batches/{batch_id}")
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
-
-    def wait(self, batch_id: str, *, until: Callable[[dict[str, Any]], bool] | None = None,
-             timeout: float = 180) -> dict[str, Any]:  # fmt: skip
-        done = until or (lambda b: b["result"] != "Uncertain")
-        deadline = time.monotonic() + timeout
-        while True:
-            batch = self.get(batch_id)
-            if done(batch):
-                return batch
-            assert time.monotonic() < deadline, f"batch {batch_id} still {batch['state']}"
-            time.sleep(0.3)
-
-    def run(self, body: dict[str, Any]) -> dict[str, Any]:
-        answer = self.submit(body)
-        assert answer.status_code == 202, answer.text
-        return self.wait(answer.json()["id"])
-
     def log(self, batch: dict[str, Any], **params: Any) -> requests.Response:
         return self.request("GET", self.logs_url(batch["id"], batch["appId"]), params=params)
 
 
-class Synapse:
-    """One Spark pool of the sandbox's Synapse dialect."""
+class Synapse(_Service):
+    """One Spark pool of the sandbox's Synapse dialect (batches read with ``detailed=true``)."""
 
     def __init__(self, sandbox: SandboxHandle, pool: str, headers: dict[str, str] | None = None) -> None:
-        self.sandbox = sandbox
+        super().__init__(sandbox, headers)
         self.pool = pool
-        self.headers = headers or {}
 
     @property
     def livy(self) -> str:
         return f"{self.sandbox.url}/livyApi/versions/{SYNAPSE_VERSION}/sparkPools/{self.pool}"
 
-    def request(self, method: str, url: str, **kw: Any) -> requests.Response:
-        with self.sandbox.http() as s:
-            return s.request(method, url, headers=self.headers, timeout=30, **kw)
-
-    def submit(self, body: dict[str, Any]) -> requests.Response:
-        return self.request("POST", f"{self.livy}/batches", json=body)
-
-    def get(self, batch_id: int) -> dict[str, Any]:
-        answer = self.request("GET", f"{self.livy}/batches/{batch_id}", params={"detailed": "true"})
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
-
-    def wait(self, batch_id: int, *, until: Callable[[dict[str, Any]], bool] | None = None,
-             timeout: float = 180) -> dict[str, Any]:  # fmt: skip
-        done = until or (lambda b: b["result"] != "Uncertain")
-        deadline = time.monotonic() + timeout
-        while True:
-            batch = self.get(batch_id)
-            if done(batch):
-                return batch
-            assert time.monotonic() < deadline, f"batch {batch_id} still {batch['state']}"
-            time.sleep(0.3)
-
-    def run(self, body: dict[str, Any]) -> dict[str, Any]:
-        answer = self.submit(body)
-        assert answer.status_code == 200, answer.text
-        return self.wait(answer.json()["id"])
+    def _get_params(self) -> dict[str, str] | None:
+        return {"detailed": "true"}
 
     def driver_log(self, batch: dict[str, Any], name: str) -> requests.Response:
         url = (f"{self.sandbox.url}/sparkhistory/api/v1/sparkpools/{self.pool}/livyid/{batch['id']}"

@@ -7,12 +7,11 @@ import json
 
 import pytest
 import requests
-from livy_memory import BASE_URL, MemoryLivy, memory_session
+from conftest import memory_cli
+from livy_memory import MemoryLivy
 
-from hdiaks_widgets.cli import main
 from hdiaks_widgets.config import BatchSpec, JobConfig
 from hdiaks_widgets.errors import ConfigError
-from hdiaks_widgets.livy import LivyClient, RetryPolicy
 
 
 @pytest.mark.parametrize(
@@ -48,9 +47,6 @@ def test_cli_arg_with_a_space_is_one_argument(capsys: pytest.CaptureFixture[str]
             bodies.append(json.loads(request.body or b"{}"))
 
     livy.before.append(keep_body)  # type: ignore[arg-type]
-    client = LivyClient(BASE_URL, session=memory_session(livy), retry=RetryPolicy(total=0))
-    code = main(["submit", "--url", BASE_URL, "--file", "/a.py", "--arg", "10 20", "--arg", "x"],
-                connect=lambda profile: client)
-    _, err = capsys.readouterr()
+    code, _, err = memory_cli(livy, capsys, "submit", "--file", "/a.py", "--arg", "10 20", "--arg", "x")
     assert code == 0, err
     assert [b["args"] for b in bodies] == [["10 20", "x"]]
