@@ -448,9 +448,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     import wcwidth
 
     width = min(_NAME_WIDTH, max([4, *(wcwidth.width(_printable(b.name or "")) for b in page.batches)]))
-    print(f"{'ID':>6}  {'STATE':<13}  {_cell('NAME', width)}  APP ID")
+    id_width = max([6, *(len(_printable(str(b.id))) for b in page.batches)])  # a Fabric UUID is 36
+    print(f"{'ID':>{id_width}}  {'STATE':<13}  {_cell('NAME', width)}  APP ID")
     for b in page.batches:
-        print(f"{b.id:>6}  {b.state.value:<13}  {_cell(b.name or '', width)}  {_printable(b.app_id or '')}".rstrip())
+        print(f"{_printable(str(b.id)):>{id_width}}  {b.state.value:<13}  {_cell(b.name or '', width)}  "
+              f"{_printable(b.app_id or '')}".rstrip())
     return 0
 
 

@@ -813,7 +813,10 @@ class LivyClient:
                 raise LivyError(f"cannot read {_gist_url(url)}: {_reason(exc)}{_tried(call)}") from exc
         if response.status_code >= 400:
             raise LivyHTTPError(response.status_code, response.text[:300], method="GET", url=_gist_url(url))
-        response.encoding = response.encoding or "utf-8"
+        # requests reads a text/* answer without a charset as ISO-8859-1 (RFC 2616's default);
+        # Spark writes its logs in UTF-8, and byte offsets are counted on that text.
+        if "charset=" not in response.headers.get("Content-Type", "").lower():
+            response.encoding = "utf-8"
         return response.text
 
     # -- raw access for exploration notebooks ------------------------------------------------

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from conftest import Run, SandboxHandle, hdiaks
 
 WS = "0b6f2c7e-8d3a-4c2e-9a43-1f0e6a7b8c9d"
 LH = "5e8d1f4a-2b3c-4d5e-8f9a-0b1c2d3e4f5a"
@@ -65,3 +66,23 @@ def test_every_submitter_sends_the_fabric_conf_the_profile_injects() -> None:
     assert any(p.field.startswith("spec.conf") and "lakehouse_id" in p.message for p in other.problems())
     livy = JobConfig(profile=ClusterProfile(url="http://127.0.0.1:8998"), spec=cfg.spec)
     assert livy.batch_spec is livy.spec  # nothing injected elsewhere
+
+
+@pytest.mark.spark
+def test_a_fabric_batch_keeps_its_uuid_through_the_cli(sandbox: SandboxHandle, tmp_path: Path) -> None:
+    """submit --wait, status and list on the sandbox's Fabric path: the UUID id as the service gives it."""
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({
+        "profile": {"flavour": "fabric", "workspace_id": WS, "lakehouse_id": LH, "auth": "none", "url": sandbox.url},
+        "spec": {"file": sandbox.examples["jar"], "class_name": sandbox.spark_pi_class, "args": ["2"]},
+    }))  # fmt: skip
+    done = hdiaks("submit", "--config", str(job), "--wait", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    match = re.search(r"submitted batch ([0-9a-f-]{36}) ", done.stderr)
+    assert match, done.stderr
+    uuid = match.group(1)
+    assert "Pi is roughly" in done.stdout  # the driver log, through Fabric's monitoring API
+    status = hdiaks("status", uuid, "--config", str(job), "--json", cwd=tmp_path)
+    assert status.returncode == 0 and json.loads(status.stdout)["id"] == uuid, status.stderr
+    listed = hdiaks("list", "--config", str(job), cwd=tmp_path)
+    assert listed.returncode == 0 and any(line.split()[0] == uuid for line in listed.stdout.splitlines()), listed.stdout

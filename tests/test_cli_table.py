@@ -338,8 +338,6 @@ URLS = [
              json.dumps({"profiles": {"prod": {"flavour": "livy", "url": f"http://u:{CANARY}@127.0.0.1:9"}}}),
              "profile.url: credentials do not belong in the URL", "secret store"),
 ]
-_URL_IDS = {case.id for case in URLS}
-_URL_CHECK_PENDING = pytest.mark.xfail(strict=True, reason="needs config/profile.py to call validators._check_url")
 
 CASES = USAGE + IDS + CONFIG + SPEC_OPTIONS + EXPORT + PROFILES + URLS
 
@@ -355,8 +353,7 @@ def _fill(text: str, url: str, tmp: Path) -> str:
     return text.replace(URL, url).replace(TMP, str(tmp))
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=[_URL_CHECK_PENDING] if case.id in _URL_IDS
-                                                else []) for case in CASES])  # fmt: skip
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in CASES])
 def test_cli_refuses_in_one_line_naming_the_problem_and_the_fix(
     run: Run, case: Case, tmp_path: Path, recorder: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,7 +392,6 @@ def test_cli_hostile_batch_id_is_never_repeated_whole(run: Run, recorder: Record
     assert hostile[:40] not in err and hostile[:30] in err and "\u2026" in err and err.count("\n") == 1, err
 
 
-@_URL_CHECK_PENDING
 @pytest.mark.parametrize("command", [("list",), ("status", "1"), ("submit", "--file", "/a.py")])
 def test_cli_never_echoes_a_password_given_in_the_url(run: Run, command: tuple[str, ...]) -> None:
     code, out, err = run(*command, "--url", f"http://u:{CANARY}@127.0.0.1:9")

@@ -282,3 +282,16 @@ def test_livy_client_session_statement_round_trip(sandbox: SandboxHandle, client
         client.delete_session(session.id)
     with pytest.raises(BatchNotFound):
         client.get_session(session.id)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/html", "text/plain; charset=utf-8"])
+def test_get_text_reads_a_log_page_without_a_charset_as_utf8(content_type: str) -> None:
+    from servers import PlainServer
+
+    text = "Größe ✓ 日本語 line\n"
+    server = PlainServer(200, content_type, text)
+    try:
+        with LivyClient(server.url) as client:
+            assert client.get_text(f"{server.url}/logs/stdout") == text
+    finally:
+        server.close()

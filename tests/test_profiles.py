@@ -114,3 +114,11 @@ def test_load_profiles_reads_json_as_strictly_as_job_files(tmp_path: Path, text:
         load_profiles(path)
     message = str(info.value)
     assert says in message and "\n" not in message and "profiles" in message, message
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 0])
+def test_timeouts_must_be_finite_seconds_above_zero(value: float) -> None:
+    from hdiaks_widgets.config import ClusterProfile
+
+    problems = ClusterProfile(url="http://127.0.0.1:8998", read_timeout=value).problems()
+    assert [p.field for p in problems] == ["profile.read_timeout"], problems

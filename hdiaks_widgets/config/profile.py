@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from hdiaks_widgets.config.validators import (
     _CONTROL,
     _KV_NAME,
     _check_host,
+    _check_url,
     _is_https_url,
     _known_keys,
     _problem,
@@ -218,14 +220,7 @@ class ClusterProfile:
         elif self.flavour == "synapse":
             problems += self._synapse_problems()
         else:
-            url = self.url if isinstance(self.url, str) else ""
-            parts = _split_url(url)
-            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
-                _problem(
-                    problems,
-                    p + "url",
-                    "must be the Livy server's URL, e.g. http://127.0.0.1:8998",
-                )
+            _check_url(self.url, p + "url", problems)
         if self.flavour in _ORIGIN_OVERRIDE and self.url is not None and not self._pasted_endpoint():
             _check_origin(self.url, self.flavour, problems)
         if self.flavour in _ENTRA_ONLY:
@@ -267,7 +262,7 @@ class ClusterProfile:
             )
         for tname in ("connect_timeout", "read_timeout"):
             value = getattr(self, tname)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 _problem(problems, p + tname, f"must be a number of seconds above 0, got {value!r}")
         return problems
 

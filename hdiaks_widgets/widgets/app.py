@@ -28,7 +28,7 @@ from hdiaks_widgets.auth import DeviceCodeAuth
 from hdiaks_widgets.config import ClusterProfile, JobConfig
 from hdiaks_widgets.errors import AuthError, ConfigProblem
 from hdiaks_widgets.livy import LivyClient
-from hdiaks_widgets.models import Batch, BatchList
+from hdiaks_widgets.models import Batch, BatchList, id_sort_key
 from hdiaks_widgets.monitor import BatchMonitor, Snapshot, describe_error
 from hdiaks_widgets.run import BatchRun
 from hdiaks_widgets.tables import batch_html, batch_table
@@ -322,7 +322,8 @@ class JobApp:
             self.snapshots[batch_id] = replace(monitor.snapshot, batch=run.first_batch)
             self.current = batch_id
             with self.batch_selector.hold_sync():
-                self.batch_selector.options = [(f"{bid}", bid) for bid in sorted(self.monitors, reverse=True)]
+                newest_first = sorted(self.monitors, key=id_sort_key, reverse=True)  # "10" above "9"
+                self.batch_selector.options = [(f"{bid}", bid) for bid in newest_first]
                 self.batch_selector.value = batch_id
             self.apply(self.snapshots[batch_id])
         monitor.start()
