@@ -19,13 +19,12 @@ import re
 import shlex
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from hdiaks_widgets import __version__
+from hdiaks_widgets import __version__, wire
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.errors import BatchNotFound, ConfigError, ConfigProblem, HdiaksError, LivyError
 from hdiaks_widgets.livy import LivyClient
@@ -259,19 +258,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
     spec = _spec_with_overrides(cfg.spec, args)
     cfg = cfg.replace(spec=spec).validate()
-    # An unnamed spec is named here, in the client's own form (hdiaks-<12 hex>), so that after a
-    # Ctrl-C during the POST we can say which name to look for. Such a name is as unique as the one
-    # the client would make, so like that one it is not looked up first (name_checked): the same
-    # requests as BatchRun.submit, whose run is built the same way below.
+    # An unnamed spec is named here, in the client's own form, so that after a Ctrl-C during the
+    # POST we can say which name to look for; like the client's own, it is not looked up first.
     generated = cfg.spec.name is None
-    spec = replace(cfg.batch_spec, name=f"hdiaks-{uuid.uuid4().hex[:12]}") if generated else cfg.batch_spec
+    spec = replace(cfg.batch_spec, name=wire.unique_batch_name()) if generated else cfg.batch_spec
     with _connect(args)(cfg.profile) as client:
         try:
-            batch = client.submit_batch(spec, name_checked=generated)
+            run = BatchRun.submit(client, spec, name_checked=generated)
         except KeyboardInterrupt:
             _maybe_submitted(args, str(spec.name))
             return EXIT_INTERRUPTED
-        run = BatchRun(client, batch.id, name=batch.name, batch=batch)
         try:
             return _submitted(args, run)
         except KeyboardInterrupt:  # from here on the batch exists: say how to reach it

@@ -30,7 +30,6 @@ import logging
 import re
 import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -482,7 +481,7 @@ class LivyClient:
         spec.validate()
         self._check_body(spec)
         if spec.name is None:
-            spec = replace(spec, name=f"hdiaks-{uuid.uuid4().hex[:12]}")
+            spec = replace(spec, name=wire.unique_batch_name())
         elif not name_checked:
             existing = self.find_batch(spec.name)
             if existing is not None:

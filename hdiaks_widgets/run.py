@@ -398,6 +398,7 @@ class BatchRun:
         spec: BatchSpec,
         *,
         reattach: bool = False,
+        name_checked: bool = False,
         log_reader: LogReader | None = None,
         max_errors: int = 8,
         clock: Callable[[], float] = time.monotonic,
@@ -406,6 +407,8 @@ class BatchRun:
 
         ``reattach=True``: when a batch with the spec's name already exists (an earlier try of
         the same Airflow task), follow it instead of raising :class:`DuplicateBatchName`.
+        ``name_checked=True``: the caller made the name unique itself (``wire.unique_batch_name``,
+        so it can say which name to look for after an interrupted POST): it is not looked up first.
         """
         batch: Batch | None = None
         reattached = False
@@ -416,7 +419,7 @@ class BatchRun:
                 log.info("reattaching to batch %s (%s), state %s", batch.id, batch.name, batch.state.value)
         if batch is None:
             try:
-                batch = client.submit_batch(spec, name_checked=reattach)
+                batch = client.submit_batch(spec, name_checked=reattach or name_checked)
             except DuplicateBatchName:
                 if not reattach or not spec.name:
                     raise

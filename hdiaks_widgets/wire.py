@@ -15,6 +15,7 @@ runtime can use it in an Airflow environment that has only ``requests`` and ``ms
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -37,6 +38,7 @@ __all__ = [
     "merge_trigger_conf",
     "normalize_livy_path",
     "session_path",
+    "unique_batch_name",
 ]
 
 # BatchSpec attribute -> Livy JSON name, in the order of CreateBatchRequest. Livy answers 400 to
@@ -106,6 +108,12 @@ _ID_MAX = 255
 _ID_CHARS = re.compile(r"[A-Za-z0-9._:@+-]")
 _ID_RULE = "may hold only letters, digits and . _ : @ + - (no '/', '?', '#', '%', spaces or '..'), e.g. 12 or my-job"
 _SHOWN_MAX = 40  # characters of a hostile value an error message repeats
+
+
+def unique_batch_name() -> str:
+    """The name a batch submitted without one gets (``hdiaks-<12 hex>``): unique enough that it
+    is not looked up before the POST."""
+    return f"hdiaks-{uuid.uuid4().hex[:12]}"
 
 
 def arg_text(value: Any) -> str:
