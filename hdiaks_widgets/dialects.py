@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -347,8 +346,3 @@ def throttle_kind(status: int, data: object) -> str | None:
     if status == 429:
         return "rate"
     return None
-
-
-def new_uuid() -> str:
-    """A Fabric-style batch id (the sandbox uses it)."""
-    return str(uuid.uuid4())
