@@ -37,14 +37,12 @@ def _known_profiles() -> tuple[dict[str, ClusterProfile], str | None]:
         return {}, f"Saved profiles could not be read: {describe_error(exc)[1]}"
 
 
-
 def _lines(text: str) -> tuple[str, ...]:
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _opt(text: str) -> str | None:
     return text if text.strip() else None
-
 
 
 class JobForm:
@@ -66,28 +64,45 @@ class JobForm:
         self._quiet = False
         self.problems: list[ConfigProblem] = []
 
-        self.profile = w.Dropdown(options=sorted(self._profiles), value=cfg.profile.name,
-                                  description="Profile", style=DESC)
+        self.profile = w.Dropdown(
+            options=sorted(self._profiles), value=cfg.profile.name, description="Profile", style=DESC
+        )
         self.url = w.Text(description="Livy URL", placeholder="http://127.0.0.1:8998", style=DESC, layout=WIDE)
-        self.fqdn = w.Text(description="Cluster FQDN", placeholder="mycluster.mypool.<id>.eastus.hdinsightaks.net",
-                           style=DESC, layout=WIDE)
-        self.file = w.Text(description="App file", placeholder="abfs://container@account.dfs.core.windows.net/app.jar",
-                           style=DESC, layout=WIDE)
-        self.class_name = w.Text(description="Main class", placeholder="org.apache.spark.examples.SparkPi",
-                                 style=DESC, layout=WIDE)
-        self.args = w.Textarea(description="Arguments", placeholder="one argument per line", style=DESC,
-                               layout=w.Layout(width="95%", height="60px"))
+        self.fqdn = w.Text(
+            description="Cluster FQDN",
+            placeholder="mycluster.mypool.<id>.eastus.hdinsightaks.net",
+            style=DESC,
+            layout=WIDE,
+        )
+        self.file = w.Text(
+            description="App file",
+            placeholder="abfs://container@account.dfs.core.windows.net/app.jar",
+            style=DESC,
+            layout=WIDE,
+        )
+        self.class_name = w.Text(
+            description="Main class", placeholder="org.apache.spark.examples.SparkPi", style=DESC, layout=WIDE
+        )
+        self.args = w.Textarea(
+            description="Arguments",
+            placeholder="one argument per line",
+            style=DESC,
+            layout=w.Layout(width="95%", height="60px"),
+        )
         self.name = w.Text(description="Job name", placeholder="spark-pi", style=DESC, layout=WIDE)
-        self.unique_name = w.Checkbox(value=True, description="add a unique suffix to the job name on submit",
-                                      indent=False, layout=w.Layout(width="auto", margin="0 0 0 155px"))
+        self.unique_name = w.Checkbox(
+            value=True,
+            description="add a unique suffix to the job name on submit",
+            indent=False,
+            layout=w.Layout(width="auto", margin="0 0 0 155px"),
+        )
         self.driver_memory = w.Text(description="Driver memory", placeholder="e.g. 2g", style=DESC)
         self.driver_cores = w.Text(description="Driver cores", placeholder="e.g. 1", style=DESC)
         self.executor_memory = w.Text(description="Executor memory", placeholder="e.g. 4g", style=DESC)
         self.executor_cores = w.Text(description="Executor cores", placeholder="e.g. 2", style=DESC)
         self.num_executors = w.Text(description="Executors", placeholder="e.g. 2", style=DESC)
         self.jars = w.Textarea(description="Extra jars", placeholder="one path per line", style=DESC, layout=WIDE)
-        self.py_files = w.Textarea(description="Py files", placeholder="one path per line", style=DESC,
-                                   layout=WIDE)
+        self.py_files = w.Textarea(description="Py files", placeholder="one path per line", style=DESC, layout=WIDE)
         self.files = w.Textarea(description="Files", placeholder="one path per line", style=DESC, layout=WIDE)
         self.proxy_user = w.Text(description="Proxy user", style=DESC)
         self.queue = w.Text(description="Queue", style=DESC)
@@ -137,9 +152,24 @@ class JobForm:
         self.widget.add_class("hdiaks-form")
 
         self.set_config(cfg)
-        for widget in (self.url, self.fqdn, self.file, self.class_name, self.args, self.name,
-                       self.driver_memory, self.driver_cores, self.executor_memory, self.executor_cores,
-                       self.num_executors, self.jars, self.py_files, self.files, self.proxy_user, self.queue):
+        for widget in (
+            self.url,
+            self.fqdn,
+            self.file,
+            self.class_name,
+            self.args,
+            self.name,
+            self.driver_memory,
+            self.driver_cores,
+            self.executor_memory,
+            self.executor_cores,
+            self.num_executors,
+            self.jars,
+            self.py_files,
+            self.files,
+            self.proxy_user,
+            self.queue,
+        ):
             widget.observe(self._on_field_change, names="value")
         self.profile.observe(self._on_profile_change, names="value")
         self.add_conf_button.on_click(self._on_add_conf_click)
@@ -208,7 +238,7 @@ class JobForm:
         grouped: dict[str, list[str]] = {key: [] for key in self.messages}
         for p in problems:
             key = p.field.split("[", 1)[0]
-            detail = p.field[len(key):]
+            detail = p.field[len(key) :]
             text = f"{detail[1:-1]}: {p.message}" if detail.startswith("[") else p.message
             if key.startswith("profile.") and key not in grouped:
                 key = "profile"
