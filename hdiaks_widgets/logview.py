@@ -45,6 +45,7 @@ from hdiaks_widgets.errors import ConfigError, LivyError, LivyHTTPError
 from hdiaks_widgets.models import DRIVER_SOURCES, Batch, LogLine, LogPage
 
 __all__ = [
+    "SYNAPSE_MIN_INTERVAL",
     "DriverLogReader",
     "FabricLogReader",
     "FileTail",
@@ -612,7 +613,6 @@ class SynapseLogReader:
         now = self.clock()
         if not finished and self._last is not None and now - self._last < self.min_interval:
             return out, True  # downloaded a moment ago: the whole file again would mostly repeat it
-        self._last = now
         for name, tail in self.files.items():
             url = self.file_url(name)
             if url is None or self.closed[name]:
@@ -630,10 +630,15 @@ class SynapseLogReader:
             else:
                 at_end = at_end and not finished  # after the end, once more to see it stopped growing
             out.extend(LogLine(line, f"driver {name}") for line in lines)
+        self._last = now  # only a read that worked waits: a failed one is tried again next poll
         return out, at_end
 
 
 ServiceDriverLog = FabricLogReader | SynapseLogReader
+
+SYNAPSE_MIN_INTERVAL = 5.0
+"""Seconds between whole-file driver-log downloads of a running Synapse batch by default (the
+service has no byte range for them; the reads after the end are never skipped)."""
 
 
 def dialect_log_reader(
@@ -695,7 +700,14 @@ class ServiceDriverLogReader:
     after ``max_failures`` failed reads in a row, says once that the log could not be read; the
     state and ``errorInfo`` still come from the batch."""
 
-    def __init__(self, location: LogLocationLike, fetch: TextFetcher | None = None, *, max_failures: int = 3) -> None:
+    def __init__(
+        self,
+        location: LogLocationLike,
+        fetch: TextFetcher | None = None,
+        *,
+        max_failures: int = 3,
+        min_interval: float | None = None,
+    ) -> None:
         flavour = _FLAVOUR_OF_SOURCE.get(location.source)
         if flavour is None:
             raise ConfigError(f"no service driver log for log source {location.source!r}", field="log_source")
@@ -706,6 +718,9 @@ class ServiceDriverLogReader:
         self.reader: ServiceDriverLog | None = None
         self.failures = 0
         self.max_failures = max_failures
+        # Synapse answers each driver file whole: downloading it on every poll of a busy monitor
+        # would cost polls x file size, so while the job runs it is read at most this often.
+        self.min_interval = SYNAPSE_MIN_INTERVAL if min_interval is None else min_interval
         self._noted: set[str] = set()
 
     def _reader_for(self, app_id: str) -> ServiceDriverLog:
@@ -713,7 +728,7 @@ class ServiceDriverLogReader:
             loc = self.location
             self.reader = dialect_log_reader(self.flavour, origin=self.origin, batch_id=loc.batch_id, app_id=app_id,
                                              workspace_id=loc.workspace_id, lakehouse_id=loc.lakehouse_id,
-                                             pool=loc.pool)  # fmt: skip
+                                             pool=loc.pool, min_interval=self.min_interval)  # fmt: skip
         return self.reader
 
     def read(self, client: object, batch: Batch) -> LogDelta:
@@ -841,4 +856,3 @@ class LivyLogReader:
             page = client.get_log(batch.id, start=page.end, size=self.view_size)
             view.extend(page.lines)
         return view
-

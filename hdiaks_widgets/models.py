@@ -394,9 +394,9 @@ class LogPage:
 
 @dataclass(frozen=True)
 class Session:
-    """An interactive session (``GET /sessions/{id}``)."""
+    """An interactive session (``GET /sessions/{id}``); its id is opaque text, as a batch's is."""
 
-    id: int
+    id: str
     state: BatchState
     kind: str | None = None
     name: str | None = None
@@ -414,7 +414,7 @@ class Session:
     def from_json(cls, data: Mapping[str, Any]) -> Session:
         data = _object(data, "session")
         return cls(
-            id=_int(data, "id", "session"),
+            id=_id(data, "id", "session"),
             state=BatchState.parse(data.get("state", "not_started")),
             kind=_str_or_none(data.get("kind")),
             name=_str_or_none(data.get("name")),

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from hdiaks_widgets import dialects
+from hdiaks_widgets import dialects, logview
 from hdiaks_widgets.errors import ConfigError, LivyHTTPError
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.logview import (
@@ -524,3 +524,17 @@ def test_synapse_reader_downloads_at_most_every_min_interval_while_running() -> 
     assert len(fetch.calls) == 2 * 2  # at t=0 and t=5, both files
     got += reader.read(fetch, finished=True)[0]  # the end is never skipped
     assert _by_source(got, "stdout") == [f"line {i}" for i in range(10)]
+
+
+def test_service_reader_of_a_running_synapse_batch_downloads_at_most_every_few_seconds_by_default() -> None:
+    files = Files()
+    files.write("stdout", "first\n")
+    fetch = SynapseMemory(files)
+    where = Where("synapse-driverlog", "https://ws.example", "3", pool="p")
+    reader = service_log_reader(where, fetch)
+    running = Batch("3", BatchState.RUNNING, app_id="application_1")
+    shown = [str(x) for _ in range(5) for x in reader.read(None, running).lines]  # a busy monitor's polls
+    assert logview.SYNAPSE_MIN_INTERVAL >= 1.0 and fetch.calls == ["stdout", "stderr"] and shown == ["first"]
+    files.write("stdout", "second\n")
+    ended = Batch("3", BatchState.SUCCESS, app_id="application_1")
+    assert [str(x) for x in reader.read(None, ended).lines] == ["second"]  # the end is never skipped

@@ -148,7 +148,14 @@ def test_batchstate_compares_and_prints_as_text() -> None:
 
 def test_session_from_json_reads_kind_and_readiness() -> None:
     session = Session.from_json({"id": 3, "kind": "pyspark", "state": "idle", "appInfo": {}, "log": []})
-    assert (session.id, session.kind, session.is_ready) == (3, "pyspark", True)
+    assert (session.id, session.kind, session.is_ready) == ("3", "pyspark", True)
+
+
+def test_session_id_is_opaque_text_like_a_batch_id() -> None:
+    uid = "5f2b3c0e-1a2b-4c3d-9e8f-0a1b2c3d4e5f"
+    assert Session.from_json({"id": uid, "state": "idle"}).id == uid
+    with pytest.raises(LivyError, match="session has no id"):
+        Session.from_json({"id": True, "state": "idle"})
 
 
 def test_sessionlist_from_json() -> None:
