@@ -83,8 +83,7 @@ class JobApp:
         self.kill_yes = w.Button(description="Yes, kill it", button_style="danger")
         self.kill_no = w.Button(description="Cancel")
         self.kill_question = w.HTML()
-        self.kill_confirm = w.HBox([self.kill_question, self.kill_yes, self.kill_no],
-                                   layout=w.Layout(display="none"))
+        self.kill_confirm = w.HBox([self.kill_question, self.kill_yes, self.kill_no], layout=w.Layout(display="none"))
         self.sign_in_panel = SignInPanel(lambda: self._client(self.form.selected_profile()))
         self.sign_in_button = self.sign_in_panel.sign_in_button
         self.cancel_sign_in_button = self.sign_in_panel.cancel_button
@@ -100,8 +99,12 @@ class JobApp:
         self.history_next = self.history_panel.next_button
         self.history_label = self.history_panel.label
         self.history = self.history_panel.view
-        self.log_panel = LogPanel(current=self._current_snapshot, on_filter=self._on_log_filter,
-                                  log_last=log_last, download_dir=Path(download_dir))
+        self.log_panel = LogPanel(
+            current=self._current_snapshot,
+            on_filter=self._on_log_filter,
+            log_last=log_last,
+            download_dir=Path(download_dir),
+        )
         self.log_level = self.log_panel.level
         self.log_source = self.log_panel.source
         self.log_text = self.log_panel.text
@@ -111,8 +114,7 @@ class JobApp:
         self.log_notice = self.log_panel.log_notice
         self.log = self.log_panel.view
 
-        self.export_section = w.Accordion(children=[self.export.widget], titles=("Export DAG",),
-                                          selected_index=None)
+        self.export_section = w.Accordion(children=[self.export.widget], titles=("Export DAG",), selected_index=None)
         self.widget = w.VBox([
             self.form.widget, self.export_section,
             w.HBox([self.submit_button, self.batch_selector, self.kill_button]),
@@ -166,8 +168,9 @@ class JobApp:
         """Every batch submitted from this app, as a DataFrame."""
         with self._lock:
             snaps = [s for s in self.snapshots.values() if s.batch is not None]
-        return batch_table([s.batch for s in snaps if s.batch is not None],
-                           elapsed={s.batch_id: round(s.elapsed, 1) for s in snaps})
+        return batch_table(
+            [s.batch for s in snaps if s.batch is not None], elapsed={s.batch_id: round(s.elapsed, 1) for s in snaps}
+        )
 
     def log_table(self, batch_id: int | str | None = None, *, filtered: bool = False) -> pd.DataFrame:
         """The parsed log of a batch (default: the current one), with a ``source`` column."""
@@ -190,16 +193,21 @@ class JobApp:
             with self._lock:
                 self.snapshots[snap.batch_id] = snap
                 self.log_panel.extend(snap)
-                with self.status.hold_sync(), self.batches.hold_sync(), self.log.hold_sync(), \
-                        self.log_notice.hold_sync(), self.log_source.hold_sync(), \
-                        self.kill_button.hold_sync(), self.download_button.hold_sync():
+                with (
+                    self.status.hold_sync(),
+                    self.batches.hold_sync(),
+                    self.log.hold_sync(),
+                    self.log_notice.hold_sync(),
+                    self.log_source.hold_sync(),
+                    self.kill_button.hold_sync(),
+                    self.download_button.hold_sync(),
+                ):
                     self.batches.value = batch_html(self.batches_table())
                     if snap.batch_id == self.current:
                         self._render_current()
         except Exception as exc:  # noqa: BLE001 - a view error is shown, never raised in the thread
             log.warning("could not show batch %s: %s", snap.batch_id, exc)
-            self.message.value = note_html(f"Could not show batch {snap.batch_id}: {describe_error(exc)[1]}",
-                                           ok=False)
+            self.message.value = note_html(f"Could not show batch {snap.batch_id}: {describe_error(exc)[1]}", ok=False)
 
     def close(self) -> None:
         """Stop every monitor and any sign-in wait (returns at once)."""
@@ -315,8 +323,9 @@ class JobApp:
             old = self.monitors.get(batch_id)
             if old is not None:
                 old.stop()
-            monitor = BatchMonitor(run, on_snapshot=self.apply, interval=self._interval,
-                                   max_interval=self._max_interval)
+            monitor = BatchMonitor(
+                run, on_snapshot=self.apply, interval=self._interval, max_interval=self._max_interval
+            )
             self.monitors[batch_id] = monitor
             self._clients_of[batch_id] = client
             self.snapshots[batch_id] = replace(monitor.snapshot, batch=run.first_batch)
@@ -339,7 +348,6 @@ class JobApp:
 
     def _livy_client(self, profile: ClusterProfile) -> LivyClientLike:
         return LivyClient.from_profile(profile, on_device_code=self.sign_in_panel.on_device_code)
-
 
     def _list_page(self, start: int, size: int) -> BatchList:
         return self._client(self.form.selected_profile()).list_batches(start=start, size=size)
