@@ -131,6 +131,8 @@ class LivyHTTPError(LivyError):
         # Set for a refused request (401/403): what to do, and the scope a token must be for.
         self.hint: str | None = None
         self.expected_scope: str | None = None
+        # Seconds the server asked to wait (its ``Retry-After``), when it said; a poller waits that long.
+        self.retry_after: float | None = None
         where = f" for {method} {url}" if method else ""
         super().__init__(f"Livy returned HTTP {status}{where}: {self.said or '(empty body)'}")
 

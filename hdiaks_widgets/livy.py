@@ -415,8 +415,12 @@ class LivyClient:
         if status in (401, 403):
             return _refused(status, response.text, method, path, detail=detail, scope=self.expected_scope)
         if dialects.throttle_kind(status, data) == "capacity":
-            return CapacityFull(response.text, status=status, method=method, url=path, detail=detail)
-        return LivyHTTPError(status, response.text, method=method, url=path, detail=detail)
+            error: LivyHTTPError = CapacityFull(response.text, status=status, method=method, url=path, detail=detail)
+        else:
+            error = LivyHTTPError(status, response.text, method=method, url=path, detail=detail)
+        if "Retry-After" in response.headers:
+            error.retry_after = _retry_after_seconds(response, 0.0)
+        return error
 
     @property
     def expected_scope(self) -> str | None:

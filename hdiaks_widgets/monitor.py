@@ -2,6 +2,9 @@
 
 :class:`BatchMonitor` runs ``BatchRun.wait`` in a daemon thread, so a notebook cell never blocks;
 callbacks receive each immutable :class:`Snapshot` and the monitor never touches widgets.
+With ``poller=`` (a :class:`~hdiaks_widgets.poller.Poller`) it runs on that poller's one shared
+thread instead of its own: fifty monitors, one thread, states from one list request per round, and
+the log read at full rate only while ``follow_logs`` is true (otherwise once the batch ends).
 :func:`follow_batch` follows a batch in the calling thread (CLI, scripts). Both are thin: every
 decision (states, log, purge, reused ids, giving up) is ``BatchRun``'s.
 """
@@ -16,6 +19,7 @@ from dataclasses import replace
 
 from hdiaks_widgets.errors import HdiaksError, LivyError
 from hdiaks_widgets.models import Batch
+from hdiaks_widgets.poller import Poller, Watch
 from hdiaks_widgets.run import (
     BatchRun,
     ErrorKind,
@@ -52,6 +56,11 @@ class BatchMonitor:
     returns at once; ``wait(timeout)`` blocks until the batch is finished (or the timeout passes)
     and returns the latest snapshot. ``run()`` polls in the calling thread instead.
     Pass a ``BatchRun`` (``BatchMonitor(run)``) or a client and a batch id.
+
+    ``poller``: run on that shared :class:`~hdiaks_widgets.poller.Poller` (its interval and
+    back-off apply) instead of a thread of its own; ``follow_logs`` (default true) says whether the
+    log is read on every poll there or only once the batch ends. Without a poller the log is
+    always followed.
     """
 
     def __init__(
@@ -68,6 +77,8 @@ class BatchMonitor:
         max_errors: int = 8,
         log_reader: LogReader | None = None,
         clock: Callable[[], float] = time.monotonic,
+        poller: Poller | None = None,
+        follow_logs: bool = True,
     ) -> None:
         if isinstance(client_or_run, BatchRun):
             self.run_handle = client_or_run
@@ -77,10 +88,12 @@ class BatchMonitor:
             # Livy's real view is bounded and rebuilt per request: read it by content (or the
             # service's own log where the dialect has no /log). An explicit start offset pages by
             # offset (exact only on an append-only log).
-            reader = log_reader or (OffsetLogReader(start=log_start, page_size=page_size) if log_start
-                                    else default_log_reader(client_or_run))
-            self.run_handle = BatchRun(client_or_run, batch_id, log_reader=reader,
-                                       max_errors=max_errors, clock=clock)
+            reader = log_reader or (
+                OffsetLogReader(start=log_start, page_size=page_size)
+                if log_start
+                else default_log_reader(client_or_run)
+            )
+            self.run_handle = BatchRun(client_or_run, batch_id, log_reader=reader, max_errors=max_errors, clock=clock)
         self.batch_id = self.run_handle.batch_id
         self._callbacks: list[Callback] = [on_snapshot] if on_snapshot else []
         self._interval = interval
@@ -92,6 +105,9 @@ class BatchMonitor:
         self._thread: threading.Thread | None = None
         self._latest = self.run_handle.snapshot
         self.callback_errors: list[str] = []
+        self.poller = poller
+        self._follow_logs = follow_logs
+        self._watch: Watch | None = None
 
     def __repr__(self) -> str:
         snap = self.snapshot
@@ -104,26 +120,61 @@ class BatchMonitor:
 
     @property
     def running(self) -> bool:
+        if self.poller is not None:
+            watch = self._watch
+            return watch is not None and not watch.closed and not watch.finished and self.poller.running
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def follow_logs(self) -> bool:
+        """Whether the log is read on every poll (always, without a poller)."""
+        return self._follow_logs if self.poller is not None else True
+
+    @follow_logs.setter
+    def follow_logs(self, value: bool) -> None:
+        with self._lock:
+            self._follow_logs = value
+            watch = self._watch
+        if watch is not None and not watch.closed:
+            watch.follow_logs = value
 
     def add_callback(self, callback: Callback) -> None:
         self._callbacks.append(callback)
 
     def start(self) -> BatchMonitor:
         """Start polling in a daemon thread (one thread, however often and from where it is called)."""
+        if self.poller is not None:
+            with self._lock:
+                if self._watch is None and not self._stop.is_set():
+                    self._watch = self.poller.watch(self.run_handle, on_snapshot=self._publish,
+                                                    follow_logs=self._follow_logs)  # fmt: skip
+                    if self._watch.finished:
+                        self._done.set()
+            self.poller.start()
+            return self
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name=f"hdiaks-monitor-{self.batch_id}", daemon=True
-                )
+                self._thread = threading.Thread(target=self._loop, name=f"hdiaks-monitor-{self.batch_id}", daemon=True)
                 self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Ask the thread to stop; returns at once (the thread ends within one HTTP call)."""
+        """Ask the thread to stop; returns at once (the thread ends within one HTTP call).
+
+        On a poller: stop watching this batch (the poller goes on with the others)."""
         self._stop.set()
+        if self.poller is not None:
+            with self._lock:
+                watch = self._watch
+            if watch is not None:
+                self.poller.unsubscribe(self.batch_id, self._publish)
+                if watch.run is self.run_handle:
+                    self.poller.unwatch(self.batch_id)
+            self._done.set()
 
     def join(self, timeout: float | None = None) -> bool:
+        if self.poller is not None:
+            return self._done.wait(timeout) or not self.running
         if self._thread is not None:
             self._thread.join(timeout)
         return not self.running
@@ -138,7 +189,11 @@ class BatchMonitor:
         return self.snapshot
 
     def run(self) -> Snapshot:
-        """Poll in the calling thread until finished or stopped; returns the last snapshot."""
+        """Poll in the calling thread until finished or stopped; returns the last snapshot.
+
+        On a poller the poller's thread polls: this waits for the end."""
+        if self.poller is not None:
+            return self.wait()
         with self._lock:
             threaded = self._thread is not None
             if not threaded:
@@ -152,18 +207,26 @@ class BatchMonitor:
 
     def _loop(self) -> None:
         try:
-            self.run_handle.wait(on_update=self._publish, interval=self._interval,
-                                 max_interval=self._max_interval, factor=self._factor, stop=self._stop)
+            self.run_handle.wait(
+                on_update=self._publish,
+                interval=self._interval,
+                max_interval=self._max_interval,
+                factor=self._factor,
+                stop=self._stop,
+            )
         except Exception as exc:  # noqa: BLE001 - a thread must report, not die silently
             kind, sentence = describe_error(exc)
-            self._publish(replace(self.snapshot, error=sentence, error_kind=kind, exception=exc,
-                                  finished=True, new_lines=()))
+            self._publish(
+                replace(self.snapshot, error=sentence, error_kind=kind, exception=exc, finished=True, new_lines=())
+            )
         finally:
             self._done.set()
 
     def _publish(self, snap: Snapshot) -> None:
         with self._lock:
             self._latest = snap
+        if snap.finished:
+            self._done.set()
         for callback in list(self._callbacks):
             try:
                 callback(snap)

@@ -17,7 +17,7 @@ PKG = ROOT / "hdiaks_widgets"
 LEVELS = {
     "errors": 0, "models": 0, "config": 0, "wire": 0, "dialects": 0, "fileio": 0,
     "livy": 1, "auth": 1, "secrets": 1, "profiles": 1,
-    "connect": 2, "starter": 2, "run": 2, "monitor": 2, "tables": 2, "dag_export": 2, "airflow": 2,
+    "connect": 2, "starter": 2, "run": 2, "poller": 2, "monitor": 2, "tables": 2, "dag_export": 2, "airflow": 2,
     "widgets": 3, "cli": 3, "demo": 3,
 }
 # Each third-party SDK may be imported by one module only (a package counts as one module).

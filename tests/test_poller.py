@@ -1,0 +1,375 @@
+"""poller: one loop for many batches. The request script against the in-memory Livy (exact counts,
+a hand-driven clock), then the sandbox over real sockets (batches whose file is missing: no Spark)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import requests
+from livy_memory import BASE_URL, MemBatch, MemoryLivy, memory_session, respond
+
+from hdiaks_widgets.config import BatchSpec
+from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.monitor import BatchMonitor
+from hdiaks_widgets.poller import Poller, shared_poller
+from hdiaks_widgets.run import Snapshot
+from hdiaks_widgets.sandbox.logbuf import LogBuffer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def client_of(livy: MemoryLivy) -> LivyClient:
+    return LivyClient(BASE_URL, session=memory_session(livy), sleep=lambda _s: None)
+
+
+def running(livy: MemoryLivy, count: int, *, lines: int = 3) -> list[MemBatch]:
+    batches = []
+    for i in range(count):
+        buffer = LogBuffer()
+        for j in range(lines):
+            buffer.append("stdout", f"job {i} line {j}")
+        batches.append(livy.add(f"job-{i}", "running", buffer=buffer))
+    return batches
+
+
+def requests_since(livy: MemoryLivy, mark: int) -> list[str]:
+    return [f"{m} {p.split('?')[0]}" for m, p in livy.requests[mark:]]
+
+
+def rounds(poller: Poller, clock: Clock, count: int) -> None:
+    """``count`` rounds, each when the poller says the next one is due."""
+    for _ in range(count):
+        clock.now += poller.due_in()
+        poller.poll_once()
+
+
+@pytest.fixture
+def livy() -> MemoryLivy:
+    return MemoryLivy()
+
+
+def test_poller_states_of_many_batches_come_from_one_list_request_per_round(livy: MemoryLivy) -> None:
+    batches = running(livy, 20)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock)
+    for b in batches:
+        poller.watch(b.id)
+    mark = len(livy.requests)
+    poller.poll_once()
+    assert requests_since(livy, mark) == ["GET /batches"]
+    assert all(poller.snapshot(b.id).state_label == "running" for b in batches)
+    mark = len(livy.requests)
+    rounds(poller, clock, 5)
+    assert requests_since(livy, mark) == ["GET /batches"] * 5
+
+
+def test_poller_reads_the_log_of_the_followed_batch_only_and_the_others_once_they_end(livy: MemoryLivy) -> None:
+    batches = running(livy, 5)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock)
+    watches = [poller.watch(b.id) for b in batches]
+    watches[0].follow_logs = True
+    rounds(poller, clock, 3)
+    logs = [p for m, p in livy.requests if p.split("?")[0].endswith("/log")]
+    assert logs and {p.split("?")[0] for p in logs} == {"/batches/0/log"}
+    assert list(watches[0].snapshot.lines[:3]) == ["job 0 line 0", "job 0 line 1", "job 0 line 2"]
+    assert watches[1].snapshot.lines == ()
+
+    ending = batches[3]
+    assert ending.buffer is not None
+    ending.buffer.append("stderr", "Exception in thread main: java.io.FileNotFoundException: input.csv")
+    ending.state = "dead"
+    mark = len(livy.requests)
+    for _ in range(4):
+        if watches[3].finished:
+            break
+        clock.now += poller.poll_once()
+    snap = watches[3].snapshot
+    assert snap.finished and snap.state_label == "dead"
+    assert snap.error is not None and "FileNotFoundException: input.csv" in snap.error
+    later = requests_since(livy, mark)
+    assert "GET /batches/3/log" in later
+    assert not any(p in later for p in ("GET /batches/1/log", "GET /batches/2/log", "GET /batches/4/log"))
+
+
+def test_poller_focus_and_unfocus_switch_the_log_reads(livy: MemoryLivy) -> None:
+    batches = running(livy, 3)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock)
+    for b in batches:
+        poller.watch(b.id)
+    poller.focus(batches[2].id)
+    poller.poll_once()
+    assert livy.count("GET", "/batches/2/log") == 1
+    poller.unfocus(batches[2].id)
+    mark = len(livy.requests)
+    rounds(poller, clock, 3)
+    assert "GET /batches/2/log" not in requests_since(livy, mark)
+    assert poller.stats().followed == ()
+
+
+def test_poller_holds_every_request_for_the_servers_retry_after(livy: MemoryLivy) -> None:
+    batches = running(livy, 4)
+    refusals = [0]
+
+    def throttle(request: requests.PreparedRequest) -> requests.Response | None:
+        if refusals[0] == 0 and (request.url or "").split("?")[0].endswith("/batches"):
+            refusals[0] += 1
+            return respond(request, 429, {"msg": "slow down"}, headers={"Retry-After": "30"})
+        return None
+
+    livy.before.append(throttle)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock)
+    for b in batches:
+        poller.watch(b.id)
+    delay = poller.poll_once()
+    assert delay >= 30.0
+    stats = poller.stats()
+    assert stats.throttled_for == 30.0 and stats.last_error is not None and "429" in stats.last_error
+    assert all(poller.snapshot(b.id).transient for b in batches)  # each run saw the failed poll
+    mark = len(livy.requests)
+    clock.now += 29.0
+    poller.poll_once()
+    assert requests_since(livy, mark) == []  # nothing, not even a per-batch read
+    clock.now += 1.0
+    poller.poll_once()
+    assert requests_since(livy, mark) == ["GET /batches"]
+    assert all(poller.snapshot(b.id).error is None for b in batches)
+
+
+def test_poller_a_failed_list_is_each_runs_failed_poll_without_more_requests(livy: MemoryLivy) -> None:
+    batches = running(livy, 3)
+    livy.before.append(lambda r: respond(r, 502, {"msg": "bad gateway"}) if "/batches?" in (r.url or "") else None)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock)
+    for b in batches:
+        poller.watch(b.id)
+    mark = len(livy.requests)
+    poller.poll_once()
+    assert requests_since(livy, mark) == ["GET /batches"]
+    assert all(poller.snapshot(b.id).errors == 1 for b in batches)
+
+
+def test_poller_reads_a_batch_gone_from_the_list_on_its_own_and_reports_it_purged(livy: MemoryLivy) -> None:
+    batches = running(livy, 3)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock)
+    for b in batches:
+        poller.watch(b.id)
+    poller.poll_once()
+    del livy.batches[1]  # deleted by another client, or purged
+    mark = len(livy.requests)
+    clock.now += 1.0
+    poller.poll_once()
+    assert requests_since(livy, mark) == ["GET /batches", "GET /batches/1"]
+    snap = poller.snapshot(1)
+    assert snap.finished and snap.purged and snap.error_kind == "purged"
+    assert snap.error is not None and "no longer has it" in snap.error
+    assert not poller.snapshot(0).finished
+
+
+def test_poller_a_batch_outside_the_list_window_is_read_on_its_own(livy: MemoryLivy) -> None:
+    old = livy.add("old-job", "running")
+    for i in range(300):  # retained batches of other people, all after ours
+        livy.add(f"other-{i}", "success")
+    fresh = running(livy, 2)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock, list_page=50, max_list_pages=1)
+    for b in (old, *fresh):
+        poller.watch(b.id)
+    rounds(poller, clock, 3)
+    assert livy.count("GET", f"/batches/{old.id}") >= 2  # not in the tail the list window reads
+    assert livy.count("GET", f"/batches/{fresh[0].id}") == 0
+    assert poller.snapshot(old.id).state_label == "running"
+    assert poller.snapshot(fresh[1].id).state_label == "running"
+
+
+def test_poller_ids_are_opaque_strings(livy: MemoryLivy) -> None:
+    batches = running(livy, 2)
+    poller = Poller(client_of(livy), clock=Clock())
+    first = poller.watch(batches[1].id)
+    assert poller.watch(str(batches[1].id)) is first and first.batch_id == "1"
+    poller.watch("0")
+    poller.poll_once()
+    assert poller.snapshot(1).batch_id == "1" and poller.snapshot("0").state_label == "running"
+
+
+def test_poller_quiet_batches_back_off_and_a_change_brings_them_back(livy: MemoryLivy) -> None:
+    batches = running(livy, 3)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock, interval=1.0, max_interval=5.0, factor=2.0)
+    for b in batches:
+        poller.watch(b.id)
+    delays = []
+    for _ in range(5):
+        delay = poller.poll_once()
+        delays.append(delay)
+        clock.now += delay
+    assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
+    batches[0].state = "success"
+    assert poller.poll_once() == 1.0  # an end is looked at again soon: the run finishes with its log
+    assert not poller.snapshot(0).finished
+    clock.now += 1.0
+    poller.poll_once()
+    assert poller.snapshot(0).finished and poller.snapshot(0).succeeded
+
+
+def test_poller_a_single_batch_is_read_by_id_not_by_list(livy: MemoryLivy) -> None:
+    (batch,) = running(livy, 1)
+    poller = Poller(client_of(livy), clock=Clock())
+    poller.watch(batch.id)
+    poller.poll_once()
+    assert requests_since(livy, 0) == ["GET /batches/0"]
+
+
+def test_poller_stats_count_requests_by_kind_over_the_window(livy: MemoryLivy) -> None:
+    batches = running(livy, 10)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock, interval=1.0, max_interval=1.0, window=60.0)
+    for b in batches:
+        poller.watch(b.id)
+    poller.focus(batches[0].id)
+    rounds(poller, clock, 60)
+    stats = poller.stats()
+    assert stats.list_requests == 60 and stats.log_requests == livy.count("GET", "/batches/0/log")
+    assert stats.batch_requests == 0 and stats.batches_watched == 10 and stats.followed == ("0",)
+    assert stats.requests == len(livy.requests)
+    assert stats.requests_per_minute == pytest.approx(stats.requests_in_window, rel=0.05)
+    assert "Livy requests/min" in str(stats) and "1 log followed" in str(stats)
+
+
+def test_poller_runs_one_thread_for_many_batches_and_close_joins_it(livy: MemoryLivy) -> None:
+    batches = running(livy, 30)
+    poller = Poller(client_of(livy), interval=0.01, max_interval=0.02)
+    seen = threading.Event()
+    for b in batches:
+        poller.watch(b.id, on_snapshot=lambda s: seen.set())
+    starters = [threading.Thread(target=poller.start) for _ in range(8)]
+    for t in starters:
+        t.start()
+    for t in starters:
+        t.join(30)
+    assert seen.wait(30)
+    assert sum(t.name == "hdiaks-poller" for t in threading.enumerate()) == 1
+    for b in batches:
+        b.state = "success"
+    assert all(poller.watch(b.id).wait(30).finished for b in batches)
+    assert poller.close() and not poller.running
+    assert not any(t.name == "hdiaks-poller" for t in threading.enumerate())
+
+
+def test_poller_subscribe_and_unsubscribe_from_other_threads_while_it_polls(livy: MemoryLivy) -> None:
+    batches = running(livy, 4)
+    poller = Poller(client_of(livy), interval=0.01, max_interval=0.01)
+    for b in batches:
+        poller.watch(b.id)
+    got: list[Snapshot] = []
+    poller.start()
+    try:
+        stops = []
+        for _ in range(50):
+            stops.append(poller.subscribe(batches[0].id, got.append))
+        for stop in stops[1:]:
+            stop()
+        batches[0].state = "success"
+        assert poller.watch(batches[0].id).wait(30).finished
+    finally:
+        poller.close()
+    assert got and got[-1].finished
+    assert len(got) == len({id(s) for s in got})  # one callback left: each snapshot once
+
+
+def test_poller_callback_failure_is_kept_and_does_not_stop_the_others(livy: MemoryLivy) -> None:
+    batches = running(livy, 2)
+    poller = Poller(client_of(livy), clock=Clock())
+    seen: list[str] = []
+
+    def bad(snap: Snapshot) -> None:
+        raise RuntimeError("view broke")
+
+    first = poller.watch(batches[0].id, on_snapshot=bad)
+    poller.watch(batches[1].id, on_snapshot=lambda s: seen.append(s.batch_id))
+    poller.poll_once()
+    assert first.callback_errors == ["RuntimeError: view broke"] and seen == ["1"]
+
+
+def test_poller_unknown_batch_to_focus_names_the_fix(livy: MemoryLivy) -> None:
+    poller = Poller(client_of(livy))
+    with pytest.raises(KeyError, match="not watched by this poller; watch"):
+        poller.focus("9")
+
+
+def test_shared_poller_is_one_per_client_until_closed(livy: MemoryLivy) -> None:
+    client = client_of(livy)
+    first = shared_poller(client)
+    try:
+        assert shared_poller(client) is first and first.running
+    finally:
+        first.close()
+    second = shared_poller(client)
+    try:
+        assert second is not first
+    finally:
+        second.close()
+
+
+def test_batch_monitor_on_a_poller_keeps_its_api(livy: MemoryLivy) -> None:
+    batches = running(livy, 3)
+    client = client_of(livy)
+    poller = Poller(client, interval=0.01, max_interval=0.02)
+    seen: list[Snapshot] = []
+    monitors = [BatchMonitor(client, b.id, poller=poller, follow_logs=False) for b in batches]
+    monitors[0].add_callback(seen.append)
+    try:
+        for mon in monitors:
+            mon.start()
+        assert all(mon.running for mon in monitors)
+        monitors[0].follow_logs = True
+        batches[0].state = "success"
+        snap = monitors[0].wait(timeout=30)
+        assert snap.finished and snap.succeeded and seen[-1] is snap and monitors[0].snapshot is snap
+        assert list(snap.lines[:1]) == ["job 0 line 0"]
+        assert [s.polls for s in seen] == list(range(1, len(seen) + 1))
+        monitors[1].stop()
+        assert monitors[1].join(timeout=30) and not monitors[1].running
+        assert "1" not in {w.batch_id for w in poller.watches}
+        assert sum(t.name.startswith("hdiaks-monitor") for t in threading.enumerate()) == 0
+    finally:
+        poller.close()
+
+
+# -- real sockets: the sandbox -----------------------------------------------------------------
+
+
+def _missing(sandbox: Any, i: int) -> BatchSpec:
+    return BatchSpec(file=f"abfs://examples@sandbox.dfs.core.windows.net/nope/poller-missing-{i}.py",
+                     name=f"poller-missing-{i}")  # fmt: skip
+
+
+def test_poller_on_the_sandbox_final_states_and_error_lines_arrive(sandbox_faults: Any) -> None:
+    """Four batches whose file does not exist (the sandbox makes them dead at once, no Spark):
+    each one's end and its error line arrive through the list and one log read at its end."""
+    with LivyClient(sandbox_faults.url, session=sandbox_faults.http()) as client:
+        ids = [client.submit_batch(_missing(sandbox_faults, i)).id for i in range(4)]
+        sandbox_faults.clear_faults()  # count only what the poller sends
+        with Poller(client, interval=0.2, max_interval=0.5) as poller:
+            watches = [poller.watch(i) for i in ids]
+            snaps = [w.wait(timeout=120) for w in watches]
+            stats = poller.stats()
+        counts = sandbox_faults.request_counts()
+    for i, snap in zip(range(4), snaps, strict=True):
+        assert snap.finished and snap.state_label == "dead", snap
+        assert snap.error is not None and f"poller-missing-{i}.py does not exist" in snap.error
+    assert counts.get("GET /batches", 0) == stats.list_requests >= 1
+    per_batch = {k: v for k, v in counts.items() if k.startswith("GET /batches/")}
+    assert all(k.endswith("/log") for k in per_batch), per_batch  # states came from the list
+    assert stats.batches_finished == 4 and stats.batch_requests == 0 and not poller.running
