@@ -41,6 +41,7 @@ __all__ = [
     "LogRecord",
     "batch_html",
     "batch_table",
+    "concat_batch_tables",
     "filter_log",
     "link_html",
     "linked_text_html",
@@ -276,6 +277,18 @@ def batch_table(
     frame["id"] = frame["id"].astype(object)
     frame["elapsed_s"] = pd.to_numeric(frame["elapsed_s"], errors="coerce").round(1)
     return frame
+
+
+def concat_batch_tables(frames: Mapping[str, pd.DataFrame], *, column: str = "target") -> pd.DataFrame:
+    """Batch tables of several Livy services as one, each row labelled with its key in ``frames``
+    (a first ``target`` column), in the order given. Ids stay as each service gave them: the same
+    id may appear under two targets."""
+    labelled = [frame.assign(**{column: label}) for label, frame in frames.items() if not frame.empty]
+    columns = [column, *(c for c in BATCH_COLUMNS if c != column)]
+    if not labelled:
+        return pd.DataFrame(columns=columns).astype({"id": object})
+    joined = pd.concat(labelled, ignore_index=True)
+    return joined[[column, *(c for c in joined.columns if c != column)]]
 
 
 # -- HTML -------------------------------------------------------------------------------------

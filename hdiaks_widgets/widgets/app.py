@@ -31,7 +31,7 @@ from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchList, id_sort_key
 from hdiaks_widgets.monitor import BatchMonitor, Snapshot, describe_error
 from hdiaks_widgets.run import BatchRun
-from hdiaks_widgets.tables import batch_html, batch_table
+from hdiaks_widgets.tables import batch_html, batch_table, concat_batch_tables
 from hdiaks_widgets.widgets._common import ClientFactory, LivyClientLike, note_html
 from hdiaks_widgets.widgets.export import DagExportPanel
 from hdiaks_widgets.widgets.form import JobForm
@@ -71,6 +71,7 @@ class JobApp:
         self.monitors: dict[int | str, BatchMonitor] = {}
         self.snapshots: dict[int | str, Snapshot] = {}
         self._clients_of: dict[int | str, LivyClientLike] = {}
+        self.targets: dict[int | str, str] = {}  # batch id -> the flavour it was submitted to
         self.current: int | str | None = None
 
         self.submit_button = w.Button(description="Submit", button_style="primary", icon="play")
@@ -164,13 +165,18 @@ class JobApp:
         snap = monitor.wait(timeout)
         return self.snapshots.get(snap.batch_id, snap)
 
-    def batches_table(self) -> pd.DataFrame:
-        """Every batch submitted from this app, as a DataFrame."""
+    def batches_table(self, *, by_target: bool = False) -> pd.DataFrame:
+        """Every batch submitted from this app, as a DataFrame. ``by_target``: a first ``target``
+        column names the flavour each batch went to (``fabric``, ``synapse``, ``hdinsight``...)."""
         with self._lock:
             snaps = [s for s in self.snapshots.values() if s.batch is not None]
-        return batch_table(
-            [s.batch for s in snaps if s.batch is not None], elapsed={s.batch_id: round(s.elapsed, 1) for s in snaps}
-        )
+            targets = dict(self.targets)
+        if not by_target:
+            return _table(snaps)
+        groups: dict[str, list[Snapshot]] = {}
+        for snap in snaps:
+            groups.setdefault(targets.get(snap.batch_id, ""), []).append(snap)
+        return concat_batch_tables({label: _table(group) for label, group in groups.items()})
 
     def log_table(self, batch_id: int | str | None = None, *, filtered: bool = False) -> pd.DataFrame:
         """The parsed log of a batch (default: the current one), with a ``source`` column."""
@@ -184,8 +190,9 @@ class JobApp:
 
     def watch(self, batch_id: int | str, *, profile: ClusterProfile | None = None) -> BatchMonitor:
         """Watch an existing batch (submitted elsewhere) in this app."""
-        client = self._client(profile or self.form.selected_profile())
-        return self._start_monitor(BatchRun(client, batch_id), client)
+        target = profile or self.form.selected_profile()
+        client = self._client(target)
+        return self._start_monitor(BatchRun(client, batch_id), client, target=target)
 
     def apply(self, snap: Snapshot) -> None:
         """The one way from monitor threads to the widgets: show a snapshot."""
@@ -202,7 +209,8 @@ class JobApp:
                     self.kill_button.hold_sync(),
                     self.download_button.hold_sync(),
                 ):
-                    self.batches.value = batch_html(self.batches_table())
+                    # Batches of more than one service: say which service each one is on.
+                    self.batches.value = batch_html(self.batches_table(by_target=len(set(self.targets.values())) > 1))
                     if snap.batch_id == self.current:
                         self._render_current()
         except Exception as exc:  # noqa: BLE001 - a view error is shown, never raised in the thread
@@ -303,7 +311,7 @@ class JobApp:
             run = BatchRun.submit(client, spec)
             batch = run.first_batch
             assert batch is not None  # submit always has the POST's answer
-            self._start_monitor(run, client)
+            self._start_monitor(run, client, target=cfg.profile)
             note = note_html(f"Submitted batch {batch.id} ({batch.name}).")
         except AuthError as exc:
             reason = "sign-in was cancelled." if exc.error == "cancelled" else describe_error(exc)[1]
@@ -317,7 +325,7 @@ class JobApp:
         self.message.value = note
         return batch
 
-    def _start_monitor(self, run: BatchRun, client: LivyClientLike) -> BatchMonitor:
+    def _start_monitor(self, run: BatchRun, client: LivyClientLike, *, target: ClusterProfile) -> BatchMonitor:
         batch_id = run.batch_id
         with self._lock:
             old = self.monitors.get(batch_id)
@@ -328,6 +336,7 @@ class JobApp:
             )
             self.monitors[batch_id] = monitor
             self._clients_of[batch_id] = client
+            self.targets[batch_id] = target.flavour
             self.snapshots[batch_id] = replace(monitor.snapshot, batch=run.first_batch)
             self.current = batch_id
             with self.batch_selector.hold_sync():
@@ -390,3 +399,9 @@ def app(
 ) -> JobApp:
     """The notebook UI for ``cfg`` (default: SparkPi on the sandbox). Display it as a cell's value."""
     return JobApp(cfg, client_factory=client_factory, profiles=profiles, **options)
+
+
+def _table(snaps: list[Snapshot]) -> pd.DataFrame:
+    return batch_table(
+        [s.batch for s in snaps if s.batch is not None], elapsed={s.batch_id: round(s.elapsed, 1) for s in snaps}
+    )

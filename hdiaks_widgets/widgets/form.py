@@ -1,8 +1,15 @@
-"""The job form: every Livy batch field, checked as the user types; Save / Load as JSON.
+"""The job form: the service's own fields and every Livy batch field, checked as the user types;
+Save / Load as JSON.
 
 ``JobForm.config()`` turns the fields into a :class:`JobConfig` plus every problem (``config``
-validates); each problem is shown under its field. Saved profiles (``hdiaks_widgets.profiles``)
-fill the Profile list.
+validates, so the form says what the profile and the CLI say); each problem is shown under its
+field. Saved profiles (``hdiaks_widgets.profiles``) fill the Profile list.
+
+The Service list picks the flavour; the form then shows exactly that flavour's fields (Fabric:
+workspace, lakehouse, environment, API version; Synapse: workspace, pool, API version; the
+HDInsight flavours: the cluster; Livy and the sandbox: the URL) and its sign-in choices, each
+with the fields that sign-in uses. Fields of other flavours are hidden with their values kept:
+switching back shows what was typed there.
 """
 
 from __future__ import annotations
@@ -11,11 +18,13 @@ import contextlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import ipywidgets as w
 
+from hdiaks_widgets import dialects
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.config.profile import AuthMethod, Flavour
 from hdiaks_widgets.errors import ConfigProblem, HdiaksError
 from hdiaks_widgets.monitor import describe_error
 from hdiaks_widgets.widgets._common import DESC, WIDE, default_config, message_html, note_html, sandbox_profile
@@ -23,6 +32,68 @@ from hdiaks_widgets.widgets._common import DESC, WIDE, default_config, message_h
 __all__ = ["JobForm"]
 
 _WHOLE = re.compile(r"^[+-]?\d{1,18}$")
+
+_FLAVOUR_CHOICES = (
+    ("Local sandbox", "sandbox"),
+    ("Apache Livy", "livy"),
+    ("HDInsight on AKS", "hdinsight-aks"),
+    ("Classic HDInsight", "hdinsight"),
+    ("Microsoft Fabric", "fabric"),
+    ("Azure Synapse", "synapse"),
+)
+# The address fields each flavour has (ClusterProfile's docstring), in the order shown. On
+# fabric, synapse and hdinsight ``url`` is only another origin for the real host (the sandbox).
+_ADDRESS: dict[str, tuple[str, ...]] = {
+    "sandbox": ("url",),
+    "livy": ("url",),
+    "hdinsight-aks": ("fqdn",),
+    "hdinsight": ("fqdn", "url"),
+    "fabric": ("workspace_id", "lakehouse_id", "environment_id", "api_version", "url"),
+    "synapse": ("workspace", "pool", "api_version", "url"),
+}
+_ADDRESS_FIELDS = ("fqdn", "workspace_id", "lakehouse_id", "environment_id", "workspace", "pool", "api_version",
+                   "url")  # fmt: skip
+_ORIGIN_ONLY = frozenset({"hdinsight", "fabric", "synapse"})
+# Sign-in choices per flavour. "none" on the Entra services and classic HDInsight is for a url
+# pointing at the local sandbox (the profile refuses it elsewhere for Fabric and Synapse).
+_AUTH_CHOICES: dict[str, tuple[str, ...]] = {
+    "sandbox": ("none", "basic", "service-principal", "device-code"),
+    "livy": ("none", "basic", "service-principal", "device-code"),
+    "hdinsight-aks": ("service-principal", "device-code"),
+    "hdinsight": ("basic", "entra", "none"),
+    "fabric": ("service-principal", "device-code", "none"),
+    "synapse": ("service-principal", "device-code", "none"),
+}
+_AUTH_LABELS = {
+    "none": "None",
+    "basic": "Basic (user; password from the secret store)",
+    "service-principal": "Service principal (Entra ID)",
+    "entra": "Entra ID (service principal)",
+    "device-code": "Device code (sign in yourself)",
+}
+_SANDBOX_ONLY = "None (only with a URL pointing at the local sandbox)"
+# The fields each sign-in uses. The secret itself never is one: it stays in the secret store.
+_AUTH_FIELDS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "basic": ("username",),
+    "service-principal": ("tenant_id", "client_id", "scope"),
+    "entra": ("tenant_id", "client_id", "scope"),
+    "device-code": ("tenant_id", "client_id", "scope"),
+}
+_AUTH_FIELD_NAMES = ("username", "tenant_id", "client_id", "scope")
+# What is kept per flavour while another flavour is shown (the same words mean other things there).
+_PER_FLAVOUR = (*_ADDRESS_FIELDS, "scope")
+_URL_TEXT = {
+    "sandbox": ("Livy URL", "http://127.0.0.1:8998"),
+    "livy": ("Livy URL", "https://livy.example.com:8998"),
+}
+_OTHER_ORIGIN = ("Other origin", "empty for the real service; http://127.0.0.1:8998 for the local sandbox")
+_FQDN_TEXT = {
+    "hdinsight-aks": ("Cluster FQDN", "mycluster.mypool.<id>.eastus.hdinsightaks.net"),
+    "hdinsight": ("Cluster", "mycluster, or mycluster.azurehdinsight.net"),
+}
+_GUID = "00000000-0000-0000-0000-000000000000"
+_API_VERSION_DEFAULT = {"fabric": dialects.FABRIC_API_VERSION, "synapse": dialects.SYNAPSE_API_VERSION}
 
 
 def _known_profiles() -> tuple[dict[str, ClusterProfile], str | None]:
@@ -43,6 +114,15 @@ def _lines(text: str) -> tuple[str, ...]:
 
 def _opt(text: str) -> str | None:
     return text if text.strip() else None
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _default_auth(flavour: str) -> str:
+    """The sign-in a profile of ``flavour`` uses when ``auth`` is not given."""
+    return ClusterProfile(flavour=cast("Flavour", flavour)).auth_method
 
 
 class JobForm:
@@ -67,6 +147,10 @@ class JobForm:
         self.profile = w.Dropdown(
             options=sorted(self._profiles), value=cfg.profile.name, description="Profile", style=DESC
         )
+        self.flavour = w.Dropdown(options=_FLAVOUR_CHOICES, value=cfg.profile.flavour
+                                  if cfg.profile.flavour in _ADDRESS else "sandbox", description="Service",
+                                  style={"description_width": "60px"})  # fmt: skip
+        self.flavour.add_class("hdiaks-flavour")
         self.url = w.Text(description="Livy URL", placeholder="http://127.0.0.1:8998", style=DESC, layout=WIDE)
         self.fqdn = w.Text(
             description="Cluster FQDN",
@@ -74,6 +158,30 @@ class JobForm:
             style=DESC,
             layout=WIDE,
         )
+        self.workspace_id = w.Text(
+            description="Workspace id", placeholder=f"a GUID like {_GUID}", style=DESC, layout=WIDE
+        )
+        self.lakehouse_id = w.Text(
+            description="Lakehouse id", placeholder=f"a GUID like {_GUID}", style=DESC, layout=WIDE
+        )
+        self.environment_id = w.Text(
+            description="Environment id", placeholder="optional: the environment's GUID", style=DESC, layout=WIDE
+        )
+        self.workspace = w.Text(
+            description="Workspace", placeholder="myws, as in myws.dev.azuresynapse.net", style=DESC, layout=WIDE
+        )
+        self.pool = w.Text(description="Spark pool", placeholder="sparkpool01", style=DESC, layout=WIDE)
+        self.api_version = w.Text(description="API version", style=DESC)
+        self.auth = w.Dropdown(description="Sign-in", style=DESC, layout=w.Layout(width="60%"))
+        self.auth.add_class("hdiaks-auth")
+        self.username = w.Text(description="User", placeholder="e.g. admin", style=DESC)
+        self.tenant_id = w.Text(
+            description="Tenant id", placeholder="a GUID or contoso.onmicrosoft.com", style=DESC, layout=WIDE
+        )
+        self.client_id = w.Text(
+            description="Client id", placeholder="the app registration's id", style=DESC, layout=WIDE
+        )
+        self.scope = w.Text(description="Token scope", style=DESC, layout=WIDE)
         self.file = w.Text(
             description="App file",
             placeholder="abfs://container@account.dfs.core.windows.net/app.jar",
@@ -114,20 +222,30 @@ class JobForm:
         self.load_button = w.Button(description="Load", icon="folder-open")
         self.file_note = w.HTML()
         self.profile_note = w.HTML(note_html(profile_note, ok=False) if profile_note else "")
-        self._extra_profile = cfg.profile
+        self._base = cfg.profile  # what the form does not show comes from here (timeouts, vault, ...)
+        self._kept: dict[str, dict[str, str]] = {}  # flavour -> its address fields and scope while hidden
+        self._auth_kept: dict[str, str | None] = {}  # flavour -> its profile.auth (None: the default)
 
         self.messages: dict[str, w.HTML] = {
             key: w.HTML()
             for key in (
-                "profile", "profile.url", "profile.fqdn", "spec.file", "spec.class_name", "spec.args",
+                "profile", "profile.flavour", *(f"profile.{f}" for f in (*_ADDRESS_FIELDS, "auth",
+                                                                         *_AUTH_FIELD_NAMES)),
+                "spec.file", "spec.class_name", "spec.args",
                 "spec.name", "spec.driver_memory", "spec.driver_cores", "spec.executor_memory",
                 "spec.executor_cores", "spec.num_executors", "spec.conf", "spec.jars", "spec.py_files",
                 "spec.files", "spec.proxy_user", "spec.queue", "other",
             )
         }  # fmt: skip
         m = self.messages
-        self._url_box = w.VBox([self.url, m["profile.url"]])
-        self._fqdn_box = w.VBox([self.fqdn, m["profile.fqdn"]])
+        self._boxes: dict[str, w.VBox] = {
+            name: w.VBox([getattr(self, name), m[f"profile.{name}"]]) for name in (*_ADDRESS_FIELDS,
+                                                                                   *_AUTH_FIELD_NAMES)
+        }  # fmt: skip
+        for name, box in self._boxes.items():
+            box.add_class(f"hdiaks-field-{name.replace('_', '-')}")
+        self._url_box = self._boxes["url"]
+        self._fqdn_box = self._boxes["fqdn"]
         resources = w.VBox([
             w.HBox([self.driver_memory, self.driver_cores]),
             m["spec.driver_memory"], m["spec.driver_cores"],
@@ -142,8 +260,9 @@ class JobForm:
         ])  # fmt: skip
         self.advanced = w.Accordion(children=[advanced], titles=("Advanced",), selected_index=None)
         self.widget = w.VBox([
-            w.HBox([self.profile]), m["profile"], self.profile_note,
-            self._url_box, self._fqdn_box,
+            w.HBox([self.profile, self.flavour]), m["profile"], m["profile.flavour"], self.profile_note,
+            *(self._boxes[name] for name in _ADDRESS_FIELDS),
+            self.auth, m["profile.auth"], *(self._boxes[name] for name in _AUTH_FIELD_NAMES),
             self.file, m["spec.file"], self.class_name, m["spec.class_name"],
             self.args, m["spec.args"], self.name, m["spec.name"], self.unique_name,
             w.HTML("<b>Resources</b>"), resources, self.advanced, m["other"],
@@ -155,6 +274,16 @@ class JobForm:
         for widget in (
             self.url,
             self.fqdn,
+            self.workspace_id,
+            self.lakehouse_id,
+            self.environment_id,
+            self.workspace,
+            self.pool,
+            self.api_version,
+            self.username,
+            self.tenant_id,
+            self.client_id,
+            self.scope,
             self.file,
             self.class_name,
             self.args,
@@ -172,6 +301,8 @@ class JobForm:
         ):
             widget.observe(self._on_field_change, names="value")
         self.profile.observe(self._on_profile_change, names="value")
+        self.flavour.observe(self._on_flavour_change, names="value")
+        self.auth.observe(self._on_auth_change, names="value")
         self.add_conf_button.on_click(self._on_add_conf_click)
         self.save_button.on_click(self._on_save_click)
         self.load_button.on_click(self._on_load_click)
@@ -187,10 +318,26 @@ class JobForm:
         return not self.problems
 
     def selected_profile(self) -> ClusterProfile:
-        base = self._profiles.get(self.profile.value) or self._extra_profile
-        if base.flavour in ("hdinsight-aks", "hdinsight"):
-            return replace(base, fqdn=self.fqdn.value.strip() or None)
-        return replace(base, url=self.url.value.strip() or None)
+        """The profile the fields describe: the flavour's shown fields, the sign-in's fields, and
+        the rest (timeouts, TLS, secret store, authority) from the selected or loaded profile.
+        An empty box is ``None`` (not given: an empty scope means the flavour's own)."""
+        base = self._base
+        flavour = self.flavour.value
+        shown = _ADDRESS[flavour]
+        address: dict[str, Any] = {name: (_opt(getattr(self, name).value.strip()) if name in shown else None)
+                                   for name in _ADDRESS_FIELDS}  # fmt: skip
+        return replace(
+            base,
+            flavour=cast("Flavour", flavour),
+            **address,
+            auth=cast("AuthMethod | None", self._auth_value()),
+            scope=_opt(self.scope.value.strip()),
+            username=_opt(self.username.value.strip()),
+            tenant_id=_opt(self.tenant_id.value.strip()),
+            client_id=_opt(self.client_id.value.strip()),
+            # Livy's path belongs to the flavour it was written for; another flavour uses its own.
+            livy_path=base.livy_path if flavour == base.flavour else None,
+        )
 
     def config(self) -> tuple[JobConfig, list[ConfigProblem]]:
         """The configuration the fields describe and every problem with it. Never raises."""
@@ -240,9 +387,10 @@ class JobForm:
             key = p.field.split("[", 1)[0]
             detail = p.field[len(key) :]
             text = f"{detail[1:-1]}: {p.message}" if detail.startswith("[") else p.message
-            if key.startswith("profile.") and key not in grouped:
+            if key.startswith("profile.") and (key not in grouped or not self._shown(key)):
                 key = "profile"
             grouped.get(key, grouped["other"]).append(text)
+        self._sync_scope_hint()
         with contextlib.ExitStack() as stack:
             for widget in self.messages.values():
                 stack.enter_context(widget.hold_sync())
@@ -318,6 +466,24 @@ class JobForm:
             self._quiet = False
         self.validate()
 
+    def _on_flavour_change(self, change: Mapping[str, Any]) -> None:
+        if self._quiet:
+            return
+        self._kept[str(change["old"])] = {name: getattr(self, name).value for name in _PER_FLAVOUR}
+        self._quiet = True
+        try:
+            self._show_flavour(str(change["new"]))
+        finally:
+            self._quiet = False
+        self.validate()
+
+    def _on_auth_change(self, change: Mapping[str, Any]) -> None:
+        if self._quiet:
+            return
+        self._auth_kept[self.flavour.value] = change["new"]
+        self._show_auth_fields()
+        self.validate()
+
     def _on_add_conf_click(self, _button: w.Button) -> None:
         self.add_conf_row()
 
@@ -345,11 +511,73 @@ class JobForm:
     # -- helpers -----------------------------------------------------------------------------
 
     def _show_profile(self, profile: ClusterProfile) -> None:
-        cluster = profile.flavour in ("hdinsight-aks", "hdinsight")
-        self.fqdn.value = (profile.fqdn or "") if cluster else ""
-        self.url.value = "" if cluster else (profile.url or "")
-        self._fqdn_box.layout.display = None if cluster else "none"
-        self._url_box.layout.display = "none" if cluster else None
+        """Show a profile's own fields; the caller holds ``_quiet`` and validates after."""
+        self._base = profile
+        flavour = profile.flavour if profile.flavour in _ADDRESS else "sandbox"
+        self._kept = {flavour: {name: _text(getattr(profile, name)) for name in _PER_FLAVOUR}}
+        self._auth_kept = {flavour: profile.auth}
+        for name in ("username", "tenant_id", "client_id"):  # the same person or app on every service
+            getattr(self, name).value = _text(getattr(profile, name))
+        self.flavour.value = flavour
+        self._show_flavour(flavour)
+
+    def _show_flavour(self, flavour: str) -> None:
+        """Show exactly ``flavour``'s fields, with the values last typed (or loaded) for it."""
+        kept = self._kept.get(flavour, {})
+        for name in _PER_FLAVOUR:
+            getattr(self, name).value = kept.get(name, "")
+        self.url.description, self.url.placeholder = _URL_TEXT.get(flavour, _OTHER_ORIGIN)
+        self.fqdn.description, self.fqdn.placeholder = _FQDN_TEXT.get(flavour, _FQDN_TEXT["hdinsight-aks"])
+        default_version = _API_VERSION_DEFAULT.get(flavour)
+        self.api_version.placeholder = f"{default_version} (the default)" if default_version else ""
+        shown = _ADDRESS[flavour]
+        for name in _ADDRESS_FIELDS:
+            self._boxes[name].layout.display = None if name in shown else "none"
+        auth = self._auth_kept.get(flavour)
+        current = auth if auth is not None else _default_auth(flavour)
+        choices = _AUTH_CHOICES[flavour]
+        if current not in choices:  # a loaded profile's method the list does not offer stays shown
+            choices = (*choices, current)
+        default = _default_auth(flavour)
+        labels = []
+        for method in choices:
+            label = _SANDBOX_ONLY if method == "none" and flavour in _ORIGIN_ONLY else _AUTH_LABELS.get(method, method)
+            labels.append((label + (" — the default" if method == default else ""), method))
+        with self.auth.hold_sync():
+            self.auth.options = labels
+            self.auth.value = current
+        self._show_auth_fields()
+
+    def _show_auth_fields(self) -> None:
+        method = str(self.auth.value)
+        fields = _AUTH_FIELDS.get(method, ())
+        for name in _AUTH_FIELD_NAMES:
+            self._boxes[name].layout.display = None if name in fields else "none"
+        from_store = method in ("service-principal", "entra")
+        self.tenant_id.placeholder = ("empty: tenant-id from the secret store" if from_store
+                                      else "a GUID or contoso.onmicrosoft.com")  # fmt: skip
+        self.client_id.placeholder = ("empty: api-client-id from the secret store" if from_store
+                                      else "the public client app registration's id")  # fmt: skip
+
+    def _sync_scope_hint(self) -> None:
+        try:
+            hint = f"empty: {replace(self.selected_profile(), scope=None).token_scope}"
+        except Exception:  # noqa: BLE001 - a half-typed cluster name has no scope yet
+            hint = "empty: the service's own scope"
+        if self.scope.placeholder != hint:
+            self.scope.placeholder = hint
+
+    def _auth_value(self) -> str | None:
+        """``profile.auth``: ``None`` while the flavour's default is shown and none was chosen."""
+        flavour = self.flavour.value
+        chosen = self.auth.value
+        if self._auth_kept.get(flavour) is None and chosen == _default_auth(flavour):
+            return None
+        return str(chosen) if chosen is not None else None
+
+    def _shown(self, key: str) -> bool:
+        box = self._boxes.get(key[len("profile.") :])
+        return box is None or box.layout.display != "none"
 
     def _remove_conf_row(self, row: w.HBox) -> None:
         self.conf_rows.children = tuple(r for r in self.conf_rows.children if r is not row)
