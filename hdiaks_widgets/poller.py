@@ -7,9 +7,11 @@ threads asks Livy for every batch's state and log twice a second each (issue 14 
 - **States from the list.** Each round reads ``GET /batches`` (Apache Livy ``?from&size``, Fabric
   ``?$top&$skip``, Synapse pages of at most 20: the dialect's own request, through
   ``LivyClient.list_batches``) over the window where the watched batches are: Apache Livy lists the
-  oldest first (a new batch is at the end), Fabric the newest first. One page per round when they
-  fit. A batch not in the answer (its position unknown, outside the window, or gone) is read on its
-  own with ``GET /batches/{id}``, which is also how a purged batch is reported: ``BatchRun`` turns
+  oldest first (``SessionManager`` keeps a ``LinkedHashMap``; a new batch is at the end), some Livy
+  builds and Fabric (the sandbox's choice; not documented) the newest first, and numeric ids in an
+  answer say which order this server uses. One page per round when they fit. A batch not in the
+  answer (its position unknown, outside the window, or gone) is read on its own with
+  ``GET /batches/{id}``, which is also how a purged batch is reported: ``BatchRun`` turns
   the 404 into ``purged`` as it always does. Where the list items are summaries (Fabric's
   activities, Synapse without ``detailed=true``), the full batch is read once at the start, when the
   batch ends (for its ``result`` and ``errorInfo``) and while someone follows its log.
@@ -286,6 +288,7 @@ class Poller:
         self._answers: dict[str, Batch | BaseException] = {}  # this round's list answer
         self._use_list = callable(getattr(client, "list_batches", None))
         self._total: int | None = None  # the list's total at the last answer
+        self._newest_first: bool | None = None  # the list's order, once its ids showed it
         self._throttled_until = 0.0
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -550,7 +553,9 @@ class Poller:
         found, or ``{id: error}`` for all when the list failed."""
         dialect = self.dialect
         limit = dialect.page_limit if dialect is not None and dialect.page_limit else None
-        newest_first = dialect is not None and dialect.list_style == "top-skip"
+        newest_first = self._newest_first
+        if newest_first is None:
+            newest_first = dialect is not None and dialect.list_style == "top-skip"
         known = [w._position for w in active if w._position is not None]
         unknown = sum(w._position is None for w in active)
         pad = self.headroom + unknown
@@ -608,6 +613,11 @@ class Poller:
         self._meter.add("list")
         answer = self.client.list_batches(start=start, size=size)
         self._total = answer.total
+        numeric = [int(b.id) for b in answer.batches if str(b.id).isdigit()]
+        if len(numeric) >= 2 and numeric[0] != numeric[-1]:
+            # Apache Livy lists in insertion order (SessionManager's LinkedHashMap); some builds sort
+            # the newest first: the ids say which this server does.
+            self._newest_first = numeric[0] > numeric[-1]
         for index, batch in enumerate(answer.batches):
             key = str(batch.id)
             if key in wanted:

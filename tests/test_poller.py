@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -270,22 +271,41 @@ def test_poller_runs_one_thread_for_many_batches_and_close_joins_it(livy: Memory
 def test_poller_subscribe_and_unsubscribe_from_other_threads_while_it_polls(livy: MemoryLivy) -> None:
     batches = running(livy, 4)
     poller = Poller(client_of(livy), interval=0.01, max_interval=0.01)
-    for b in batches:
+    watch = poller.watch(batches[0].id)
+    for b in batches[1:]:
         poller.watch(b.id)
-    got: list[Snapshot] = []
+    got: list[tuple[int, Snapshot]] = []
+    callbacks = [lambda s, k=k: got.append((k, s)) for k in range(50)]
     poller.start()
     try:
-        stops = []
-        for _ in range(50):
-            stops.append(poller.subscribe(batches[0].id, got.append))
-        for stop in stops[1:]:
-            stop()
+        stops: list[Any] = [None] * 50
+
+        def subscribe(ks: range) -> None:
+            for k in ks:
+                stops[k] = poller.subscribe(batches[0].id, callbacks[k])
+
+        def unsubscribe(ks: range) -> None:
+            for k in ks:
+                stops[k]()
+
+        for work, groups in ((subscribe, range(0, 50, 10)), (unsubscribe, range(10, 50, 10))):
+            threads = [threading.Thread(target=work, args=(range(g, g + 10),)) for g in groups]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        unsubscribe(range(1, 10))
+        polls = watch.snapshot.polls
+        while watch.snapshot.polls < polls + 2:  # a round that began before the last unsubscribe is over
+            threading.Event().wait(0.01)
+        mark = len(got)
         batches[0].state = "success"
-        assert poller.watch(batches[0].id).wait(30).finished
+        assert watch.wait(30).finished
     finally:
         poller.close()
-    assert got and got[-1].finished
-    assert len(got) == len({id(s) for s in got})  # one callback left: each snapshot once
+    later = got[mark:]
+    assert later and later[-1][1].finished and {k for k, _ in later} == {0}
+    assert len({id(s) for _, s in later}) == len(later)  # one callback left: each snapshot once
 
 
 def test_poller_callback_failure_is_kept_and_does_not_stop_the_others(livy: MemoryLivy) -> None:
@@ -373,3 +393,30 @@ def test_poller_on_the_sandbox_final_states_and_error_lines_arrive(sandbox_fault
     per_batch = {k: v for k, v in counts.items() if k.startswith("GET /batches/")}
     assert all(k.endswith("/log") for k in per_batch), per_batch  # states came from the list
     assert stats.batches_finished == 4 and stats.batch_requests == 0 and not poller.running
+
+
+def test_poller_learns_a_newest_first_list_from_its_ids(livy: MemoryLivy) -> None:
+    """Some Livy builds sort the list newest first (``sortWith(_.id > _.id)``): the new batches
+    are then at the head, and the window follows them there."""
+    for i in range(300):
+        livy.add(f"other-{i}", "success")
+    fresh = running(livy, 2)
+
+    def newest_first(request: requests.PreparedRequest) -> requests.Response | None:
+        parts = urlsplit(request.url or "")
+        if parts.path != "/batches" or request.method != "GET":
+            return None
+        query = parse_qs(parts.query)
+        start, size = int(query["from"][0]), int(query["size"][0])
+        rows = sorted(livy.batches.values(), key=lambda b: -b.id)
+        return respond(request, 200, {"from": start, "total": len(rows),
+                                      "sessions": [b.view() for b in rows[start:start + size]]})  # fmt: skip
+
+    livy.before.append(newest_first)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock, list_page=50, max_list_pages=1)
+    for b in fresh:
+        poller.watch(b.id)
+    rounds(poller, clock, 3)
+    assert [p for m, p in livy.requests] == ["/batches?from=0&size=50"] + ["/batches?from=0&size=18"] * 2
+    assert all(poller.snapshot(b.id).state_label == "running" for b in fresh)
