@@ -185,7 +185,11 @@ class BatchMonitor:
         Starts the monitor if needed. Returns the latest snapshot; check ``.finished``.
         """
         self.start()
-        self._done.wait(timeout)
+        watch = self._watch
+        if watch is not None and not self._done.is_set():
+            watch.wait(timeout)  # also returns when the poller is closed
+        else:
+            self._done.wait(timeout)
         return self.snapshot
 
     def run(self) -> Snapshot:

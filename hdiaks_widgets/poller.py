@@ -629,11 +629,11 @@ class Poller:
         before = watch.snapshot
         snap = watch.run.poll()
         now = self._clock()
+        if snap.exception is not None:  # a failed poll (a batch's own end is not a poller error)
+            self._note_error(snap.exception, f"batch {watch.batch_id}")
         if snap.finished:
-            watch._done.set()
+            pass
         elif snap.error:
-            if snap.exception is not None:
-                self._note_error(snap.exception, f"batch {watch.batch_id}")
             watch._due = now + next(watch._delays)
         else:
             if snap.new_lines or snap.state != before.state:
@@ -643,6 +643,8 @@ class Poller:
                 delay = self.interval  # ended: the run finishes on the next look, with the log's end
             watch._due = now + delay
         self._deliver(watch, snap)
+        if snap.finished:
+            watch._done.set()  # after the callbacks: whoever waits sees what they were given
 
     def _note_error(self, exc: BaseException, where: str) -> None:
         self.last_error = f"{where}: {exc}"
