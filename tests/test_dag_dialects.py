@@ -1,0 +1,237 @@
+"""Exported DAGs against the sandbox's service dialects (Fabric, Synapse, classic HDInsight with
+Entra ID) on real Apache Airflow 3, and the setup sheet of each flavour.
+
+End to end: ``airflow dags test`` of a DAG exported from a ``fabric`` / ``synapse`` /
+``hdinsight`` (auth ``entra``) profile whose ``url`` points at a sandbox started with
+``auth=True`` (``dialect_auth_sandbox``): every dialect path there takes only bearer tokens of the
+sandbox identity endpoint for its own audience, and the service principal's id, secret and tenant
+are read from the sandbox vault through Airflow's Key Vault secrets backend, under the names the
+setup sheet lists (the Airflow rig of ``test_dag_airflow``). One Spark job per DAG run, one DAG
+run at a time: success (the XCom holds the id the service gave, a UUID on Fabric; the task log
+has the driver's own output read through the dialect's log API), failure (the job's error lines
+in the task log) and "retry reattaches" (the first try loses the batch to a burst of 503s after
+the submit, as in ``test_dag_airflow``; the retry follows the same batch: one POST in all).
+
+The setup-sheet tests need no server: per flavour, the Key Vault secret names in Airflow's
+backend naming, the role the service principal needs and the admin switch to turn on, and no
+secret value.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SandboxHandle
+from test_dag_airflow import AirflowRig, Identity, make_rig, wait_for_text
+
+from hdiaks_widgets.auth import vault_token_provider
+from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.dag_export import write_dag
+from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.secrets import CLIENT_SECRET_KEY, store_for_profile
+
+WS, LH = "6f0c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f", "0d9e8f7a-6b5c-4d3e-9f2a-1b0c9d8e7f6a"
+DIALECTS = ["fabric", "synapse"]
+
+
+def dialect_profile(box: SandboxHandle, flavour: str) -> ClusterProfile:
+    """A ``flavour`` profile on the sandbox's origin, signed in as the sandbox's service principal
+    (id, secret and tenant from its vault, token from its identity endpoint)."""
+    ep = box.process.endpoints()
+    common: dict[str, Any] = dict(url=box.url, authority_host=ep["authority_host"], secret_source="keyvault",
+                                  vault_url=ep["vault_url"], verify=ep["ca_pem"])  # fmt: skip
+    if flavour == "fabric":
+        return ClusterProfile(name="fab", flavour="fabric", workspace_id=WS, lakehouse_id=LH, **common)
+    if flavour == "synapse":
+        return ClusterProfile(name="syn", flavour="synapse", workspace="sandboxws", pool="dagpool", **common)
+    return ClusterProfile(name="hdi", flavour="hdinsight", fqdn="mycluster", auth="entra",
+                          tenant_id=ep["environment"]["AZURE_TENANT_ID"], **common)  # fmt: skip
+
+
+@dataclass
+class DialectRig:
+    """The Airflow 3 rig on the dialect sandbox, exporting DAGs from a dialect profile."""
+
+    rig: AirflowRig
+    box: SandboxHandle
+
+    def export(self, flavour: str, dag_id: str, spec: BatchSpec, **options: Any) -> None:
+        cfg = JobConfig(profile=dialect_profile(self.box, flavour), spec=spec)
+        write_dag(cfg, self.rig.dags, dag_id=dag_id, **{"poll_interval": 1, "retry_delay": 1, **options})
+
+    def client(self, flavour: str) -> LivyClient:
+        env = self.box.process.endpoints()["environment"]
+        return LivyClient.from_profile(dialect_profile(self.box, flavour), environ=env)
+
+    def batches(self, flavour: str, prefix: str) -> list[dict[str, Any]]:
+        """The dialect's batches named ``prefix...`` (through its own list, with a token)."""
+        with self.client(flavour) as client:
+            found = client.list_batches(start=0, size=20).batches
+        named = [b for b in found if (b.name or "").startswith(prefix)]
+        return [{"id": b.id, "name": b.name, "state": b.state.value} for b in named]
+
+    def posts(self, flavour: str, counts: dict[str, int]) -> int:
+        path = "POST " + dialect_profile(self.box, flavour).base_url.removeprefix(self.box.url) + "/batches"
+        return counts.get(path, 0)
+
+    def xcom(self, dag_id: str, key: str) -> Any:
+        """An XCom of the last run of ``dag_id`` from the rig's metadata database (JSON on Airflow 3)."""
+        db = Path(self.rig.env["AIRFLOW_HOME"]) / "airflow.db"
+        with sqlite3.connect(db) as conn:
+            row = conn.execute(
+                "SELECT value FROM xcom WHERE dag_id = ? AND key = ? ORDER BY timestamp DESC LIMIT 1", (dag_id, key)
+            ).fetchone()
+        assert row is not None, f"no XCom {key!r} for {dag_id}"
+        value = row[0]
+        return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+@pytest.fixture(scope="module")
+def drig(tmp_path_factory: pytest.TempPathFactory, dialect_auth_sandbox: SandboxHandle) -> DialectRig:
+    box = dialect_auth_sandbox
+    return DialectRig(make_rig("3", tmp_path_factory.mktemp("airflow3-dialects"), box, Identity.of_sandbox(box)), box)
+
+
+def output(run: subprocess.CompletedProcess[str]) -> str:
+    return run.stdout + run.stderr
+
+
+@dataclass
+class Success:
+    flavour: str
+    run: subprocess.CompletedProcess[str]
+    counts: dict[str, int]  # the sandbox's requests during the run
+
+
+@pytest.fixture(scope="module", params=[*DIALECTS, "hdinsight"], ids=[*DIALECTS, "hdinsight-entra"])
+def success(request: pytest.FixtureRequest, drig: DialectRig) -> Success:
+    """SparkPi through the DAG of one flavour (one Spark job)."""
+    flavour = request.param
+    drig.export(flavour, f"pi_{flavour}", BatchSpec(file=drig.box.examples["pi_py"], args=("2",), name=f"pi-{flavour}"))
+    drig.box.clear_faults()  # resets the request counts
+    run = drig.rig.dags_test(f"pi_{flavour}")
+    return Success(flavour, run, drig.box.request_counts())
+
+
+# Where each flavour's driver log is read (logview: Fabric's monitoring API, Synapse's Spark
+# history server, Livy's own /log on classic HDInsight).
+LOG_PATHS = {"fabric": "/livySessions/", "synapse": "/sparkhistory/api/v1/sparkpools/", "hdinsight": "/livy/batches/"}
+
+
+@pytest.mark.airflow
+@pytest.mark.spark
+@pytest.mark.sandbox
+def test_dialect_dag_success_puts_the_driver_output_in_the_task_log(success: Success) -> None:
+    out = output(success.run)
+    assert success.run.returncode == 0, out[-4000:]
+    assert "Pi is roughly" in out
+    assert "running trigger in line" in out  # deferred while the batch ran
+    gets = [k for k in success.counts if k.startswith("GET ")]
+    assert any(LOG_PATHS[success.flavour] in k and (success.flavour != "hdinsight" or k.endswith("/log")) for k in gets)
+    if success.flavour != "hdinsight":  # no Livy /log or /state there: never asked for
+        assert not [k for k in gets if k.endswith(("/log", "/state"))], gets
+
+
+@pytest.mark.airflow
+@pytest.mark.spark
+@pytest.mark.sandbox
+def test_dialect_dag_xcom_holds_the_id_the_service_gave(success: Success, drig: DialectRig) -> None:
+    flavour = success.flavour
+    assert success.run.returncode == 0, output(success.run)[-4000:]
+    [batch] = drig.batches(flavour, f"pi-{flavour}-")
+    batch_id = drig.xcom(f"pi_{flavour}", "batch_id")
+    assert batch_id == batch["id"] and isinstance(batch_id, str)
+    if flavour == "fabric":
+        assert str(uuid.UUID(batch_id)) == batch_id  # the UUID as Fabric wrote it, not a number
+    assert drig.xcom(f"pi_{flavour}", "return_value")["batch_id"] == batch_id
+
+
+@pytest.mark.airflow
+@pytest.mark.spark
+@pytest.mark.sandbox
+def test_dialect_dag_logs_no_secret(success: Success, drig: DialectRig) -> None:
+    assert success.run.returncode == 0, output(success.run)[-4000:]
+    profile = dialect_profile(drig.box, success.flavour)
+    env = drig.box.process.endpoints()["environment"]
+    store = store_for_profile(profile, token_provider=vault_token_provider(profile, environ=env))
+    secret = store.get(CLIENT_SECRET_KEY)  # the service principal's, as the DAG read it from the vault
+    assert secret and secret not in output(success.run)
+    assert env["AZURE_CLIENT_SECRET"] not in output(success.run)  # nor the vault reader's
+
+
+@pytest.mark.airflow
+@pytest.mark.spark
+@pytest.mark.sandbox
+@pytest.mark.parametrize("flavour", DIALECTS)
+def test_dialect_dag_failing_job_fails_the_task_with_its_error_lines(drig: DialectRig, flavour: str) -> None:
+    dag_id = f"fail_{flavour}"
+    spec = BatchSpec(file=drig.box.examples["fail_py"], args=("boom-7f3a",), name=f"fail-{flavour}")
+    drig.export(flavour, dag_id, spec, retries=0)
+    run = drig.rig.dags_test(dag_id)
+    out = output(run)
+    assert "ended in state dead; last error lines:" in out, out[-4000:]
+    assert "sandbox example failure: boom-7f3a" in out.split("last error lines:", 1)[1]
+    [batch] = drig.batches(flavour, f"fail-{flavour}-")
+    assert batch["state"] == "dead"
+
+
+@pytest.mark.airflow
+@pytest.mark.spark
+@pytest.mark.sandbox
+@pytest.mark.parametrize("flavour", DIALECTS)
+def test_dialect_dag_retry_reattaches_to_the_batch_of_the_first_try(
+    drig: DialectRig, flavour: str, tmp_path: Path
+) -> None:
+    """The first try submits, then every poll of its batch answers 503 for longer than the client's
+    retries times ``max_poll_errors``: the try fails and leaves the batch running; the retry finds
+    the same batch by its name through the dialect's list and follows it to success. One POST."""
+    box, rig = drig.box, drig.rig
+    dag_id, prefix = f"burst_{flavour}", f"burst-{flavour}"
+    drig.export(flavour, dag_id, BatchSpec(file=box.examples["sleep_py"], args=("25",), name=prefix), retries=2,
+                max_poll_errors=2)  # fmt: skip
+    box.clear_faults()  # resets the request counts
+    log = tmp_path / "dags-test.log"
+    proc = rig.dags_test_started(dag_id, log)
+    try:
+        batch = running(drig, flavour, f"{prefix}-", proc, log)
+        path = dialect_profile(box, flavour).base_url.removeprefix(box.url) + f"/batches/{batch['id']}"
+        box.set_faults({"kind": "status", "status": 503, "methods": ["GET"], "path_prefix": path, "count": None})
+        wait_for_text(log, "Lost track of Livy batch", proc)
+        first = box.request_counts()
+        box.clear_faults()  # the gateway is back; the request counts start again here
+        proc.wait(timeout=300)
+        second = box.request_counts()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        box.clear_faults()
+    out = log.read_text(errors="replace")
+    assert proc.returncode == 0, out[-4000:]
+    assert "was left running; a retry of this task reattaches to it" in out
+    assert f"Reattaching to Livy batch {batch['id']}" in out
+    assert first.get(f"GET {path}", 0) > 0  # the burst really hit the batch's path
+    assert drig.posts(flavour, first) + drig.posts(flavour, second) == 1
+    assert [(b["id"], b["state"]) for b in drig.batches(flavour, f"{prefix}-")] == [(batch["id"], "success")]
+
+
+def running(drig: DialectRig, flavour: str, prefix: str, proc: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
+    """The dialect's batch named ``prefix...`` once it is ``running`` (a wait, not a timing)."""
+    deadline = time.monotonic() + 240
+    found: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        found = drig.batches(flavour, prefix)
+        if found and found[0]["state"] == "running":
+            return found[0]
+        if proc.poll() is not None or (found and found[0]["state"] in ("success", "dead", "killed", "error")):
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"no running batch {prefix}*: {found}\n" + log.read_text(errors="replace")[-4000:])
