@@ -171,6 +171,19 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., SandboxHandle]]:
             handle.stop()
 
 
+_token_cache_dirs = iter(range(1_000_000))
+
+
+@pytest.fixture(autouse=True)
+def private_token_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Device-code sign-ins are kept on disk (``hdiaks_widgets.auth.cache``): each test gets its own
+    cache directory (created only when used), never the user's; processes and kernels it starts inherit it."""
+    directory = tmp_path_factory.getbasetemp() / "token-caches" / str(next(_token_cache_dirs))
+    monkeypatch.setenv("HDIAKS_TOKEN_CACHE_DIR", str(directory))
+    monkeypatch.delenv("HDIAKS_TOKEN_CACHE", raising=False)
+    return directory
+
+
 # Tests that start a sandbox (Livy, identity or vault servers) carry the ``sandbox`` marker, so
 # ``make test-fast`` can leave them out; tests that start one by other means mark themselves.
 _SANDBOX_FIXTURES = frozenset({"sandbox", "sandbox_faults", "sandbox_factory", "auth_sandbox", "auth_sandbox_factory"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -67,15 +68,30 @@ def _token_from(result: Mapping[str, Any]) -> BearerToken:
 
 
 class _RetryOn401(AuthBase):
-    """Adds a bearer token; on a 401 answer refreshes once and resends (like HTTPDigestAuth)."""
+    """Adds a bearer token; on a 401 answer resends once with a fresh one (like HTTPDigestAuth).
+
+    The refresh is decided per request, from the token that request carried: when the cache
+    already holds another token (a concurrent request met the same 401 and renewed it), the
+    resend uses that one; otherwise this request renews it. Renewals run one at a time, so
+    401s that interleave across threads cost one refresh, and no request's 401 can make
+    another request refresh (or skip the refresh it needs).
+    """
 
     scopes: list[str]
 
-    def _token(self) -> BearerToken:
+    def __init__(self) -> None:
+        self._refresh_lock = threading.Lock()
+
+    def _token(self, *, refresh: bool = False) -> BearerToken:
+        """A current token; ``refresh=True`` bypasses the cached access token."""
         raise NotImplementedError
 
-    def _refresh(self) -> None:
-        raise NotImplementedError
+    def _token_after_401(self, refused: str | None) -> BearerToken:
+        with self._refresh_lock:
+            current = self._token()
+            if refused is not None and f"Bearer {current.token}" != refused:
+                return current
+            return self._token(refresh=True)
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers["Authorization"] = f"Bearer {self._token().token}"
@@ -88,17 +104,17 @@ class _RetryOn401(AuthBase):
     def _handle_401(self, r: requests.Response, **kwargs: Any) -> requests.Response:
         if r.status_code != 401 or getattr(r.request, _RETRIED, False):
             return r
-        log.debug("HTTP 401 from %s %s; refreshing the token once", r.request.method, r.request.url)
-        self._refresh()
+        log.debug("HTTP 401 from %s %s; resending once with a fresh token", r.request.method, r.request.url)
         r.content  # noqa: B018 - read the body so the connection can be reused
         r.close()
+        token = self._token_after_401(r.request.headers.get("Authorization"))
         prep = r.request.copy()
         pos = getattr(r.request, _BODY_POS, None)
         if pos is not None and hasattr(prep.body, "seek"):
             prep.body.seek(pos)  # type: ignore[union-attr]
         extract_cookies_to_jar(prep._cookies, r.request, r.raw)  # type: ignore[attr-defined,no-untyped-call]
         prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
-        prep.headers["Authorization"] = f"Bearer {self._token().token}"
+        prep.headers["Authorization"] = f"Bearer {token.token}"
         setattr(prep, _RETRIED, True)
         prep.hooks["response"] = [h for h in prep.hooks["response"] if h != self._handle_401]
         retried: requests.Response = r.connection.send(prep, **kwargs)

@@ -1,11 +1,14 @@
 """Device code sign-in for a person in a notebook (``PublicClientApplication``).
 
 The code and link go to a callback, the wait runs in a background thread, ``cancel()`` ends it.
-``msal`` is imported lazily, when the first sign-in starts.
+The sign-in is kept in a per-user token cache on disk (:mod:`hdiaks_widgets.auth.cache`), so a new
+kernel or process gets tokens without a prompt (``restore()``, or simply the next request);
+``sign_out()`` removes it. ``msal`` is imported lazily, when the first sign-in starts.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,12 +17,15 @@ from typing import Any, Literal
 import requests
 
 from hdiaks_widgets.auth.base import _msal_error, _request_failed, _RetryOn401, _token_from
+from hdiaks_widgets.auth.cache import TokenCacheStore, clear_sign_in
 from hdiaks_widgets.auth.tokens import _is_microsoft_host, authority_url, pinned_session
-from hdiaks_widgets.config import DEFAULT_AUTHORITY_HOST, DEFAULT_SCOPE
+from hdiaks_widgets.config import DEFAULT_AUTHORITY_HOST, DEFAULT_SCOPE, ClusterProfile
 from hdiaks_widgets.errors import AuthError
 from hdiaks_widgets.secrets import BearerToken
 
-__all__ = ["DeviceCodeAuth", "DeviceCodePrompt", "DeviceStatus"]
+__all__ = ["DeviceCodeAuth", "DeviceCodePrompt", "DeviceStatus", "sign_out"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,10 @@ class DeviceCodeAuth(_RetryOn401):
     ``start(on_code)`` shows the code through ``on_code`` and waits for the sign-in in a
     background thread, so the notebook stays responsive; ``wait()`` blocks until it ends,
     ``cancel()`` stops it. Requests then use ``acquire_token_silent`` (cache, refresh token).
+
+    ``token_cache`` (default: the per-user cache of this authority, client id and scope) keeps
+    the sign-in across kernel restarts; ``restore()`` signs in from it without a prompt (a
+    network call: run it off the kernel thread), ``sign_out()`` forgets it.
     """
 
     def __init__(
@@ -53,7 +63,9 @@ class DeviceCodeAuth(_RetryOn401):
         verify: bool | str = True,
         timeout: float = 30.0,
         on_code: Callable[[DeviceCodePrompt], None] | None = None,
+        token_cache: TokenCacheStore | None = None,
     ) -> None:
+        super().__init__()
         self.tenant_id = tenant_id
         self.client_id = client_id
         self.authority = authority_url(authority_host, tenant_id)
@@ -68,7 +80,7 @@ class DeviceCodeAuth(_RetryOn401):
         self._thread: threading.Thread | None = None
         self._error: AuthError | None = None
         self._status: DeviceStatus = "signed-out"
-        self._force_refresh = False
+        self.token_cache = token_cache or TokenCacheStore(self.authority, client_id, self.scopes)
 
     @property
     def status(self) -> DeviceStatus:
@@ -86,6 +98,7 @@ class DeviceCodeAuth(_RetryOn401):
                         http_client=pinned_session(self.verify),
                         instance_discovery=None if _is_microsoft_host(self.authority) else False,
                         timeout=self.timeout,
+                        token_cache=self.token_cache.msal_cache(),
                     )
                 except (requests.RequestException, ValueError, OSError) as exc:
                     raise _request_failed(f"Cannot reach the identity provider at {self.authority}", exc) from exc
@@ -158,28 +171,68 @@ class DeviceCodeAuth(_RetryOn401):
         return True
 
     def sign_in(self, on_code: Callable[[DeviceCodePrompt], None] | None = None, timeout: float | None = None) -> None:
-        """Blocking convenience for scripts: start, then wait."""
+        """Blocking convenience for scripts: the cached sign-in when there is one, else start, then wait."""
+        if self.restore():
+            return
         self.start(on_code)
         if not self.wait(timeout):
             self.cancel()
             raise AuthError("Device code sign-in timed out.", error="timeout")
 
-    def _token(self) -> BearerToken:
+    def restore(self) -> bool:
+        """Sign in from the token cache, without a prompt: True when a cached account still gets a
+        token (status ``signed-in``), False when there is none or it needs a new sign-in."""
+        if self._status == "pending":
+            return False
+        app = self._public_app()
+        if not app.get_accounts():
+            return False
+        try:
+            self._token()
+        except AuthError as exc:
+            if exc.error in ("interaction_required", "invalid_grant"):
+                log.info("the cached sign-in for client %s can no longer be used (%s)", self.client_id, exc.error)
+                return False
+            raise
+        return True
+
+    def sign_out(self) -> bool:
+        """Forget the sign-in: cancel a pending one, remove the accounts and tokens from the cache
+        (in memory and on disk). True when there was something to remove. No network call."""
+        self.cancel()
+        removed = self.token_cache.clear()
+        self._status = "signed-out"
+        log.info("signed out of client %s at %s", self.client_id, self.authority)
+        return removed
+
+    def token(self) -> BearerToken:
+        """A current token (from the cache when possible); AuthError when not signed in."""
+        return self._token()
+
+    def _token(self, *, refresh: bool = False) -> BearerToken:
         app = self._public_app()
         accounts = app.get_accounts()
         if not accounts:
             raise AuthError("Not signed in: call start() (or sign_in()) and enter the code shown.")
-        force, self._force_refresh = self._force_refresh, False
         try:
-            result = app.acquire_token_silent_with_error(self.scopes, account=accounts[0], force_refresh=force)
+            result = app.acquire_token_silent_with_error(self.scopes, account=accounts[0], force_refresh=refresh)
         except (requests.RequestException, ValueError, OSError) as exc:
             raise _request_failed(f"Cannot refresh the sign-in at {self.authority}", exc) from exc
         if not result or "access_token" not in result:
             raise _msal_error(result or {"error": "interaction_required"}, "The sign-in expired; sign in again")
+        if self._status == "signed-out":
+            self._status = "signed-in"  # from a cache another kernel or process wrote
         return _token_from(result)
-
-    def _refresh(self) -> None:
-        self._force_refresh = True
 
     def __repr__(self) -> str:
         return f"DeviceCodeAuth(authority={self.authority!r}, client_id={self.client_id!r}, status={self._status!r})"
+
+
+def sign_out(profile: ClusterProfile) -> bool:
+    """Remove the device-code sign-in a profile keeps on disk (no MSAL app, no network): what a
+    "Sign out" control calls when it holds a profile rather than a :class:`DeviceCodeAuth`.
+    True when there was one."""
+    if not profile.tenant_id or not profile.client_id:
+        raise AuthError(f"Profile {profile.name!r}: sign_out needs the profile's tenant_id and client_id.")
+    authority = authority_url(profile.authority_host, profile.tenant_id)
+    return clear_sign_in(authority, profile.client_id, [profile.token_scope])

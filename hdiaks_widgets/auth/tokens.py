@@ -196,6 +196,7 @@ class ServicePrincipalAuth(_RetryOn401):
         verify: bool | str = True,
         timeout: float = 30.0,
     ) -> None:
+        super().__init__()
         self.provider = ClientCredentialsProvider(
             tenant_id=tenant_id,
             client_id=client_id,
@@ -206,11 +207,10 @@ class ServicePrincipalAuth(_RetryOn401):
         )
         self.scopes = [scope]
 
-    def _token(self) -> BearerToken:
+    def _token(self, *, refresh: bool = False) -> BearerToken:
+        if refresh:  # MSAL has no force_refresh for client credentials: drop the cached token
+            self.provider.invalidate(self.scopes)
         return self.provider(self.scopes)
-
-    def _refresh(self) -> None:
-        self.provider.invalidate(self.scopes)
 
     def token(self) -> BearerToken:
         """A current token (from MSAL's cache when possible)."""

@@ -1,0 +1,297 @@
+"""Device-code sign-in kept across processes and kernels, sign-out, and the 401 refresh decided per
+request: real msal (and msal-extensions) against the sandbox identity endpoint over HTTPS on
+127.0.0.1, loopback HTTP servers for the protected service.
+
+Every test gets its own cache directory (``HDIAKS_TOKEN_CACHE_DIR``, set by conftest's autouse
+``private_token_cache``), and children (processes, kernels) inherit it from the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from auth_fixtures import (
+    PUBLIC_ID,
+    TENANT,
+    AuthSandbox,
+    auth_sandbox_factory_fixture,  # noqa: F401 - fixture "auth_sandbox_factory"
+    auth_sandbox_fixture,  # noqa: F401 - fixture "auth_sandbox"
+    requests_ca_bundle_fixture,  # noqa: F401 - fixture "requests_ca_bundle"
+)
+from servers import LoopbackHTTP, QuietHandler
+
+from hdiaks_widgets.auth import DeviceCodeAuth, DeviceCodePrompt, sign_out
+from hdiaks_widgets.auth.cache import CACHE_MODE_ENV
+from hdiaks_widgets.config import ClusterProfile
+from hdiaks_widgets.errors import AuthError
+
+pytestmark = pytest.mark.usefixtures("requests_ca_bundle")
+
+HILO = "https://hilo.azurehdinsight.net/.default"
+FABRIC = "https://api.fabric.microsoft.com/.default"
+
+
+@pytest.fixture
+def cache_dir(private_token_cache: Path) -> Path:
+    """This test's token cache directory (conftest's autouse ``private_token_cache``)."""
+    return private_token_cache
+
+
+def _auth(sb: AuthSandbox, scope: str = HILO, prompts: list[DeviceCodePrompt] | None = None) -> DeviceCodeAuth:
+    return DeviceCodeAuth(tenant_id=TENANT, client_id=PUBLIC_ID, scope=scope, authority_host=sb.authority_host,
+                          verify=sb.ca_pem, on_code=None if prompts is None else prompts.append)  # fmt: skip
+
+
+def _signed_in(sb: AuthSandbox, scope: str = HILO) -> DeviceCodeAuth:
+    auth = _auth(sb, scope)
+    auth.sign_in(timeout=30)  # the sandbox approves device codes at once
+    return auth
+
+
+def _whoami(sb: AuthSandbox, auth: requests.auth.AuthBase) -> requests.Response:
+    return requests.get(sb.whoami_url, auth=auth, verify=sb.ca_pem, timeout=10)
+
+
+def _cached_secrets(cache_dir: Path) -> list[str]:
+    """Every access, refresh and id token held in the cache files (the canary's needles)."""
+    found: list[str] = []
+    for path in cache_dir.glob("msal-*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for section in ("AccessToken", "RefreshToken", "IdToken"):
+            found += [str(item["secret"]) for item in data.get(section, {}).values()]
+    return found
+
+
+# -- the 401 refresh is decided per request ------------------------------------------------------
+
+
+class _RefusesEachRequestOnce(LoopbackHTTP):
+    """Answers 401 to the first attempt of each path and to any token it refused before (as a
+    service does once a token is revoked), 200 otherwise. The first attempts of ``together``
+    requests are held until all have arrived, so their 401s are in flight at the same time."""
+
+    def __init__(self, together: int) -> None:
+        self.seen: set[str] = set()
+        self.refused: set[str] = set()
+        self.accepted: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.barrier = threading.Barrier(together, timeout=20)
+        outer = self
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                token = self.headers.get("Authorization", "")
+                with outer.lock:
+                    first = self.path not in outer.seen
+                    outer.seen.add(self.path)
+                    if first:
+                        outer.refused.add(token)
+                    refuse = first or token in outer.refused
+                    if not refuse:
+                        outer.accepted[self.path] = token
+                if first:
+                    outer.barrier.wait()
+                self.reply(401 if refuse else 200, b"{}")
+
+        super().__init__(Handler)
+
+
+def test_device_code_auth_interleaved_401s_each_resend_with_a_fresh_token_after_one_refresh(
+    auth_sandbox: AuthSandbox,
+) -> None:
+    auth = _signed_in(auth_sandbox)
+    stale = f"Bearer {auth.token().token}"
+    before = auth_sandbox.stats()
+    results: dict[str, requests.Response | BaseException] = {}
+
+    def get(path: str) -> None:
+        try:
+            results[path] = requests.get(server.url + path, auth=auth, timeout=30)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            results[path] = exc
+
+    with _RefusesEachRequestOnce(together=2) as server:
+        threads = [threading.Thread(target=get, args=(p,)) for p in ("/a", "/b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    after = auth_sandbox.stats()
+    statuses = {p: getattr(r, "status_code", repr(r)) for p, r in results.items()}
+    assert statuses == {"/a": 200, "/b": 200}
+    assert server.refused == {stale}  # both first attempts carried the token cached before
+    assert server.accepted["/a"] == server.accepted["/b"] != stale
+    # The second 401 found the token already renewed by the first: one refresh serves both.
+    assert after["refresh_token"] - before["refresh_token"] == 1
+    assert after["devicecode_requests"] == before["devicecode_requests"]
+
+
+def test_device_code_auth_request_without_401_never_refreshes(auth_sandbox: AuthSandbox) -> None:
+    auth = _signed_in(auth_sandbox)
+    before = auth_sandbox.stats()
+    with _RefusesEachRequestOnce(together=1) as server:
+        first = requests.get(server.url + "/once", auth=auth, timeout=30)
+        again = requests.get(server.url + "/once", auth=auth, timeout=30)  # path seen: no 401 for it
+    assert (first.status_code, len(first.history)) == (200, 1)
+    assert (again.status_code, len(again.history)) == (200, 0)
+    assert auth_sandbox.stats()["refresh_token"] - before["refresh_token"] == 1
+
+
+# -- the cache on disk ------------------------------------------------------------------------
+
+
+def test_token_cache_file_is_0600_in_a_0700_directory(auth_sandbox: AuthSandbox, cache_dir: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hdiaks_widgets.auth")
+    cache_dir.mkdir(mode=0o755)
+    os.chmod(cache_dir, 0o755)  # an existing, too wide directory is tightened
+    auth = _signed_in(auth_sandbox)
+    location = auth.token_cache.location
+    assert location.parent == cache_dir and location.is_file()
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(location.stat().st_mode) == 0o600
+    assert _cached_secrets(cache_dir)  # the sign-in really is on disk
+    # One line says which store is used, and why (this machine has no Secret Service / PyGObject).
+    lines = [r.getMessage() for r in caplog.records if "token cache:" in r.getMessage()]
+    assert len(lines) == 1 and "plain file readable by you only (0600)" in lines[0], lines
+    assert str(location) in lines[0] and "no platform keyring here" in lines[0]
+
+
+def test_token_cache_memory_mode_writes_nothing(auth_sandbox: AuthSandbox, cache_dir: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CACHE_MODE_ENV, "memory")
+    auth = _signed_in(auth_sandbox)
+    assert _whoami(auth_sandbox, auth).status_code == 200
+    assert not cache_dir.exists()
+    assert not _auth(auth_sandbox).restore()
+
+
+def test_token_cache_unknown_mode_is_a_one_line_error_naming_the_variable(
+    auth_sandbox: AuthSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_MODE_ENV, "keychain please")
+    with pytest.raises(AuthError) as info:
+        _auth(auth_sandbox)
+    message = str(info.value)
+    assert "\n" not in message and CACHE_MODE_ENV in message and "auto, file, memory" in message
+
+
+# -- sign in once: a new process, a new kernel -------------------------------------------------
+
+_CHILD = f"""
+import json, sys
+import requests
+from hdiaks_widgets.auth import DeviceCodeAuth
+authority_host, ca, whoami, scope = sys.argv[1:5]
+prompts = []
+auth = DeviceCodeAuth(tenant_id={TENANT!r}, client_id={PUBLIC_ID!r}, scope=scope,
+                      authority_host=authority_host, verify=ca, on_code=prompts.append)
+restored = auth.restore()
+status = requests.get(whoami, auth=auth, verify=ca, timeout=10).status_code if restored else None
+print(json.dumps({{"restored": restored, "prompts": len(prompts), "status": auth.status, "whoami": status}}))
+"""
+
+
+def _in_new_process(sb: AuthSandbox, scope: str = HILO) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", _CHILD, sb.authority_host, sb.ca_pem, sb.whoami_url, scope],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_device_code_auth_new_process_signs_in_from_the_cache_without_a_prompt(auth_sandbox: AuthSandbox) -> None:
+    _signed_in(auth_sandbox)
+    before = auth_sandbox.stats()
+    child = _in_new_process(auth_sandbox)
+    after = auth_sandbox.stats()
+    assert child == {"restored": True, "prompts": 0, "status": "signed-in", "whoami": 200}
+    assert after["devicecode_requests"] == before["devicecode_requests"]  # no device-code flow
+    assert after["whoami_ok"] - before["whoami_ok"] == 1
+
+
+def test_device_code_auth_sign_out_removes_the_cache_and_the_next_sign_in_prompts(auth_sandbox: AuthSandbox) -> None:
+    auth = _signed_in(auth_sandbox)
+    other = _auth(auth_sandbox)  # another user of the same cache in this process
+    assert other.restore()
+    location = auth.token_cache.location
+    assert auth.sign_out() is True
+    assert not location.exists() and auth.status == "signed-out"
+    with pytest.raises(AuthError, match="Not signed in"):
+        other.token()  # its in-memory copy was emptied too
+    assert _in_new_process(auth_sandbox)["restored"] is False
+    before = auth_sandbox.stats()
+    prompts: list[DeviceCodePrompt] = []
+    again = _auth(auth_sandbox, prompts=prompts)
+    again.sign_in(timeout=30)
+    assert len(prompts) == 1
+    assert auth_sandbox.stats()["devicecode_requests"] - before["devicecode_requests"] == 1
+    assert auth.sign_out() is True and auth.sign_out() is False  # nothing left the second time
+
+
+def test_sign_out_of_a_profile_removes_its_cache_without_a_client(auth_sandbox: AuthSandbox) -> None:
+    auth = _signed_in(auth_sandbox)
+    profile = ClusterProfile(name="me", flavour="hdinsight-aks", fqdn="mycluster.pool.eastus.hdinsightaks.net",
+                             auth="device-code", tenant_id=TENANT, client_id=PUBLIC_ID,
+                             authority_host=auth_sandbox.authority_host, verify=auth_sandbox.ca_pem)  # fmt: skip
+    assert profile.token_scope == HILO
+    assert sign_out(profile) is True
+    assert not auth.token_cache.location.exists()
+    assert not _auth(auth_sandbox).restore()
+
+
+def test_device_code_auth_token_of_one_scope_is_never_returned_for_another(
+    auth_sandbox: AuthSandbox, cache_dir: Path
+) -> None:
+    hilo = _signed_in(auth_sandbox, HILO)
+    before = auth_sandbox.stats()
+    fabric = _auth(auth_sandbox, FABRIC)
+    assert fabric.token_cache.location != hilo.token_cache.location
+    assert fabric.restore() is False
+    with pytest.raises(AuthError, match="Not signed in"):
+        fabric.token()
+    assert _in_new_process(auth_sandbox, FABRIC)["restored"] is False
+    assert auth_sandbox.stats()["tokens_issued"] == before["tokens_issued"]  # nothing issued for Fabric
+    fabric.sign_in(timeout=30)
+    assert _whoami(auth_sandbox, fabric).json()["aud"] == "https://api.fabric.microsoft.com"
+    assert _whoami(auth_sandbox, hilo).json()["aud"] == "https://hilo.azurehdinsight.net"
+    assert len(list(cache_dir.glob("msal-*.json"))) == 2
+
+
+# -- the canary ----------------------------------------------------------------------------------
+
+
+def test_token_cache_tokens_never_appear_in_logs_reprs_or_errors(
+    auth_sandbox: AuthSandbox, cache_dir: Path, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("msal", "msal_extensions", "urllib3", "requests", "hdiaks_widgets"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    auth = _signed_in(auth_sandbox)
+    tokens = [auth.token().token]
+    assert _whoami(auth_sandbox, auth).status_code == 200
+    auth_sandbox.revoke()
+    assert _whoami(auth_sandbox, auth).status_code == 200  # the 401 + refresh path
+    tokens.append(auth.token().token)
+    assert _in_new_process(auth_sandbox)["restored"] is True
+    needles = sorted(set(tokens + _cached_secrets(cache_dir)))
+    texts = [repr(auth), repr(auth.token_cache), str(auth.token_cache.store)]
+    auth.sign_out()
+    with pytest.raises(AuthError) as info:
+        auth.token()
+    texts += [str(info.value), repr(info.value)]
+    out = capsys.readouterr()
+    haystack = "\n".join([caplog.text, out.out, out.err, *texts, *(r.getMessage() for r in caplog.records)])
+    assert caplog.records and len(needles) >= 4  # access + refresh + id tokens were really collected
+    for needle in needles:
+        assert needle not in haystack
