@@ -295,3 +295,57 @@ def test_token_cache_tokens_never_appear_in_logs_reprs_or_errors(
     assert caplog.records and len(needles) >= 4  # access + refresh + id tokens were really collected
     for needle in needles:
         assert needle not in haystack
+
+
+# -- two real kernels (nbclient) ---------------------------------------------------------------
+
+_KERNEL_SETUP = """import os, requests
+from hdiaks_widgets.auth import DeviceCodeAuth
+prompts = []
+auth = DeviceCodeAuth(tenant_id={tenant!r}, client_id={client!r}, authority_host={host!r}, verify={ca!r},
+                      on_code=prompts.append)
+print("pid", os.getpid())"""
+
+
+def _run_kernel(sb: AuthSandbox, tmp_path: Path, name: str, *cells: str) -> tuple[str, str]:
+    """Run the setup cell and ``cells`` in a fresh kernel; (the printed text, the saved notebook)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    setup = _KERNEL_SETUP.format(tenant=TENANT, client=PUBLIC_ID, host=sb.authority_host, ca=sb.ca_pem)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in (setup, *cells)])
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+    return printed, path.read_text(encoding="utf-8")
+
+
+_WHOAMI = "print('whoami', requests.get({url!r}, auth=auth, verify={ca!r}, timeout=10).status_code)"
+
+
+@pytest.mark.notebook
+def test_device_code_sign_in_survives_a_kernel_restart_and_sign_out_ends_it(
+    auth_sandbox: AuthSandbox, cache_dir: Path, tmp_path: Path
+) -> None:
+    whoami = _WHOAMI.format(url=auth_sandbox.whoami_url, ca=auth_sandbox.ca_pem)
+    start = auth_sandbox.stats()
+    sign_in = "auth.sign_in(timeout=60)\nprint('prompts', len(prompts))"
+    first, nb1 = _run_kernel(auth_sandbox, tmp_path, "first", sign_in, whoami, "print(repr(auth))")
+    assert "prompts 1" in first and "whoami 200" in first, first
+    needles = _cached_secrets(cache_dir)
+    signed_in = auth_sandbox.stats()
+    assert signed_in["devicecode_requests"] - start["devicecode_requests"] == 1
+
+    second, nb2 = _run_kernel(auth_sandbox, tmp_path, "second", "print('restored', auth.restore(), len(prompts))",
+                              whoami, "print('signed out', auth.sign_out())")  # fmt: skip
+    assert first.split()[1] != second.split()[1], "the two notebooks must run in two kernels"
+    assert "restored True 0" in second and "whoami 200" in second and "signed out True" in second, second
+    assert auth_sandbox.stats()["devicecode_requests"] == signed_in["devicecode_requests"]  # no prompt
+    assert not list(cache_dir.glob("msal-*.json"))
+
+    third, _ = _run_kernel(auth_sandbox, tmp_path, "third", "print('restored', auth.restore(), len(prompts))")
+    assert "restored False 0" in third, third
+    assert needles
+    for needle in needles:  # the saved notebooks hold no token
+        assert needle not in nb1 and needle not in nb2
