@@ -29,12 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from auth_fixtures import CANARY
 from conftest import SandboxHandle
 from test_dag_airflow import AirflowRig, Identity, make_rig, wait_for_text
 
+from hdiaks_widgets.airflow.runtime import VARIABLES, MissingVariables, Variables, build_client, variables_for
 from hdiaks_widgets.auth import vault_token_provider
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-from hdiaks_widgets.dag_export import write_dag
+from hdiaks_widgets.dag_export import render_setup_sheet, write_dag
+from hdiaks_widgets.dag_export.sheet import access_of
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.secrets import CLIENT_SECRET_KEY, store_for_profile
 
@@ -235,3 +238,85 @@ def running(drig: DialectRig, flavour: str, prefix: str, proc: subprocess.Popen[
             break
         time.sleep(0.5)
     raise AssertionError(f"no running batch {prefix}*: {found}\n" + log.read_text(errors="replace")[-4000:])
+
+
+# -- the setup sheet per flavour (no server) -------------------------------------------------------
+
+SHEET_WS = "6f0c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f"
+SHEET_PROFILES = {
+    "fabric": ClusterProfile(name="f", flavour="fabric", workspace_id=SHEET_WS, lakehouse_id=LH),
+    "synapse": ClusterProfile(name="s", flavour="synapse", workspace="myws", pool="pool1"),
+    "hdinsight-entra": ClusterProfile(name="h", flavour="hdinsight", fqdn="mycluster", auth="entra", tenant_id="t"),
+    "hdinsight-basic": ClusterProfile(name="b", flavour="hdinsight", fqdn="mycluster", auth="basic", username="admin"),
+    "livy": ClusterProfile(name="l", flavour="livy", url="https://livy.example:8998", auth="none"),
+}
+ENTRA_SECRETS = ["api-client-id", "api-secret"]
+# flavour: (secrets that must be set, secrets never listed, what the roles say, what the switches say)
+SHEET_FACTS: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
+    "fabric": (ENTRA_SECRETS, ["livy-password"], ["Workspace role **Contributor** or higher", SHEET_WS],
+               ["**Service principals can use Fabric APIs**", "**Livy API**", "not verified"]),
+    "synapse": (ENTRA_SECRETS, ["livy-password"], ["**Synapse Compute Operator**", "`myws`", "`pool1`",
+                                                   "**Storage Blob Data Contributor**"],
+                ["No tenant switch is documented", "myws.dev.azuresynapse.net"]),
+    "hdinsight-entra": (ENTRA_SECRETS, ["livy-password"], ["**object id**", "**Cluster Administrator**"],
+                        ["authentication method is **Entra ID**", "clusteraccess.azurehdinsight.net"]),
+    "hdinsight-basic": (["livy-password"], ["api-client-id", "api-secret", "tenant-id"],
+                        ["cluster login (HTTP) user `admin`"], ["authentication method is **Basic**"]),
+    "livy": ([], ["api-client-id", "api-secret", "livy-password"], ["None: the server asks for no credentials"],
+             ["livy.server.csrf-protection.enabled"]),
+}  # fmt: skip
+
+
+def sheet_of(flavour: str) -> str:
+    cfg = JobConfig(profile=SHEET_PROFILES[flavour], spec=BatchSpec(file="abfss://c@a.dfs.core.windows.net/app.py"))
+    return render_setup_sheet(cfg, dag_id="spark_job")
+
+
+def sheet_section(sheet: str, title: str) -> str:
+    return sheet.split(f"\n## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("flavour", list(SHEET_FACTS))
+def test_setup_sheet_names_the_key_vault_secrets_of_the_flavour(flavour: str) -> None:
+    required, absent, _roles, _switches = SHEET_FACTS[flavour]
+    secrets = sheet_section(sheet_of(flavour), "Key Vault secrets the DAG reads")
+    for key in required:  # Airflow's AzureKeyVaultBackend name: <variables_prefix>-<key>
+        assert f"| `{key}` | `hdinsight-aks-variables-{key}` | yes |" in secrets
+        assert f"--name hdinsight-aks-variables-{key} --value '<{key}>'" in secrets
+    for key in absent:
+        assert f"`{key}`" not in secrets
+    if not required:
+        assert "az keyvault secret set" not in secrets and "needs no secret" in secrets
+
+
+@pytest.mark.parametrize("flavour", list(SHEET_FACTS))
+def test_setup_sheet_names_the_role_and_the_admin_switch_of_the_flavour(flavour: str) -> None:
+    _required, _absent, roles, switches = SHEET_FACTS[flavour]
+    service = access_of(SHEET_PROFILES[flavour]).service
+    needs = sheet_section(sheet_of(flavour), f"What {service} needs")
+    head, tail = needs.split("Admin switches:", 1)
+    assert all(text in head for text in roles), head
+    assert all(text in tail for text in switches), tail
+    assert "(http" in needs or "([" in needs  # each fact carries its source
+
+
+@pytest.mark.parametrize("flavour", list(SHEET_FACTS))
+def test_setup_sheet_holds_no_secret_from_the_environment(flavour: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AIRFLOW_VAR_API_SECRET", "AIRFLOW_VAR_API-SECRET", "AIRFLOW_VAR_LIVY_PASSWORD", "AZURE_CLIENT_SECRET",
+                 "HDIAKS_SANDBOX_HDINSIGHT_PASSWORD"):  # fmt: skip
+        monkeypatch.setenv(name, CANARY)
+    assert CANARY not in sheet_of(flavour)
+
+
+@pytest.mark.parametrize("flavour", list(SHEET_FACTS))
+def test_build_client_asks_for_exactly_the_variables_the_sheet_lists(flavour: str) -> None:
+    profile = SHEET_PROFILES[flavour]
+    listed = variables_for(profile)
+    required = [key for key, must, _what in listed if must]
+    cfg = JobConfig(profile=profile, spec=BatchSpec(file="abfss://c@a.dfs.core.windows.net/app.py"))
+    values = {key: f"<{key}>" for key in required}
+    build_client(cfg, Variables(values.get)).close()  # everything it needs is listed as required
+    for key in required:
+        with pytest.raises(MissingVariables, match=f"not set: {key}$"):
+            build_client(cfg, Variables({k: v for k, v in values.items() if k != key}.get))
+    assert {key for key, _must, _what in listed} <= {key for key, _r, _w in VARIABLES}

@@ -314,8 +314,10 @@ def test_export_dag_files_returns_the_written_paths(tmp_path: Path) -> None:
 
 def test_setup_sheet_lists_key_vault_names_and_backend_settings() -> None:
     sheet = render_setup_sheet(sample_config(), dag_id="spark_pi")
-    for name in ("api-client-id", "api-secret", "tenant-id"):
+    for name in ("api-client-id", "api-secret"):
         assert f"--name hdinsight-aks-variables-{name} --value '<{name}>'" in sheet
+    # The profile names its tenant: the Variable overrides it but need not be set.
+    assert "| `tenant-id` | `hdinsight-aks-variables-tenant-id` | no |" in sheet
     assert "--vault-name hdiaks-kv" in sheet
     assert (
         "AIRFLOW__SECRETS__BACKEND=airflow.providers.microsoft.azure.secrets.key_vault.AzureKeyVaultBackend"

@@ -23,7 +23,7 @@ from typing import Any
 
 from hdiaks_widgets import dialects, wire
 from hdiaks_widgets.auth import BasicAuth, ServicePrincipalAuth
-from hdiaks_widgets.config import JobConfig
+from hdiaks_widgets.config import ClusterProfile, JobConfig
 from hdiaks_widgets.errors import HdiaksError
 from hdiaks_widgets.livy import LivyClient, RetryPolicy
 from hdiaks_widgets.logview import job_output
@@ -39,6 +39,7 @@ __all__ = [
     "batch_names",
     "first_try_since_clear",
     "build_client",
+    "variables_for",
     "effective_config",
     "start_run",
     "verdict",
@@ -57,9 +58,30 @@ VARIABLES: tuple[tuple[str, bool, str], ...] = (
     ("livy-url", False, "Livy base URL, overriding the one derived from the profile"),
     ("livy-password", False, "cluster login password (profiles with basic auth only)"),
 )
+_ENTRA_METHODS = frozenset({"service-principal", "device-code"})  # unattended: both sign in as the app
+_ENTRA_KEYS = frozenset({"api-client-id", "api-secret", "tenant-id", "authority-host"})
 REQUESTED_BY = "hdiaks-airflow"
 # Where the driver's own output comes from (logview: the files behind driverLogUrl, the Kubernetes
 # driver pod's window); diagnostics are the cluster's last word and always go to the task log.
+
+
+def variables_for(profile: ClusterProfile) -> list[tuple[str, bool, str]]:
+    """The :data:`VARIABLES` a task with ``profile`` reads, each with whether it must be set:
+    what :func:`build_client` asks for (the setup sheet lists exactly these)."""
+    method = profile.auth_method
+    out: list[tuple[str, bool, str]] = []
+    for key, required, what in VARIABLES:
+        if key in _ENTRA_KEYS:
+            if method not in _ENTRA_METHODS:
+                continue
+            if key == "tenant-id":
+                required = not profile.tenant_id  # the profile's tenant is used when the Variable is not set
+        elif key == "livy-password":
+            if method != "basic":
+                continue
+            required = True
+        out.append((key, required, what))
+    return out
 
 
 class MissingVariables(HdiaksError):
@@ -122,7 +144,7 @@ def build_client(cfg: JobConfig, variables: Variables, *, retries: int = 4) -> L
     base_url = (variables.get("livy-url") or profile.base_url).rstrip("/")
     method = profile.auth_method
     auth: ServicePrincipalAuth | BasicAuth | None = None
-    if method in ("service-principal", "device-code"):
+    if method in _ENTRA_METHODS:
         client_id, secret = variables.require("api-client-id", "api-secret")
         tenant = variables.get("tenant-id") or profile.tenant_id
         if not tenant:
@@ -136,7 +158,8 @@ def build_client(cfg: JobConfig, variables: Variables, *, retries: int = 4) -> L
             verify=verify,
         )
     elif method == "basic":
-        auth = BasicAuth(profile.username or "", variables.get("livy-password") or "")
+        (password,) = variables.require("livy-password")  # an empty password is never the right one
+        auth = BasicAuth(profile.username or "", password)
     return LivyClient(
         base_url,
         auth=auth,
