@@ -160,6 +160,7 @@ def start_auth_services(
     token_lifetime: int = 3600,
     device_approval: Literal["auto", "manual"] = "auto",
     variables_prefix: str = "hdinsight-aks-variables",
+    clock_skew: int = 0,
 ) -> AuthServices:
     """Start the identity and Key Vault endpoints over HTTPS in background threads.
 
@@ -167,7 +168,7 @@ def start_auth_services(
     secrets: a service principal ``hdiaks-sandbox-app`` whose id, secret and tenant are stored
     in the vault as ``<variables_prefix>-api-client-id|api-secret|tenant-id``, a vault reader
     ``hdiaks-sandbox-vault-reader`` (see ``AuthServices.environment``) and a public client
-    ``hdiaks-sandbox-notebook`` for device code sign-in.
+    ``hdiaks-sandbox-notebook`` for device code sign-in. ``clock_skew``: see ``IdentityConfig``.
     """
     from hdiaks_widgets.sandbox.vault import VaultConfig, create_vault_app
 
@@ -191,7 +192,11 @@ def start_auth_services(
                 f"{variables_prefix}-tenant-id": tenant_id,
             }
     config = IdentityConfig(
-        tenant_id=tenant_id, clients=dict(clients), token_lifetime=token_lifetime, device_approval=device_approval
+        tenant_id=tenant_id,
+        clients=dict(clients),
+        token_lifetime=token_lifetime,
+        device_approval=device_approval,
+        clock_skew=clock_skew,
     )
     identity = serve_app(create_identity_app(root, config), host, identity_port, tls)
     try:

@@ -53,11 +53,15 @@ class IdentityConfig:
     token_lifetime: int = 3600
     device_approval: Literal["auto", "manual"] = "auto"
     user_name: str = "sandbox.user@example.test"
+    # Seconds the token's own ``exp`` claim comes before what ``expires_in`` tells the client: a
+    # service whose clock runs ahead, so it refuses a token the client's cache still holds (0 = none).
+    clock_skew: int = 0
 
     def __repr__(self) -> str:  # client secrets stay out of reprs
         return (
             f"IdentityConfig(tenant_id={self.tenant_id!r}, clients={sorted(self.clients)!r}, "
-            f"token_lifetime={self.token_lifetime!r}, device_approval={self.device_approval!r})"
+            f"token_lifetime={self.token_lifetime!r}, device_approval={self.device_approval!r}, "
+            f"clock_skew={self.clock_skew!r})"
         )
 
 
@@ -172,7 +176,7 @@ def create_identity_app(root: str | os.PathLike[str], config: IdentityConfig) ->
             "idtyp": kind,
             "iat": int(now),
             "nbf": int(now),
-            "exp": now + lifetime,
+            "exp": now + lifetime - max(0, int(config.clock_skew)),
             "jti": uuid.uuid4().hex,
             "gen": state.generation,
             "ver": "2.0",
