@@ -41,6 +41,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -195,14 +196,19 @@ class Watch:
 
 
 class _GatedReader:
-    """The run's own log reader, asked only while the log is followed or once the batch ended."""
+    """The run's own log reader, asked only while the log is followed or once the batch ended.
+
+    An unfollowed batch's log is read at the second look at its terminal state, the one at which
+    ``BatchRun`` can finish it: one read, with the lines Spark printed while it shut down."""
 
     def __init__(self, inner: LogReader, watch: Watch) -> None:
         self.inner = inner
         self._watch = watch
 
     def read(self, client: LivyLike, batch: Batch) -> LogDelta:
-        if self._watch.follow_logs or batch.state.is_terminal:
+        before = self._watch.run.snapshot.batch  # the run's snapshot is replaced after this read
+        ended = batch.state.is_terminal and before is not None and before.state.is_terminal
+        if self._watch.follow_logs or ended:
             return self.inner.read(client, batch)
         return LogDelta((), 0, False)  # not at the end: the run cannot finish without reading it
 
@@ -255,6 +261,9 @@ class Poller:
     grows, a new state); ``max_interval``: the longest a quiet batch waits, so a batch's end is seen
     at most that long after it happened. ``list_threshold``: from this many unfinished batches on,
     states come from the list (below it, one ``GET /batches/{id}`` each costs no more).
+    ``workers``: polls that send requests in one round (logs of ended or followed batches) run on
+    at most this many helper threads, so fifty batches ending together take a few round trips,
+    not fifty; the thread count never depends on the number of batches.
     """
 
     def __init__(
@@ -270,9 +279,12 @@ class Poller:
         headroom: int = 16,
         max_errors: int = 8,
         window: float = 60.0,
+        workers: int = 4,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
+        self.workers = max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
         self.interval = interval
         self.max_interval = max(interval, max_interval)
         self.factor = factor
@@ -464,6 +476,8 @@ class Poller:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         for watch in watches:
             watch._done.set()
         with _SHARED_LOCK:
@@ -511,11 +525,23 @@ class Poller:
             answers = self._read_list(active)
         self._answers = answers
         try:
+            chosen = []
             for watch in active:
                 item = answers.get(watch.batch_id)
                 last = watch.snapshot.batch
                 changed = isinstance(item, Batch) and last is not None and item.state != last.state
                 if watch._due <= soon or changed:
+                    chosen.append(watch)
+            sending = [w for w in chosen if self._sends(w, answers.get(w.batch_id))]
+            for watch in chosen:
+                if watch not in sending:
+                    self._poll(watch)  # served from the list: no request, no need for a helper
+            if len(sending) > 1 and self.workers > 1:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="hdiaks-poller-io")
+                list(self._pool.map(self._poll, sending))
+            else:
+                for watch in sending:
                     self._poll(watch)
         finally:
             self._answers = {}
@@ -543,6 +569,14 @@ class Poller:
         if full is None or item.state.is_terminal or watch.follow_logs:
             return None
         return replace(full, state=item.state)
+
+    def _sends(self, watch: Watch, item: Batch | BaseException | None) -> bool:
+        """Whether this watch's poll will send a request (its batch or its log)."""
+        if isinstance(item, BaseException):
+            return False
+        if item is None or watch.follow_logs or item.state.is_terminal:
+            return True
+        return not self._full_list_items() and watch._full is None
 
     def _full_list_items(self) -> bool:
         dialect = self.dialect
@@ -647,10 +681,12 @@ class Poller:
             watch._done.set()  # after the callbacks: whoever waits sees what they were given
 
     def _note_error(self, exc: BaseException, where: str) -> None:
-        self.last_error = f"{where}: {exc}"
         retry_after = getattr(exc, "retry_after", None)
+        with self._lock:  # helper threads report too
+            self.last_error = f"{where}: {exc}"
+            if isinstance(retry_after, (int, float)) and retry_after > 0:
+                self._throttled_until = max(self._throttled_until, self._clock() + float(retry_after))
         if isinstance(retry_after, (int, float)) and retry_after > 0:
-            self._throttled_until = max(self._throttled_until, self._clock() + float(retry_after))
             log.info("Livy asked to wait %.1f s (Retry-After); the poller holds its requests", retry_after)
 
     def _deliver(self, watch: Watch, snap: Snapshot) -> None:
