@@ -69,6 +69,8 @@ DEFAULT_VARIABLES_PREFIX = "hdinsight-aks-variables"
 
 _SERVICE = {"hdinsight-aks": "HDInsight on AKS", "hdinsight": "classic HDInsight", "livy": "Apache Livy",
             "sandbox": "the sandbox", "fabric": "Fabric", "synapse": "Synapse"}  # fmt: skip
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")  # "user:password@" in a URL
+_MAX_TIMEOUT = 86400  # seconds: a day; far past any gateway's idle timeout, well inside time_t
 _ENTRA_ONLY = frozenset({"fabric", "synapse"})  # the services take nothing but Entra ID tokens
 _ORIGIN_OVERRIDE = frozenset({"fabric", "synapse", "hdinsight"})  # url = another origin for the real host
 _API_VERSION = {"fabric": dialects.FABRIC_API_VERSION, "synapse": dialects.SYNAPSE_API_VERSION}
@@ -107,6 +109,17 @@ class ClusterProfile:
     verify: bool | str = True  # True, False, or a CA bundle path
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+
+    def __repr__(self) -> str:
+        # A password typed into the URL is refused by validation, but the repr (a notebook cell,
+        # a log line) must not show it either.
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "url" and isinstance(value, str):
+                value = _URL_USERINFO.sub(r"\1***@", value)
+            shown.append(f"{f.name}={value!r}")
+        return f"ClusterProfile({', '.join(shown)})"
 
     @property
     def auth_method(self) -> AuthMethod:
@@ -264,6 +277,8 @@ class ClusterProfile:
             value = getattr(self, tname)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 _problem(problems, p + tname, f"must be a number of seconds above 0, got {value!r}")
+            elif value > _MAX_TIMEOUT:  # a finite but huge timeout overflows the socket's time_t in urllib3
+                _problem(problems, p + tname, f"must be at most {_MAX_TIMEOUT} seconds (a day), got {value!r}")
         return problems
 
     def _not_used(self, problems: list[ConfigProblem], name: str, why: str) -> None:
