@@ -31,9 +31,16 @@ from typing import Any
 import pytest
 from auth_fixtures import CANARY
 from conftest import SandboxHandle
-from test_dag_airflow import AirflowRig, Identity, make_rig, wait_for_text
+from test_dag_airflow import AirflowRig, Identity, make_rig, venv_python, wait_for_text
 
-from hdiaks_widgets.airflow.runtime import VARIABLES, MissingVariables, Variables, build_client, variables_for
+from hdiaks_widgets.airflow.runtime import (
+    VARIABLES,
+    MissingVariables,
+    Variables,
+    build_client,
+    trigger_keys_for,
+    variables_for,
+)
 from hdiaks_widgets.auth import vault_token_provider
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.dag_export import render_setup_sheet, write_dag
@@ -116,11 +123,11 @@ class Success:
 
 @pytest.fixture(scope="module", params=[*DIALECTS, "hdinsight"], ids=[*DIALECTS, "hdinsight-entra"])
 def success(request: pytest.FixtureRequest, drig: DialectRig) -> Success:
-    """SparkPi through the DAG of one flavour (one Spark job)."""
+    """SparkPi through the DAG of one flavour (one Spark job), its name from the trigger conf."""
     flavour = request.param
-    drig.export(flavour, f"pi_{flavour}", BatchSpec(file=drig.box.examples["pi_py"], args=("2",), name=f"pi-{flavour}"))
+    drig.export(flavour, f"pi_{flavour}", BatchSpec(file=drig.box.examples["pi_py"], args=("2",), name="exported"))
     drig.box.clear_faults()  # resets the request counts
-    run = drig.rig.dags_test(f"pi_{flavour}")
+    run = drig.rig.dags_test(f"pi_{flavour}", conf={"job_name": f"pi-{flavour}"})
     return Success(flavour, run, drig.box.request_counts())
 
 
@@ -226,6 +233,44 @@ def test_dialect_dag_retry_reattaches_to_the_batch_of_the_first_try(
     assert [(b["id"], b["state"]) for b in drig.batches(flavour, f"{prefix}-")] == [(batch["id"], "success")]
 
 
+@pytest.mark.airflow
+@pytest.mark.spark
+@pytest.mark.sandbox
+def test_fabric_dag_timeout_deletes_the_batch_which_ends_cancelled(drig: DialectRig) -> None:
+    """The task's own deadline passes while the trigger watches: ``execute_complete`` sends one
+    DELETE to Fabric's batch path, and Fabric keeps the record as killed with result Cancelled."""
+    box = drig.box
+    spec = BatchSpec(file=box.examples["sleep_py"], args=("120",), name="sleepy-fabric")
+    drig.export("fabric", "timeout_fabric", spec, retries=0, timeout=3)
+    box.clear_faults()  # resets the request counts
+    run = drig.rig.dags_test("timeout_fabric")
+    counts = box.request_counts()
+    out = output(run)
+    assert "still" in out and "after 3 s" in out, out[-4000:]
+    [batch] = drig.batches("fabric", "sleepy-fabric-")
+    base = dialect_profile(box, "fabric").base_url.removeprefix(box.url)
+    assert counts.get(f"DELETE {base}/batches/{batch['id']}") == 1, counts
+    with drig.client("fabric") as client:
+        final = client.get_batch(batch["id"])
+    assert final.state.value == "killed" and final.result == "Cancelled"
+
+
+@pytest.mark.airflow
+@pytest.mark.spark
+@pytest.mark.sandbox
+def test_fabric_embedded_dag_runs_without_the_package(drig: DialectRig) -> None:
+    """The self-contained file carries the dialect code it needs (ids, list shape, the monitoring
+    API's log reader): it runs on Fabric with hdiaks_widgets hidden from Airflow."""
+    spec = BatchSpec(file=drig.box.examples["pi_py"], args=("2",), name="emb-fabric")
+    drig.export("fabric", "embedded_fabric", spec, embed=True)
+    run = drig.rig.dags_test("embedded_fabric", hide_package=True)
+    out = output(run)
+    assert run.returncode == 0, out[-4000:]
+    assert "Pi is roughly" in out and "running trigger in line" not in out
+    [batch] = drig.batches("fabric", "emb-fabric-")
+    assert str(uuid.UUID(batch["id"])) == batch["id"] and batch["state"] == "success"
+
+
 def running(drig: DialectRig, flavour: str, prefix: str, proc: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
     """The dialect's batch named ``prefix...`` once it is ``running`` (a wait, not a timing)."""
     deadline = time.monotonic() + 240
@@ -320,3 +365,39 @@ def test_build_client_asks_for_exactly_the_variables_the_sheet_lists(flavour: st
         with pytest.raises(MissingVariables, match=f"not set: {key}$"):
             build_client(cfg, Variables({k: v for k, v in values.items() if k != key}.get))
     assert {key for key, _must, _what in listed} <= {key for key, _r, _w in VARIABLES}
+
+
+@pytest.mark.parametrize(
+    ("flavour", "has_fqdn"), [("fabric", False), ("synapse", False), ("livy", False), ("hdinsight", True),
+                              ("hdinsight-aks", True)],
+)  # fmt: skip
+def test_trigger_keys_offer_a_cluster_fqdn_only_where_the_flavour_has_one(flavour: str, has_fqdn: bool) -> None:
+    keys = trigger_keys_for(flavour)
+    assert ("spark_cluster_fqdn" in keys) is has_fqdn
+    assert {"app_jar_path", "job_name", "class_name", "args"} <= set(keys)
+
+
+TRIGGER_FORM = """
+import json, sys
+from hdiaks_widgets.airflow.operator import trigger_params
+print(json.dumps({f: sorted(trigger_params({"profile": {"flavour": f}, "spec": {"file": "/x.py"}}))
+                  for f in sys.argv[1:]}))
+"""
+
+
+@pytest.mark.airflow
+def test_trigger_form_of_a_service_dag_has_no_cluster_fqdn(tmp_path: Path) -> None:
+    python = venv_python("3")
+    proc = subprocess.run([str(python), "-W", "ignore", "-c", TRIGGER_FORM, "fabric", "synapse", "hdinsight"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    forms = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "spark_cluster_fqdn" not in forms["fabric"] and "spark_cluster_fqdn" not in forms["synapse"]
+    assert "spark_cluster_fqdn" in forms["hdinsight"] and "app_jar_path" in forms["fabric"]
+
+
+@pytest.mark.parametrize("flavour", list(SHEET_FACTS))
+def test_setup_sheet_lists_the_trigger_keys_of_the_flavour(flavour: str) -> None:
+    keys = sheet_section(sheet_of(flavour), "Trigger with config")
+    assert ("`spark_cluster_fqdn`" in keys) is flavour.startswith("hdinsight")
+    assert "`app_jar_path`" in keys

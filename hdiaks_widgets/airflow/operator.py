@@ -35,10 +35,11 @@ from hdiaks_widgets.airflow.runtime import (
     first_try_since_clear,
     log,
     start_run,
+    trigger_keys_for,
     verdict,
 )
 from hdiaks_widgets.airflow.trigger import SparkBatchTrigger
-from hdiaks_widgets.config import JobConfig
+from hdiaks_widgets.config import ClusterProfile, JobConfig
 from hdiaks_widgets.errors import HdiaksError
 from hdiaks_widgets.run import BatchRun, Snapshot
 
@@ -46,15 +47,18 @@ __all__ = ["SparkBatchOperator", "trigger_params"]
 
 
 def trigger_params(job_config: Mapping[str, Any]) -> dict[str, Any]:
-    """The "Trigger DAG w/ config" form: one Param per trigger-conf key, defaulting to the job."""
+    """The "Trigger DAG w/ config" form: one Param per trigger-conf key that applies to the job's
+    flavour (no cluster FQDN for Fabric, Synapse or a Livy URL), defaulting to the job."""
     spec, profile = job_config.get("spec") or {}, job_config.get("profile") or {}
-    return {
+    params = {
         "spark_cluster_fqdn": Param(profile.get("fqdn") or "", type="string", description="Cluster FQDN"),
         "app_jar_path": Param(spec.get("file") or "", type="string", description="Application file"),
         "job_name": Param(spec.get("name") or "", type="string", description="Livy batch name"),
         "class_name": Param(spec.get("class_name") or "", type="string", description="Main class"),
         "args": Param(list(spec.get("args") or []), type="array", description="Application arguments"),
     }
+    keys = trigger_keys_for(str(profile.get("flavour") or ClusterProfile().flavour))
+    return {k: v for k, v in params.items() if k in keys}
 
 
 class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is untyped here

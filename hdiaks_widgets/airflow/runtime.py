@@ -39,6 +39,7 @@ __all__ = [
     "batch_names",
     "first_try_since_clear",
     "build_client",
+    "trigger_keys_for",
     "variables_for",
     "effective_config",
     "start_run",
@@ -82,6 +83,16 @@ def variables_for(profile: ClusterProfile) -> list[tuple[str, bool, str]]:
             required = True
         out.append((key, required, what))
     return out
+
+
+# Flavours addressed by a cluster name or FQDN: only there does the sample's spark_cluster_fqdn
+# mean anything (Fabric and Synapse are addressed by workspace ids, Livy and the sandbox by url).
+_FQDN_FLAVOURS = frozenset({"hdinsight-aks", "hdinsight"})
+
+
+def trigger_keys_for(flavour: str) -> tuple[str, ...]:
+    """The trigger-conf keys that apply to a job of ``flavour`` (the DAG's "Trigger w/ config" form)."""
+    return tuple(k for k in wire.TRIGGER_KEYS if k != "spark_cluster_fqdn" or flavour in _FQDN_FLAVOURS)
 
 
 class MissingVariables(HdiaksError):

@@ -14,8 +14,8 @@ import shlex
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from hdiaks_widgets.airflow.runtime import variables_for
-from hdiaks_widgets.config import TRIGGER_KEYS, ClusterProfile, JobConfig
+from hdiaks_widgets.airflow.runtime import trigger_keys_for, variables_for
+from hdiaks_widgets.config import ClusterProfile, JobConfig
 
 __all__ = ["CONNECTIONS_PREFIX", "KEY_VAULT_BACKEND", "Access", "access_of", "file_stem", "render_setup_sheet"]
 
@@ -228,7 +228,8 @@ def render_setup_sheet(cfg: JobConfig, *, dag_id: str, embed: bool = False, defe
         "",
         "## Trigger with config",
         "",
-        f"Keys: {', '.join(f'`{k}`' for k in TRIGGER_KEYS)}; an empty value keeps the exported default. "
+        f"Keys: {', '.join(f'`{k}`' for k in trigger_keys_for(profile.flavour))}; an empty value keeps the "
+        "exported default. "
         f"See `{file_stem(dag_id)}.trigger-conf.json`.",
         "",
         "## What the task does",
