@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +266,36 @@ def test_device_code_auth_token_of_one_scope_is_never_returned_for_another(
     assert _whoami(auth_sandbox, fabric).json()["aud"] == "https://api.fabric.microsoft.com"
     assert _whoami(auth_sandbox, hilo).json()["aud"] == "https://hilo.azurehdinsight.net"
     assert len(list(cache_dir.glob("msal-*.json"))) == 2
+
+
+def test_device_code_auth_status_reads_a_cached_sign_in_without_the_network(
+    auth_sandbox_factory: Callable[..., AuthSandbox],
+) -> None:
+    sb = auth_sandbox_factory()
+    _signed_in(sb)
+    sb.stop()  # the identity endpoint is gone: a status read must not need it
+    fresh = _auth(sb)
+    assert fresh.status == "signed-in"  # what the notebook's Sign in / submit check before prompting
+    with pytest.raises(AuthError, match="Cannot"):
+        fresh.restore()  # a token does need the identity provider (discovery), and says so in a sentence
+
+
+def test_device_code_auth_refused_cached_sign_in_reads_signed_out(auth_sandbox: AuthSandbox, cache_dir: Path) -> None:
+    auth = _signed_in(auth_sandbox)
+    (path,) = cache_dir.glob("msal-*.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for item in data["AccessToken"].values():
+        item["expires_on"] = item["extended_expires_on"] = "1"  # expired long ago
+    for item in data["RefreshToken"].values():
+        item["secret"] = "revoked-by-the-test"  # the identity endpoint answers invalid_grant
+    path.write_text(json.dumps(data), encoding="utf-8")
+    later = _auth(auth_sandbox)
+    assert later.status == "signed-in"
+    with pytest.raises(AuthError, match="sign in again") as info:
+        later.token()
+    assert info.value.error == "invalid_grant" and "\n" not in str(info.value)
+    assert later.status == "signed-out" and later.restore() is False  # Sign in is offered again
+    assert auth.status == "signed-in"  # the object that signed in keeps its own state until it asks
 
 
 # -- the canary ----------------------------------------------------------------------------------

@@ -81,10 +81,27 @@ class DeviceCodeAuth(_RetryOn401):
         self._error: AuthError | None = None
         self._status: DeviceStatus = "signed-out"
         self.token_cache = token_cache or TokenCacheStore(self.authority, client_id, self.scopes)
+        self._cache_refused = False  # the cached sign-in was refused (expired): status says signed-out
 
     @property
     def status(self) -> DeviceStatus:
+        """``signed-in`` also when another kernel or process left this profile's account in the
+        token cache (read from the local cache file, no network call); a cached sign-in that the
+        identity provider refused since reads ``signed-out`` again, so the user can sign in anew."""
+        if self._status == "signed-out" and not self._cache_refused and self._cached_account():
+            return "signed-in"
         return self._status
+
+    def _cached_account(self) -> bool:
+        store = self.token_cache
+        if store.mode == "memory" or not store.location.exists():
+            return False  # nothing on disk: never open (or probe) a store just to answer this
+        try:
+            cache = store.msal_cache()
+            return any(True for _ in cache.search(cache.CredentialType.ACCOUNT))
+        except Exception as exc:  # noqa: BLE001 - a status read must not fail; the next request says why
+            log.debug("could not read the token cache: %s", type(exc).__name__)
+            return False
 
     def _public_app(self) -> Any:
         import msal
@@ -142,7 +159,7 @@ class DeviceCodeAuth(_RetryOn401):
         try:
             result = app.acquire_token_by_device_flow(flow)
             if "access_token" in result:
-                self._status = "signed-in"
+                self._status, self._cache_refused = "signed-in", False
             elif flow.get("expires_at", 1) == 0:
                 self._status = "cancelled"
                 error = AuthError("Device code sign-in was cancelled.", error="cancelled")
@@ -201,7 +218,7 @@ class DeviceCodeAuth(_RetryOn401):
         (in memory and on disk). True when there was something to remove. No network call."""
         self.cancel()
         removed = self.token_cache.clear()
-        self._status = "signed-out"
+        self._status, self._cache_refused = "signed-out", False
         log.info("signed out of client %s at %s", self.client_id, self.authority)
         return removed
 
@@ -219,9 +236,11 @@ class DeviceCodeAuth(_RetryOn401):
         except (requests.RequestException, ValueError, OSError) as exc:
             raise _request_failed(f"Cannot refresh the sign-in at {self.authority}", exc) from exc
         if not result or "access_token" not in result:
+            if self._status != "pending":
+                self._status, self._cache_refused = "signed-out", True
             raise _msal_error(result or {"error": "interaction_required"}, "The sign-in expired; sign in again")
         if self._status == "signed-out":
-            self._status = "signed-in"  # from a cache another kernel or process wrote
+            self._status, self._cache_refused = "signed-in", False  # from a cache another process wrote
         return _token_from(result)
 
     def __repr__(self) -> str:
