@@ -210,6 +210,28 @@ def _in_new_process(sb: AuthSandbox, scope: str = HILO) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def test_device_code_auth_without_msal_extensions_keeps_the_sign_in_in_memory(
+    auth_sandbox: AuthSandbox, cache_dir: Path
+) -> None:
+    child = (
+        "import logging, sys\n"
+        "sys.modules['msal_extensions'] = None  # as if not installed: importing it raises ImportError\n"
+        "logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')\n"
+        "from hdiaks_widgets.auth import DeviceCodeAuth\n"
+        f"auth = DeviceCodeAuth(tenant_id={TENANT!r}, client_id={PUBLIC_ID!r}, authority_host=sys.argv[1], "
+        "verify=sys.argv[2])\n"
+        "auth.sign_in(timeout=30)\n"
+        "print(auth.status, '|', auth.token_cache.store)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child, auth_sandbox.authority_host, auth_sandbox.ca_pem],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "signed-in | memory (msal-extensions is not installed)"
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "install msal-extensions" in warnings[0], done.stderr
+    assert not cache_dir.exists()
+
+
 def test_device_code_auth_new_process_signs_in_from_the_cache_without_a_prompt(auth_sandbox: AuthSandbox) -> None:
     _signed_in(auth_sandbox)
     before = auth_sandbox.stats()

@@ -54,8 +54,11 @@ def token_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     given = env.get(CACHE_DIR_ENV, "").strip()
     if given:
         return Path(given).expanduser()
-    import platformdirs
-
+    try:
+        import platformdirs
+    except ImportError:  # the XDG default platformdirs would give on Linux
+        data = env.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
+        return Path(data) / "hdiaks-widgets" / "token-cache"
     return Path(platformdirs.user_data_dir("hdiaks-widgets", appauthor=False)) / "token-cache"
 
 
@@ -158,6 +161,13 @@ class TokenCacheStore:
         import msal
 
         if self.mode == "memory":
+            return msal.SerializableTokenCache()
+        try:
+            import msal_extensions  # noqa: F401 - only to know whether the persisted cache can be had
+        except ImportError:
+            self.store = "memory (msal-extensions is not installed)"
+            log.warning("device-code token cache: in memory only, the sign-in ends with this process; "
+                        "install msal-extensions (pip install 'hdiaks-widgets[azure]') to keep it")  # fmt: skip
             return msal.SerializableTokenCache()
         with _live_lock:
             cached = _live.get(str(self.location))
