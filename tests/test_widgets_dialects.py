@@ -3,7 +3,8 @@ inline checks (the profile's own validators), form <-> JobConfig round trips for
 and UUID / int32 batch ids through the whole UI on the sandbox's Fabric and Synapse paths.
 
 Headless widgets (set ``.value``, ``.click()``); the sandbox tests use the session sandbox over
-real sockets with real Spark, one job at a time.
+real sockets with real Spark, one job at a time; one test switches the Service list in JupyterLab
+in headless Chromium (the lab server of ``tests/test_browser.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 import pandas as pd
 import pytest
 from conftest import SandboxHandle
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from test_browser import lab as lab  # noqa: F401 - the fixture "lab" (JupyterLab on notebook 01)
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.models import AppInfo, Batch, BatchState
@@ -458,3 +461,67 @@ def test_app_batch_table_names_each_batchs_target_once_there_are_two() -> None:
         assert isinstance(ui.batches_table(), pd.DataFrame) and "target" not in ui.batches_table().columns
     finally:
         ui.close()
+
+
+# -- a real browser: JupyterLab in headless Chromium (the lab server of tests/test_browser.py) -----
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser-deps)")
+def test_browser_service_switch_shows_its_fields_and_checks_them(lab: str) -> None:
+    """In JupyterLab: pick Microsoft Fabric, see only its fields, get the profile's message under
+    the field as you type (a bad GUID, a pasted portal address), switch back and find the URL kept."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "browser-service-switch.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            page.goto(f"{lab}/lab/tree/01_submit_job.ipynb")
+            page.locator(".jp-Notebook").first.wait_for(timeout=120_000)
+            choose = page.locator(".jp-Dialog").get_by_role("button", name="Select Kernel")
+            try:
+                choose.wait_for(timeout=10_000)
+                choose.click()
+            except PlaywrightTimeout:
+                pass
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
+                timeout=120_000
+            )
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            page.get_by_text("Nothing submitted yet").first.wait_for(timeout=180_000)
+            submit = page.locator("button.hdiaks-submit")
+            expect(submit).to_be_enabled(timeout=60_000)
+            url = page.locator(".hdiaks-field-url input")
+            sandbox_url = url.input_value()
+
+            page.locator(".hdiaks-flavour select").select_option(label="Microsoft Fabric")
+            workspace = page.locator(".hdiaks-field-workspace-id")
+            expect(workspace.locator("input")).to_be_visible()
+            expect(page.locator(".hdiaks-field-lakehouse-id input")).to_be_visible()
+            expect(page.locator(".hdiaks-field-pool")).to_be_hidden()
+            expect(page.locator(".hdiaks-field-fqdn")).to_be_hidden()
+            expect(url).to_have_value("")  # Fabric's own origin box, empty: the real service
+            expect(submit).to_be_disabled()
+
+            workspace.locator("input").fill("not-a-guid")
+            expect(workspace.locator(".hdiaks-msg")).to_contain_text("is not a GUID")
+            workspace.locator("input").fill(PORTAL)
+            expect(workspace.locator(".hdiaks-msg")).to_contain_text(f"set workspace_id to {WS}")
+            workspace.locator("input").fill(WS)
+            page.locator(".hdiaks-field-lakehouse-id input").fill(LH)
+            expect(workspace.locator(".hdiaks-msg")).to_have_count(0)
+            page.locator(".hdiaks-field-workspace-id").scroll_into_view_if_needed()
+            page.screenshot(path=str(shot))
+
+            page.locator(".hdiaks-flavour select").select_option(label="Local sandbox")
+            expect(url).to_have_value(sandbox_url)
+            expect(workspace).to_be_hidden()
+            expect(submit).to_be_enabled()
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000

@@ -171,7 +171,7 @@ class JobForm:
             description="Workspace", placeholder="myws, as in myws.dev.azuresynapse.net", style=DESC, layout=WIDE
         )
         self.pool = w.Text(description="Spark pool", placeholder="sparkpool01", style=DESC, layout=WIDE)
-        self.api_version = w.Text(description="API version", style=DESC)
+        self.api_version = w.Text(description="API version", style=DESC, layout=w.Layout(width="60%"))
         self.auth = w.Dropdown(description="Sign-in", style=DESC, layout=w.Layout(width="60%"))
         self.auth.add_class("hdiaks-auth")
         self.username = w.Text(description="User", placeholder="e.g. admin", style=DESC)
