@@ -10,8 +10,9 @@ and, after a warm-up, runs ``--cells`` trivial ``1+1`` cells spread over ``--sec
   batch's log followed (``follow_logs=True``: the batch in view), the others' read at their end.
 
 Measured per scenario: the cell's round trip (send to idle, p50/p99/max over every cell of every
-run), the kernel process's CPU (% of one core, from ``psutil``), its threads, and the Livy requests
-the server counted per minute. Then every batch is ended at once on the server (half ``dead`` with an
+run), the kernel process's CPU (% of one core, from ``psutil``), its threads, the Livy requests
+the server counted per minute, and the machine's 1-minute load (on a shared machine other work
+slows every cell: compare against ``idle`` of the same run). Then every batch is ended at once on the server (half ``dead`` with an
 error line) and the kernel reports when each final snapshot arrived and whether it carried the error
 line. The markdown table goes to stdout; ``--json`` writes the raw numbers.
 
@@ -114,6 +115,7 @@ def scenario(name: str, url: str, args: argparse.Namespace, http: requests.Sessi
             threads.append(proc.num_threads())
             time.sleep(max(0.0, spacing - took))
         cpu1, t1 = sum(proc.cpu_times()[:2]), time.monotonic()
+        load = os.getloadavg()[0]  # the machine's 1-minute load: other work slows every cell too
         counted = http.get(f"{url}/_poll/stats", timeout=10).json()
         result: dict[str, Any] = {
             "scenario": name,
@@ -121,6 +123,7 @@ def scenario(name: str, url: str, args: argparse.Namespace, http: requests.Sessi
             "cpu_pct": (cpu1 - cpu0) / (t1 - t0) * 100,
             "threads": max(threads),
             "requests_per_min": counted["requests"] / (t1 - t0) * 60,
+            "load": load,
             "by_route": counted["by_route"],
         }
         if name != "idle":
@@ -146,8 +149,8 @@ def scenario(name: str, url: str, args: argparse.Namespace, http: requests.Sessi
 
 def table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:
     rows = ["| scenario | cell p50 ms | p99 ms | max ms | kernel CPU % | threads | Livy requests/min "
-            "| all ends arrived | last end after s | error lines |",
-            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            "| all ends arrived | last end after s | error lines | machine load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     summary: dict[str, dict[str, float]] = {}
     for name, runs in results.items():
         lat = [x for r in runs for x in r["latency_ms"]]
@@ -161,8 +164,9 @@ def table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) ->
             ends = "yes" if all(r["ends"] == args.batches for r in runs) else "no"
             delay = f"{max(r['end_delay_max_s'] for r in runs):.1f}"
             errors = "yes" if all(r["error_lines"] for r in runs) else "no"
+        load = "–".join(f"{x:.1f}" for x in sorted({min(r["load"] for r in runs), max(r["load"] for r in runs)}))
         rows.append(f"| {name} | {s['p50']:.1f} | {s['p99']:.1f} | {s['max']:.1f} | {s['cpu']:.0f} | "
-                    f"{s['threads']:.0f} | {s['rpm']:.0f} | {ends} | {delay} | {errors} |")  # fmt: skip
+                    f"{s['threads']:.0f} | {s['rpm']:.0f} | {ends} | {delay} | {errors} | {load} |")  # fmt: skip
     if "threads" in summary and "poller" in summary:
         a, b = summary["threads"], summary["poller"]
         rows += ["", "poller / threads: " + ", ".join(
