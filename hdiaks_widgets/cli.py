@@ -30,6 +30,7 @@ from hdiaks_widgets.errors import BatchNotFound, ConfigError, ConfigProblem, Hdi
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.logview import job_output
 from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
+from hdiaks_widgets.progress import ProgressReader
 from hdiaks_widgets.run import BatchRun, LivyLogReader, OffsetLogReader, Snapshot, failure_lines
 from hdiaks_widgets.sandbox.logbuf import DEFAULT_CACHE_LOG_SIZE, LOG_SHAPES  # stdlib only, no server
 
@@ -75,14 +76,100 @@ class _Notes:
     server gave, so control characters (a newline faking another line, a terminal escape) are
     replaced."""
 
-    def __init__(self) -> None:
+    def __init__(self, line: _ProgressLine | None = None) -> None:
         self.shown: list[str] = []
+        self._line = line
 
     def show(self, snap: Snapshot) -> None:
-        note = snap.log_note
-        if note and note not in self.shown:
-            self.shown.append(note)
-            print(f"note: {_CONTROL.sub(' ', note)}", file=sys.stderr, flush=True)
+        notes = [snap.log_note, snap.progress.note if snap.progress is not None else None]
+        for note in notes:
+            if note and note not in self.shown:
+                self.shown.append(note)
+                text = f"note: {_CONTROL.sub(' ', note)}"
+                if self._line is not None:
+                    self._line.write(text, sys.stderr)
+                else:
+                    print(text, file=sys.stderr, flush=True)
+
+
+def _stderr_size() -> tuple[int, int]:
+    """Columns and rows of the terminal stderr is on. A terminal that reports 0 (a fresh
+    pseudo-terminal, some containers) would get nothing from tqdm: ``$COLUMNS``/``$LINES``,
+    else 100 x 24, then."""
+    try:
+        columns, rows = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError):
+        columns = rows = 0
+
+    def env(name: str, fallback: int) -> int:
+        raw = os.environ.get(name, "")
+        return int(raw) if raw.isdigit() and int(raw) > 0 else fallback
+
+    return (columns if columns > 0 else env("COLUMNS", 100)), (rows if rows > 1 else env("LINES", 24))
+
+
+class _ProgressLine:
+    """One line on a terminal's stderr, redrawn in place by tqdm: the batch's state, Spark's
+    progress (a bar over the known tasks, jobs and stages done) and the time followed. Log lines
+    and notes are written above it (``tqdm.write``), so the bar never garbles them. Only for a
+    terminal: on a pipe or file the CLI prints plain state lines as before."""
+
+    # tqdm's own fields; the progress text goes in as literal text (braces escaped).
+    _KNOWN = "{desc} {percentage:3.0f}%|{bar:20}| <detail> [{elapsed}]"
+    _UNKNOWN = "{desc} <detail>[{elapsed}]"
+
+    def __init__(self, batch_id: str) -> None:
+        from tqdm import tqdm  # only a terminal follow needs it
+
+        self._tqdm = tqdm
+        self._batch_id = batch_id
+        columns, rows = _stderr_size()
+        self._bar = tqdm(total=1, file=sys.stderr, bar_format=self._UNKNOWN.replace("<detail>", ""), ncols=columns,
+                         nrows=rows, leave=True, desc=f"batch {_printable(batch_id)}", mininterval=0)  # fmt: skip
+        # The elapsed time ticks every second between polls (which back off to --poll x 5).
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="hdiaks-progress-line", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                self._bar.refresh()
+
+    @staticmethod
+    def wanted() -> bool:
+        stream = sys.stderr
+        return bool(getattr(stream, "isatty", None)) and stream.isatty() and os.environ.get("TERM") != "dumb"
+
+    def write(self, text: str, file: Any) -> None:
+        self._tqdm.write(text, file=file)
+
+    def show(self, snap: Snapshot) -> None:
+        with self._lock:
+            self._show(snap)
+
+    def _show(self, snap: Snapshot) -> None:
+        bar = self._bar
+        progress = snap.progress
+        bar.set_description_str(f"batch {_printable(self._batch_id)}: {snap.state_label}", refresh=False)
+        detail = ""
+        if progress is not None and (progress.known or not progress.complete):
+            detail = _printable(progress.describe()).replace("{", "{{").replace("}", "}}")
+        if progress is not None and progress.fraction is not None:
+            total = max(progress.tasks_total, 1)
+            bar.total = total
+            bar.n = total if progress.complete else min(progress.tasks_done, total)
+            bar.bar_format = self._KNOWN.replace("<detail>", detail)
+        else:
+            bar.bar_format = self._UNKNOWN.replace("<detail>", f"{detail} " if detail else "")
+        bar.refresh()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._ticker.join(5)
+        with self._lock:
+            self._bar.close()
 
 
 # --url replaces a livy/sandbox profile's URL, or gives fabric/synapse/hdinsight another origin for the
@@ -149,29 +236,35 @@ def _spec_with_overrides(spec: BatchSpec, args: argparse.Namespace) -> BatchSpec
 
 
 def _follow(
-    run: BatchRun, *, emit: Callable[[str], None], poll: float, on_state: Callable[[Snapshot], None] | None = None
+    run: BatchRun, *, emit: Callable[[str], None], poll: float, on_state: Callable[[Snapshot], None] | None = None,
+    line: _ProgressLine | None = None,
 ) -> Snapshot:
     """Print new log lines until the batch reaches a terminal state; return the last snapshot.
 
     The run's note is printed once, before the lines of the poll that brought it (or at the end,
     when that poll brought none). ``on_state`` hears each state the batch moves into (the first
     one seen included). Raises the run's error when watching failed (what ``follow_batch`` does).
+    ``line``: the terminal's progress line, redrawn after each poll (state lines then stay in it).
     """
-    notes = _Notes()
+    notes = _Notes(line)
     last: list[BatchState | None] = [None]
 
     def on_update(snap: Snapshot) -> None:
         notes.show(snap)
-        if on_state is not None and snap.state is not None and snap.state != last[0]:
+        if line is None and on_state is not None and snap.state is not None and snap.state != last[0]:
             last[0] = snap.state
             on_state(snap)
-        for line in snap.new_lines:
-            emit(line)
+        for text in snap.new_lines:
+            emit(text)
+        if line is not None:
+            line.show(snap)
 
     try:
         snap = run.wait(on_update=on_update, interval=poll, max_interval=max(poll, 5.0))
     finally:
         notes.show(run.snapshot)
+        if line is not None:
+            line.close()
     if snap.batch is not None and (snap.batch.state.is_terminal or snap.purged):
         return snap
     if isinstance(snap.exception, HdiaksError):
@@ -244,11 +337,19 @@ def _closing_line(snap: Snapshot, *, followed_running: bool) -> str:
     return _printable(snap.error or f"batch {snap.batch_id}: {snap.state_label}")
 
 
-def _emit_line(args: argparse.Namespace) -> Callable[[str], None]:
-    """Followed lines: as text, or with ``--json`` one JSON object per line (text and source)."""
+def _line_text(args: argparse.Namespace) -> Callable[[str], str]:
+    """A followed line as printed: as text, or with ``--json`` one JSON object (text and source)."""
     if args.json:
-        return lambda line: print(json.dumps(_line_dict(line)), flush=True)
-    return lambda line: print(line, flush=True)
+        return lambda line: json.dumps(_line_dict(line))
+    return lambda line: line
+
+
+def _emit_line(args: argparse.Namespace, line: _ProgressLine | None = None) -> Callable[[str], None]:
+    """Print followed lines (above the terminal's progress line when there is one)."""
+    text = _line_text(args)
+    if line is not None:
+        return lambda item: line.write(text(item), sys.stdout)
+    return lambda item: print(text(item), flush=True)
 
 
 # -- subcommands --------------------------------------------------------------------------
@@ -286,13 +387,18 @@ def _submitted(args: argparse.Namespace, run: BatchRun) -> int:
         return 0
     # The narration goes to stderr: stdout stays the log and the final line (or the JSON).
     _err(f"submitted batch {batch.id} ({_printable(batch.name)})")
-    emit = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
+    line = _ProgressLine(str(batch.id)) if _ProgressLine.wanted() else None
+    if line is not None:
+        run.progress_reader = ProgressReader()
+        emit = (lambda text: None) if args.json else (lambda text: line.write(text, sys.stdout))
+    else:
+        emit = (lambda text: None) if args.json else (lambda text: print(text, flush=True))
 
     def on_state(snap: Snapshot) -> None:
         if snap.state is not None and not snap.state.is_terminal:
             _err(_state_line(snap))
 
-    snap = _follow(run, emit=emit, poll=args.poll, on_state=on_state)
+    snap = _follow(run, emit=emit, poll=args.poll, on_state=on_state, line=line)
     final = snap.batch
     assert final is not None  # _follow returns only a snapshot with a batch
     if args.json:
@@ -323,8 +429,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
             run = BatchRun.attach(client, args.batch, log_reader=reader)
             first = run.first_batch
             running = first is not None and not first.state.is_terminal
+            bar = _ProgressLine(run.batch_id) if running and _ProgressLine.wanted() else None
+            if bar is not None:
+                run.progress_reader = ProgressReader()
             try:
-                snap = _follow(run, emit=_emit_line(args), poll=args.poll)
+                snap = _follow(run, emit=_emit_line(args, bar), poll=args.poll, line=bar)
             except KeyboardInterrupt:
                 _err(f"stopped following batch {run.batch_id}; it keeps running "
                      f"(hdiaks kill {shlex.quote(str(run.batch_id))} {_target_args(args)} stops it)")

@@ -59,6 +59,7 @@ from hdiaks_widgets.errors import (
 )
 from hdiaks_widgets.logview import LivyLogReader, LogDelta, job_output
 from hdiaks_widgets.models import Batch, BatchState, LogPage
+from hdiaks_widgets.progress import Progress, ProgressReader
 
 __all__ = [
     "BatchRun",
@@ -216,6 +217,7 @@ class Snapshot:
     exception: BaseException | None = field(default=None, compare=False, repr=False)
     purged: bool = False
     finished: bool = False  # no more polls: terminal state reached, purged, replaced or gave up
+    progress: Progress | None = None  # Spark's jobs/stages/tasks, with a ProgressReader (BatchRun(progress=))
 
     def __repr__(self) -> str:
         # One line however long the log: counts, never the lines (a notebook cell shows this).
@@ -369,8 +371,12 @@ class BatchRun:
         log_reader: LogReader | None = None,
         max_errors: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        progress: ProgressReader | None = None,
     ) -> None:
         self.client = client
+        # Spark's own numbers (jobs, stages, tasks) on every snapshot, read rate-limited from the
+        # application's UI; None: not read (no requests beyond Livy's).
+        self.progress_reader = progress
         self.batch_id = str(batch_id)  # ids are opaque strings (Apache Livy's 7 is "7")
         self.name = name if name is not None else (batch.name if batch is not None else None)
         self._name_given = name is not None  # the caller knew the batch by name: it existed
@@ -402,6 +408,7 @@ class BatchRun:
         log_reader: LogReader | None = None,
         max_errors: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        progress: ProgressReader | None = None,
     ) -> BatchRun:
         """Submit ``spec`` and return its run (a spec without a name gets a unique one).
 
@@ -428,7 +435,7 @@ class BatchRun:
                     raise
                 reattached = True
         run = cls(client, batch.id, name=batch.name, batch=batch, log_reader=log_reader,
-                  max_errors=max_errors, clock=clock)
+                  max_errors=max_errors, clock=clock, progress=progress)
         run.reattached = reattached
         return run
 
@@ -442,6 +449,7 @@ class BatchRun:
         log_reader: LogReader | None = None,
         max_errors: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        progress: ProgressReader | None = None,
     ) -> BatchRun:
         """Follow a batch submitted elsewhere, by id or (Livy 0.7+) by name.
 
@@ -455,7 +463,7 @@ class BatchRun:
                 f"batch {batch.id} is named {batch.name!r}, not {expected_name!r}",
             )
         return cls(client, batch.id, name=batch.name, batch=batch, log_reader=log_reader,
-                   max_errors=max_errors, clock=clock)
+                   max_errors=max_errors, clock=clock, progress=progress)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -532,6 +540,7 @@ class BatchRun:
             return replace(snap, new_lines=(), updated_at=now, polls=snap.polls + 1, errors=errors,
                            error=sentence, error_kind=kind, exception=exc, finished=give_up)
         lines = snap.lines + delta.lines if delta.lines else snap.lines
+        progress = self.progress_reader.read(self.client, batch) if self.progress_reader is not None else None
         was_terminal = snap.batch is not None and snap.batch.state.is_terminal
         finished = batch.state.is_terminal and was_terminal and delta.at_end
         end_kind, end_sentence = _end_sentence(batch, lines) if finished else (None, None)
@@ -542,7 +551,7 @@ class BatchRun:
             dropped_lines=snap.dropped_lines + delta.dropped, log_gaps=snap.log_gaps + delta.gaps,
             log_note=delta.note or snap.log_note, log_at_end=delta.at_end,
             updated_at=now, polls=snap.polls + 1, errors=0, error=end_sentence, error_kind=end_kind,
-            exception=None, finished=finished,
+            exception=None, finished=finished, progress=progress,
         )
 
     def _replaced(self, snap: Snapshot, batch: Batch, now: float) -> Snapshot:

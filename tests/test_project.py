@@ -16,7 +16,7 @@ PKG = ROOT / "hdiaks_widgets"
 
 LEVELS = {
     "errors": 0, "models": 0, "config": 0, "wire": 0, "dialects": 0, "fileio": 0,
-    "livy": 1, "auth": 1, "secrets": 1, "profiles": 1,
+    "livy": 1, "auth": 1, "secrets": 1, "profiles": 1, "progress": 1,
     "connect": 2, "starter": 2, "run": 2, "poller": 2, "monitor": 2, "tables": 2, "dag_export": 2, "airflow": 2,
     "widgets": 3, "cli": 3, "demo": 3,
 }

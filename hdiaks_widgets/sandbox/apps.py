@@ -42,6 +42,7 @@ EXAMPLE_PATHS: dict[str, str] = {
     "lines_py": "py/lines.py",
     "sleep_py": "py/sleep.py",
     "storm_py": "py/storm.py",
+    "stages_py": "py/stages.py",
     "words_txt": "data/words.txt",
 }
 

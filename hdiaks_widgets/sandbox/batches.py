@@ -110,7 +110,7 @@ class BatchRecord:
     exit_code: int | None = None
     cluster_mode: bool = False  # a jar on the standalone cluster: --deploy-mode cluster
     driver_id: str | None = None
-    ui_url: str | None = None  # cluster mode: the master's UI while running, the history server after
+    ui_url: str | None = None  # cluster mode: the history server's page once the application ended
     scope: str | None = None  # set by a dialect front end (Fabric, Synapse); None = Apache Livy's
     external_id: str | None = None  # the id that front end shows (e.g. Fabric's UUID)
     created_at: float = field(default_factory=time.time)  # wall clock, for the dialects' timestamps
@@ -155,18 +155,34 @@ class BatchRecord:
             return self.driver_id if self.log.driver_files is not None else None
         return self.reports.container_id if self.reports is not None and self.reports.shape == "yarn" else None
 
+    @property
+    def shown_app_id(self) -> str | None:
+        """The application id the batch shows (a played cluster job shows the played id)."""
+        if self.reports is not None and self.reports.emulate and self.app_id is not None:
+            return self.reports.app_id
+        return self.app_id
+
+    def spark_ui_url(self, base_url: str = "") -> str | None:
+        """``appInfo.sparkUiUrl``: the application's UI behind the server's own web proxy while it
+        runs (``{base}/proxy/{appId}/``, the shape of YARN's tracking URL that Livy reports), the
+        History Server's page once a cluster-mode application ended; ``None`` before the
+        application has an id. Without a base URL, the driver's own UI (tests of the view)."""
+        if self.is_finished and (self.cluster_mode or self.ui_url is not None):
+            return self.ui_url  # the history server's page (None without one)
+        if self.app_id is None or not (self.ui_port or self.cluster_mode):
+            return None
+        if not base_url:
+            return None if self.is_finished or not self.ui_port else f"http://127.0.0.1:{self.ui_port}"
+        return f"{base_url}/proxy/{self.shown_app_id}/"
+
     def view(self, base_url: str = "") -> dict[str, Any]:
         """Livy's ``BatchSessionView``. ``driverLogUrl`` exists only in the YARN shape (Livy's
         local-mode and Kubernetes apps report none), and only once the application has an id."""
-        ui = f"http://127.0.0.1:{self.ui_port}" if self.ui_port and not self.is_finished else None
-        if self.ui_url is not None:
-            ui = self.ui_url
+        ui = self.spark_ui_url(base_url)
         driver_log = None
         if base_url and self.container_id and self.app_id:
             driver_log = f"{base_url}/node/containerlogs/{self.container_id}/{self.user}"
-        app_id = self.app_id
-        if self.reports is not None and self.reports.emulate and app_id is not None:
-            app_id = self.reports.app_id
+        app_id = self.shown_app_id
         return {
             "id": self.id,
             "name": self.name,
@@ -260,6 +276,24 @@ class BatchRegistry(Registry[BatchRecord]):
                 if rec.container_id == container_id:
                     return rec
         raise NotFound(container_id)
+
+    def by_app(self, app_id: str) -> BatchRecord:
+        """The batch showing application ``app_id`` (the web proxy's ``/proxy/{appId}/``)."""
+        with self._lock:
+            for rec in self._records.values():
+                if app_id and rec.shown_app_id == app_id:
+                    return rec
+        raise NotFound(app_id)
+
+    def driver_ui_port(self, rec: BatchRecord) -> int | None:
+        """The port of the driver's UI: from spark-submit's output, or (cluster mode, the driver
+        on a worker) from the driver's own stderr file."""
+        if rec.ui_port is None and rec.cluster_mode and rec.log.driver_files is not None:
+            data, _, _ = rec.log.driver_files.read("stderr", 0, 512 * 1024)
+            match = _UI_PORT.search(data.decode("utf-8", errors="replace"))
+            if match:
+                rec.ui_port = int(match.group(1))
+        return rec.ui_port
 
     def deleted(self, ident: int) -> BatchRecord:
         with self._lock:
@@ -365,6 +399,9 @@ class BatchRegistry(Registry[BatchRecord]):
             "spark.eventLog.enabled": "true",
             "spark.eventLog.dir": self._events.as_uri(),
             "spark.ui.showConsoleProgress": "false",
+            # Any free port for the driver's UI (Spark's default 4040+ collides with other
+            # drivers on a shared machine after spark.port.maxRetries); the job's conf may say.
+            "spark.ui.port": "0",
         }
         if self.cluster is not None:
             cluster_conf = self.cluster.submit_conf()
@@ -468,6 +505,9 @@ class BatchRegistry(Registry[BatchRecord]):
         if rec.cluster_mode and not rec.is_finished:
             self._poll_driver(rec)  # spark-submit exits 0 whatever the driver did: ask the master
         with self._lock:
+            cluster = self.cluster
+            if not rec.cluster_mode and cluster is not None and cluster.history_url is not None and rec.app_id:
+                rec.ui_url = cluster.app_ui_url(rec.app_id)  # a client-mode app's events went there too
             if not rec.is_finished:
                 state = "killed" if rec.kill_requested else ("success" if code == 0 else "dead")
                 if rec.cluster_mode and not rec.kill_requested:
@@ -502,7 +542,6 @@ class BatchRegistry(Registry[BatchRecord]):
         with self._lock:
             if info.state == DriverState.RUNNING and rec.state == "starting" and rec.app_id is not None:
                 rec.enter("running")
-                rec.ui_url = cluster.master_ui_url
             if not info.state.is_terminal:
                 return False
             if rec.app_id is not None and cluster.history_url is not None:

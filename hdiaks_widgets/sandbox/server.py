@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+import requests
 from flask import Flask, Response, g, request
 
 from hdiaks_widgets.sandbox.apps import Examples
@@ -82,6 +84,37 @@ def _log_page(rec: Any) -> Response:
     return _json(rec.log.page_json(rec.id, _int_arg("from", None), 100 if size is None else size))
 
 
+class UiProxy:
+    """Fetches a page of a driver's UI on loopback (what YARN's ``WebAppProxyServlet`` does for
+    ``/proxy/{appId}/...``): GET only, no redirects followed, the answer's status and type kept."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self._timeout = timeout
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # loopback: no proxy or CA variables of the machine
+            self._local.session = session
+        return session
+
+    def fetch(self, port: int, rest: str, query: bytes, prefix: str) -> Response:
+        """``prefix``: this proxy's path for the application (a redirect's target is rewritten to it)."""
+        url = f"http://127.0.0.1:{port}/{rest}" + (f"?{query.decode('latin-1')}" if query else "")
+        try:
+            answer = self._session().get(url, timeout=self._timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            return _msg(f"the application's UI did not answer: {type(exc).__name__}", 502)
+        headers = {}
+        location = answer.headers.get("Location")
+        if location is not None:
+            headers["Location"] = location.replace(f"http://127.0.0.1:{port}", prefix)
+        kind = answer.headers.get("Content-Type", "application/octet-stream")
+        return Response(answer.content, status=answer.status_code, headers=headers, content_type=kind)
+
+
 def create_app(
     *,
     batches: BatchRegistry,
@@ -95,6 +128,7 @@ def create_app(
     """``authorizer`` and ``csrf`` guard Apache Livy's routes; each of ``dialects`` guards its own."""
     app = Flask("hdiaks_widgets.sandbox")
     book = faults or FaultBook()
+    ui_proxy = UiProxy()
     if any(isinstance(d, HDInsightDialect) for d in dialects):
         app.wsgi_app = LivyMount(app.wsgi_app)  # type: ignore[method-assign]
 
@@ -235,6 +269,25 @@ def create_app(
         base = f"{batches.base_url}/node/containerlogs/{container}/{user}"
         page = file_page(container, name, files, base, DEFAULT_START if start is None else start, _int_arg("end", None))
         return Response(page, mimetype="text/html")
+
+    # -- the web proxy in front of each application's UI (appInfo.sparkUiUrl) --------------------
+
+    @app.get("/proxy/<app_id>")
+    @app.get("/proxy/<app_id>/")
+    @app.get("/proxy/<app_id>/<path:rest>")
+    def app_ui(app_id: str, rest: str = "") -> Response:
+        """A running application's UI (Spark's REST API under ``api/v1/``), fetched from the
+        driver like YARN's web proxy does; once the application ended its UI is gone: 404
+        (the History Server has it, where the sandbox runs one: ``sparkUiUrl`` then says where)."""
+        rec = batches.by_app(app_id)
+        if rec.is_finished:
+            return _error(f"application {app_id} has finished: its UI is gone with its driver", 404)
+        port = batches.driver_ui_port(rec)
+        if port is None:
+            return _error(f"application {app_id} has no UI yet", 503)
+        if rec.app_id is not None and rec.app_id != app_id:
+            rest = rest.replace(app_id, rec.app_id)  # a played YARN id: Spark knows its own
+        return ui_proxy.fetch(port, rest, request.query_string, f"{request.script_root}/proxy/{app_id}")
 
     @app.delete("/batches/<ident>")
     def delete_batch(ident: str) -> Response:
