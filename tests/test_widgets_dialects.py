@@ -525,3 +525,39 @@ def test_browser_service_switch_shows_its_fields_and_checks_them(lab: str) -> No
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.sandbox  # dialect_auth_sandbox is not among conftest's auto-marked fixtures
+@pytest.mark.spark
+def test_app_hdinsight_entra_profile_submits_with_real_tokens(
+    dialect_auth_sandbox: SandboxHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved classic HDInsight profile with Entra sign-in, picked in the Profile list: the form
+    shows the cluster and the Entra fields, keeps what it does not show (authority, vault, CA
+    bundle) and the job runs on a sandbox that takes only tokens for the cluster's audience
+    (the real msal against its identity endpoint, the secret read from its vault)."""
+    box = dialect_auth_sandbox
+    ep = box.process.endpoints()
+    for key, value in ep["environment"].items():  # the Key Vault reader's AZURE_* settings
+        monkeypatch.setenv(key, value)
+    saved = ClusterProfile(
+        name="hdi", flavour="hdinsight", fqdn="mycluster", url=box.url, auth="entra",
+        tenant_id=ep["environment"]["AZURE_TENANT_ID"], authority_host=ep["authority_host"],
+        secret_source="keyvault", vault_url=ep["vault_url"], verify=ep["ca_pem"],
+    )  # fmt: skip
+    spec = BatchSpec(file=box.examples["jar"], class_name=box.spark_pi_class, args=("2",), name="ui-entra")
+    ui = app(JobConfig(spec=spec), profiles={"hdi": saved}, monitor_interval=0.2, max_interval=1.0,
+             download_dir=tmp_path)  # fmt: skip
+    try:
+        ui.form.profile.value = "hdi"
+        assert ui.form.flavour.value == "hdinsight" and ui.form.auth.value == "entra"
+        assert _shown(ui.form) == {"fqdn", "url", "tenant_id", "client_id", "scope"}
+        assert "https://mycluster.clusteraccess.azurehdinsight.net/.default" in ui.form.scope.placeholder
+        assert ui.form.selected_profile() == saved and ui.form.valid, _messages(ui.form)
+        batch = ui.submit()
+        assert batch is not None, ui.message.value
+        snap = ui.wait(timeout=300)
+        assert snap is not None and snap.state_label == "success", snap
+        assert ui.log_table()["message"].str.contains("Pi is roughly", regex=False).any()
+    finally:
+        ui.close()
