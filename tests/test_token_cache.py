@@ -32,7 +32,7 @@ from auth_fixtures import (
 from servers import LoopbackHTTP, QuietHandler
 
 from hdiaks_widgets.auth import DeviceCodeAuth, DeviceCodePrompt, sign_out
-from hdiaks_widgets.auth.cache import CACHE_MODE_ENV
+from hdiaks_widgets.auth.cache import CACHE_DIR_ENV, CACHE_MODE_ENV
 from hdiaks_widgets.config import ClusterProfile
 from hdiaks_widgets.errors import AuthError
 
@@ -154,7 +154,7 @@ def test_device_code_auth_request_without_401_never_refreshes(auth_sandbox: Auth
 def test_token_cache_file_is_0600_in_a_0700_directory(auth_sandbox: AuthSandbox, cache_dir: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="hdiaks_widgets.auth")
-    cache_dir.mkdir(mode=0o755)
+    cache_dir.mkdir(mode=0o755, parents=True)
     os.chmod(cache_dir, 0o755)  # an existing, too wide directory is tightened
     auth = _signed_in(auth_sandbox)
     location = auth.token_cache.location
@@ -164,8 +164,22 @@ def test_token_cache_file_is_0600_in_a_0700_directory(auth_sandbox: AuthSandbox,
     assert _cached_secrets(cache_dir)  # the sign-in really is on disk
     # One line says which store is used, and why (this machine has no Secret Service / PyGObject).
     lines = [r.getMessage() for r in caplog.records if "token cache:" in r.getMessage()]
-    assert len(lines) == 1 and "plain file readable by you only (0600)" in lines[0], lines
-    assert str(location) in lines[0] and "no platform keyring here" in lines[0]
+    stores = [line for line in lines if " at " in line]
+    assert len(stores) == 1 and "plain file readable by you only (0600)" in stores[0], lines
+    assert str(location) in stores[0] and "no platform keyring here" in stores[0]
+    assert f"device-code token cache: folder {cache_dir} made private (was mode 755)" in lines
+
+
+def test_token_cache_refuses_a_shared_folder_and_leaves_it_unchanged(
+    auth_sandbox: AuthSandbox, cache_dir: Path
+) -> None:
+    cache_dir.mkdir(parents=True)
+    os.chmod(cache_dir, 0o1777)  # sticky and writable by all, like /tmp
+    with pytest.raises(AuthError) as info:
+        _auth(auth_sandbox).sign_in(timeout=30)
+    message = str(info.value)
+    assert "\n" not in message and "is shared (mode 1777" in message and CACHE_DIR_ENV in message
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o1777 and not list(cache_dir.iterdir())
 
 
 def test_token_cache_memory_mode_writes_nothing(auth_sandbox: AuthSandbox, cache_dir: Path,

@@ -79,10 +79,20 @@ def cache_key(authority: str, client_id: str, scopes: Sequence[str]) -> str:
 
 
 def _private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) for this user only; tighten it if it exists wider."""
+    """Create ``path`` (and parents) for this user only; tighten a folder of ours that is wider.
+    A shared folder (sticky like /tmp, or another user's) is refused, never changed."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:
-        os.chmod(path, 0o700)
+    info = path.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    if mode == 0o700:
+        return
+    if info.st_mode & stat.S_ISVTX or info.st_uid != os.getuid():
+        raise AuthError(
+            f"The token cache folder {path} is shared (mode {mode:o}, owner uid {info.st_uid}); set "
+            f"{CACHE_DIR_ENV} to a folder of your own (it is made readable by you only)."
+        )
+    os.chmod(path, 0o700)
+    log.info("device-code token cache: folder %s made private (was mode %o)", path, mode)
 
 
 _STALE_LOCK = 60.0  # seconds; a write holds the lock for milliseconds
