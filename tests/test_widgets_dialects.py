@@ -561,3 +561,10 @@ def test_app_hdinsight_entra_profile_submits_with_real_tokens(
         assert ui.log_table()["message"].str.contains("Pi is roughly", regex=False).any()
     finally:
         ui.close()
+
+
+def test_form_problem_of_a_field_without_a_box_names_the_field() -> None:
+    """What the form does not show (here the vault of a saved profile) is said above, by name."""
+    form = _form(ClusterProfile(name="kv", flavour="sandbox", url="http://127.0.0.1:8998", secret_source="keyvault"))
+    shown = _messages(form)
+    assert set(shown) == {"profile"} and "profile.vault_url must be the vault&#x27;s https URL" in shown["profile"]

@@ -388,7 +388,8 @@ class JobForm:
             detail = p.field[len(key) :]
             text = f"{detail[1:-1]}: {p.message}" if detail.startswith("[") else p.message
             if key.startswith("profile.") and (key not in grouped or not self._shown(key)):
-                key = "profile"
+                # No box of its own on show (timeouts, vault, ...): the message names the field.
+                key, text = "profile", f"{p.field} {text}"
             grouped.get(key, grouped["other"]).append(text)
         self._sync_scope_hint()
         with contextlib.ExitStack() as stack:
