@@ -334,6 +334,29 @@ def test_device_code_auth_refused_cached_sign_in_reads_signed_out(auth_sandbox: 
     assert auth.status == "signed-in"  # the object that signed in keeps its own state until it asks
 
 
+def test_notebook_app_after_a_restart_is_signed_in_without_a_prompt(auth_sandbox: AuthSandbox) -> None:
+    from hdiaks_widgets.config import BatchSpec, JobConfig
+    from hdiaks_widgets.widgets import app
+
+    signer = (f"import sys\nfrom hdiaks_widgets.auth import DeviceCodeAuth\n"
+              f"DeviceCodeAuth(tenant_id={TENANT!r}, client_id={PUBLIC_ID!r}, authority_host=sys.argv[1], "
+              f"verify=sys.argv[2]).sign_in(timeout=60)\n")  # fmt: skip
+    subprocess.run([sys.executable, "-c", signer, auth_sandbox.authority_host, auth_sandbox.ca_pem],
+                   check=True, capture_output=True, timeout=120)  # the kernel before the restart
+    before = auth_sandbox.stats()
+    profile = ClusterProfile(name="entra", flavour="hdinsight-aks", fqdn="mycluster.pool.eastus.hdinsightaks.net",
+                             auth="device-code", client_id=PUBLIC_ID, tenant_id=TENANT,
+                             authority_host=auth_sandbox.authority_host, verify=auth_sandbox.ca_pem)  # fmt: skip
+    ui = app(JobConfig(profile=profile, spec=BatchSpec(file="abfs://apps@acct.dfs.core.windows.net/app.py")),
+             profiles={})
+    auth = ui.sign_in()  # what the Sign in button's thread runs
+    assert isinstance(auth, DeviceCodeAuth) and auth.status == "signed-in"
+    assert "Already signed in." in ui.sign_in_note.value
+    assert _whoami(auth_sandbox, auth).status_code == 200
+    assert auth_sandbox.stats()["devicecode_requests"] == before["devicecode_requests"]
+    ui.close()
+
+
 # -- the canary ----------------------------------------------------------------------------------
 
 
