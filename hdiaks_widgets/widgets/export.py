@@ -1,4 +1,4 @@
-""""Export DAG": the form's job as Airflow DAG files, with a highlighted preview and a download link.
+"""The "Export DAG" panel: the form's job as Airflow DAG files, with a highlighted preview and a download link.
 
 :class:`DagExportPanel` writes the files with ``dag_export.export_dag_files`` in the kernel's
 thread (milliseconds) and shows them; problems read as the form's labels ("App file: ...").
@@ -40,7 +40,7 @@ _FIELD_LABELS = {
 def _problem_sentence(problem: ConfigProblem) -> str:
     key = problem.field.split("[", 1)[0]
     label = _FIELD_LABELS.get(key) or _FIELD_LABELS.get(key.rsplit(".", 1)[0]) or problem.field
-    detail = problem.field[len(key):]
+    detail = problem.field[len(key) :]
     return f"{label}{' ' + detail if detail else ''}: {problem.message}"
 
 
@@ -70,9 +70,8 @@ def _download_html(filename: str, data: bytes) -> str:
     )
 
 
-
 class DagExportPanel:
-    """"Export DAG": turns the form's job into Airflow DAG files (``dag_export.export_dag_files``)
+    """The "Export DAG" panel: turns the form's job into Airflow DAG files (``dag_export.export_dag_files``)
     and shows the files written, a highlighted preview and a download link. Runs in the kernel's
     thread: rendering and writing three small files takes milliseconds."""
 
@@ -82,12 +81,18 @@ class DagExportPanel:
         self.source: str | None = None
         self._derived = derive_dag_id(form.name.value)
 
-        self.dag_id = w.Text(value=self._derived, description="DAG id", placeholder="letters, digits, _ . -",
-                             style=DESC, layout=WIDE)
+        self.dag_id = w.Text(
+            value=self._derived, description="DAG id", placeholder="letters, digits, _ . -", style=DESC, layout=WIDE
+        )
         self.dag_id_message = w.HTML()
-        self.schedule = w.Combobox(options=_SCHEDULE_PRESETS, ensure_option=False, description="Schedule",
-                                   placeholder="none (trigger by hand), @daily or a cron expression",
-                                   style=DESC, layout=WIDE)
+        self.schedule = w.Combobox(
+            options=_SCHEDULE_PRESETS,
+            ensure_option=False,
+            description="Schedule",
+            placeholder="none (trigger by hand), @daily or a cron expression",
+            style=DESC,
+            layout=WIDE,
+        )
         self.schedule_message = w.HTML()
         self.style = w.Dropdown(options=_DAG_FORMS, value="thin", description="DAG file", style=DESC)
         self.out_dir = w.Text(value=out_dir, description="Output folder", style=DESC, layout=WIDE)
@@ -101,8 +106,10 @@ class DagExportPanel:
         self.download.add_class("hdiaks-export-download")
         self.preview = w.HTML()
         self.preview.add_class("hdiaks-dag-preview")
-        self.preview_box = w.Box([self.preview], layout=w.Layout(max_height="420px", overflow="auto",
-                                                                  border="1px solid #d0d7de", display="none"))
+        self.preview_box = w.Box(
+            [self.preview],
+            layout=w.Layout(max_height="420px", overflow="auto", border="1px solid #d0d7de", display="none"),
+        )
         self.widget = w.VBox([
             self.dag_id, self.dag_id_message, self.schedule, self.schedule_message, self.style, self.out_dir,
             self.export_button, self.note, self.written, self.download, self.preview_box,
@@ -132,8 +139,7 @@ class DagExportPanel:
     def export(self) -> list[Path]:
         """Validate the form and the export options, write the DAG files, show them. Never raises."""
         self.files, self.source = [], None
-        with self.note.hold_sync(), self.written.hold_sync(), self.download.hold_sync(), \
-                self.preview.hold_sync():
+        with self.note.hold_sync(), self.written.hold_sync(), self.download.hold_sync(), self.preview.hold_sync():
             self.written.value = self.download.value = self.preview.value = ""
             self.preview_box.layout.display = "none"
             self._show_option_problems()
@@ -147,13 +153,15 @@ class DagExportPanel:
                 return []
             out_dir = self.out_dir.value.strip() or "dags"
             try:
-                files = dag_export.export_dag_files(cfg, out_dir, dag_id=dag_id, schedule=schedule,
-                                                    embed=self.style.value == "embedded")
+                files = dag_export.export_dag_files(
+                    cfg, out_dir, dag_id=dag_id, schedule=schedule, embed=self.style.value == "embedded"
+                )
                 dag_file = next(p for p in files if p.suffix == ".py")
                 data = dag_file.read_bytes()
             except ConfigError as exc:
-                self.note.value = self._problems_html("Nothing was exported. Fix these first:",
-                                                      [_problem_sentence(p) for p in exc.problems])
+                self.note.value = self._problems_html(
+                    "Nothing was exported. Fix these first:", [_problem_sentence(p) for p in exc.problems]
+                )
                 return []
             except (ExportError, OSError, StopIteration) as exc:
                 self.note.value = note_html(f"Could not export the DAG: {self._reason(exc)}", ok=False)
@@ -204,6 +212,7 @@ class DagExportPanel:
     @staticmethod
     def _problems_html(title: str, sentences: Sequence[str]) -> str:
         items = "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
-        return (f'<div class="hdiaks-note" style="color:#cf222e">{html.escape(title)}'
-                f'<ul style="margin:2px 0">{items}</ul></div>')
-
+        return (
+            f'<div class="hdiaks-note" style="color:#cf222e">{html.escape(title)}'
+            f'<ul style="margin:2px 0">{items}</ul></div>'
+        )
