@@ -36,6 +36,7 @@ first) and gates its log reader. Snapshots are the run's :class:`~hdiaks_widgets
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -284,6 +285,7 @@ class Poller:
     ) -> None:
         self.client = client
         self.workers = max(1, workers)
+        self.name = f"hdiaks-poller-{next(_NUMBERS)}"  # its thread's name; its helpers' start with it
         self._pool: ThreadPoolExecutor | None = None
         self.interval = interval
         self.max_interval = max(interval, max_interval)
@@ -458,7 +460,7 @@ class Poller:
             if self._closed:
                 raise RuntimeError("this poller is closed; make a new one")
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="hdiaks-poller", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
         return self
 
@@ -538,7 +540,7 @@ class Poller:
                     self._poll(watch)  # served from the list: no request, no need for a helper
             if len(sending) > 1 and self.workers > 1:
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="hdiaks-poller-io")
+                    self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{self.name}-io")
                 list(self._pool.map(self._poll, sending))
             else:
                 for watch in sending:
@@ -701,6 +703,7 @@ class Poller:
 
 
 _SHARED: dict[int, Poller] = {}
+_NUMBERS = itertools.count(1)
 _SHARED_LOCK = threading.Lock()
 
 

@@ -260,14 +260,15 @@ def test_poller_runs_one_thread_for_many_batches_and_close_joins_it(livy: Memory
     for t in starters:
         t.join(30)
     assert seen.wait(30)
-    assert sum(t.name == "hdiaks-poller" for t in threading.enumerate()) == 1
+    assert sum(t.name == poller.name for t in threading.enumerate()) == 1
     for b in batches:
         b.state = "success"
     assert all(poller.watch(b.id).wait(30).finished for b in batches)
     # thirty batches ended together: their log reads ran on the few helpers, never one thread each
-    assert 1 <= sum(t.name.startswith("hdiaks-poller") for t in threading.enumerate()) <= 1 + poller.workers
+    mine = [t for t in threading.enumerate() if t.name == poller.name or t.name.startswith(f"{poller.name}-io")]
+    assert 1 <= len(mine) <= 1 + poller.workers
     assert poller.close() and not poller.running
-    assert not any(t.name.startswith("hdiaks-poller") for t in threading.enumerate())
+    assert not any(t.is_alive() for t in mine)
 
 
 def test_poller_subscribe_and_unsubscribe_from_other_threads_while_it_polls(livy: MemoryLivy) -> None:
