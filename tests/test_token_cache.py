@@ -275,6 +275,37 @@ def test_device_code_auth_sign_out_removes_the_cache_and_the_next_sign_in_prompt
     assert auth.sign_out() is True and auth.sign_out() is False  # nothing left the second time
 
 
+def test_device_code_auth_sign_out_in_one_process_signs_out_another_running_one(auth_sandbox: AuthSandbox) -> None:
+    auth = _signed_in(auth_sandbox)
+    other = (
+        "import sys\n"
+        "from hdiaks_widgets.auth import DeviceCodeAuth\n"
+        "from hdiaks_widgets.errors import AuthError\n"
+        f"auth = DeviceCodeAuth(tenant_id={TENANT!r}, client_id={PUBLIC_ID!r}, authority_host=sys.argv[1], "
+        "verify=sys.argv[2])\n"
+        "print('restored', auth.restore(), flush=True)\n"
+        "sys.stdin.readline()  # the other kernel signs out now\n"
+        "try:\n"
+        "    auth.token(); print('still signed in')\n"
+        "except AuthError as exc:\n"
+        "    print('after sign-out:', exc)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", other, auth_sandbox.authority_host, auth_sandbox.ca_pem],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "restored True"
+        assert auth.sign_out() is True
+        out, err = child.communicate("go\n", timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err
+    assert out.strip().startswith("after sign-out: Not signed in"), out
+    assert not auth.token_cache.location.exists()  # the running process did not write its copy back
+
+
 def test_sign_out_of_a_profile_removes_its_cache_without_a_client(auth_sandbox: AuthSandbox) -> None:
     auth = _signed_in(auth_sandbox)
     profile = ClusterProfile(name="me", flavour="hdinsight-aks", fqdn="mycluster.pool.eastus.hdinsightaks.net",

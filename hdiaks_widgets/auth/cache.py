@@ -131,6 +131,38 @@ def _platform_store(location: Path) -> tuple[Any, str]:
     return persistence, "the macOS Keychain" if sys.platform == "darwin" else "a DPAPI-encrypted file"
 
 
+_cache_class: Any = None
+
+
+def _removable_cache_class() -> Any:
+    """``PersistedTokenCache`` that forgets what it holds once its file is gone.
+
+    Every change is written to the file at once, so no file means no sign-in: a sign-out in
+    another kernel (which removes the file) signs this process out at its next token lookup,
+    instead of this process writing its in-memory copy back at its next refresh. (The library
+    itself treats a missing file as "keep what is in memory".) Only public methods are overridden.
+    """
+    global _cache_class
+    if _cache_class is None:
+        from msal_extensions import PersistedTokenCache
+
+        class RemovableTokenCache(PersistedTokenCache):  # type: ignore[misc]
+            def _forget_if_removed(self) -> None:
+                if not os.path.exists(self.hdiaks_location):
+                    self.deserialize("{}")
+
+            def search(self, credential_type: Any, **kwargs: Any) -> Any:
+                self._forget_if_removed()
+                return super().search(credential_type, **kwargs)
+
+            def modify(self, credential_type: Any, old_entry: Any, new_key_value_pairs: Any = None) -> None:
+                self._forget_if_removed()
+                super().modify(credential_type, old_entry, new_key_value_pairs=new_key_value_pairs)
+
+        _cache_class = RemovableTokenCache
+    return _cache_class
+
+
 class TokenCacheStore:
     """The persisted MSAL token cache of one (authority, client id, scopes).
 
@@ -184,8 +216,6 @@ class TokenCacheStore:
             if cached is not None:
                 self.store = str(getattr(cached, "hdiaks_store", self.store))
                 return cached
-            from msal_extensions import PersistedTokenCache
-
             try:
                 _private_dir(self.directory)
             except OSError as exc:
@@ -207,8 +237,9 @@ class TokenCacheStore:
                 log.info("device-code token cache: %s at %s (%s)", self.store, self.location, reason)
             else:
                 log.info("device-code token cache: %s (signal file %s)", self.store, self.location)
-            cache = PersistedTokenCache(persistence, lock_location=str(self.lock_location))
+            cache = _removable_cache_class()(persistence, lock_location=str(self.lock_location))
             cache.hdiaks_store = self.store
+            cache.hdiaks_location = str(self.location)  # the file, or the secure stores' signal file
             cache.hdiaks_persistence = None if self.store.startswith("a plain file") else persistence
             _live[str(self.location)] = cache
             return cache
