@@ -568,3 +568,13 @@ def test_form_problem_of_a_field_without_a_box_names_the_field() -> None:
     form = _form(ClusterProfile(name="kv", flavour="sandbox", url="http://127.0.0.1:8998", secret_source="keyvault"))
     shown = _messages(form)
     assert set(shown) == {"profile"} and "profile.vault_url must be the vault&#x27;s https URL" in shown["profile"]
+
+
+def test_export_problems_name_the_service_fields_by_their_labels(tmp_path: Path) -> None:
+    ui = app(JobConfig(profile=ROUND_TRIPS["fabric"], spec=SPEC), client_factory=lambda p: None, profiles={})  # type: ignore[arg-type,return-value]
+    ui.form.lakehouse_id.value = "not-a-guid"
+    ui.export.out_dir.value = str(tmp_path / "dags")
+    ui.export.export_button.click()
+    note = ui.export.note.value
+    assert "Nothing was exported" in note and "Lakehouse id: is not a GUID" in note, note
+    assert not (tmp_path / "dags").exists()

@@ -34,12 +34,18 @@ _FIELD_LABELS = {
     "spec.executor_memory": "Executor memory", "spec.executor_cores": "Executor cores",
     "spec.num_executors": "Executors", "spec.conf": "Spark configuration", "spec.jars": "Extra jars",
     "spec.py_files": "Py files", "spec.files": "Files", "spec.proxy_user": "Proxy user", "spec.queue": "Queue",
+    "profile.flavour": "Service", "profile.workspace_id": "Workspace id", "profile.lakehouse_id": "Lakehouse id",
+    "profile.environment_id": "Environment id", "profile.workspace": "Workspace", "profile.pool": "Spark pool",
+    "profile.api_version": "API version", "profile.auth": "Sign-in", "profile.username": "User",
+    "profile.tenant_id": "Tenant id", "profile.client_id": "Client id", "profile.scope": "Token scope",
 }  # fmt: skip
 
 
 def _problem_sentence(problem: ConfigProblem) -> str:
     key = problem.field.split("[", 1)[0]
-    label = _FIELD_LABELS.get(key) or _FIELD_LABELS.get(key.rsplit(".", 1)[0]) or problem.field
+    # A profile field the form has no box for (vault_url, timeouts, ...) is named as it is.
+    parent = None if key.startswith("profile.") else _FIELD_LABELS.get(key.rsplit(".", 1)[0])
+    label = _FIELD_LABELS.get(key) or parent or problem.field
     detail = problem.field[len(key) :]
     return f"{label}{' ' + detail if detail else ''}: {problem.message}"
 
