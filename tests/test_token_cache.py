@@ -295,7 +295,10 @@ def test_device_code_auth_sign_out_in_one_process_signs_out_another_running_one(
     try:
         assert child.stdout is not None and child.stdin is not None
         assert child.stdout.readline().strip() == "restored True"
+        mine = _auth(auth_sandbox)
+        assert mine.restore() and mine.status == "signed-in"
         assert auth.sign_out() is True
+        assert mine.status == "signed-out"  # read from the file, before any request
         out, err = child.communicate("go\n", timeout=60)
     finally:
         if child.poll() is None:

@@ -189,6 +189,11 @@ class TokenCacheStore:
         self._lock = threading.Lock()
 
     @property
+    def persisted(self) -> bool:
+        """True once opened on disk (or in a keyring): then no file at ``location`` means no sign-in."""
+        return self._cache is not None and not self.store.startswith("memory")
+
+    @property
     def lock_location(self) -> Path:
         return self.location.with_name(self.location.name + ".lockfile")
 

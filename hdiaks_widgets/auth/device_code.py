@@ -90,6 +90,8 @@ class DeviceCodeAuth(_RetryOn401):
         identity provider refused since reads ``signed-out`` again, so the user can sign in anew."""
         if self._status == "signed-out" and not self._cache_refused and self._cached_account():
             return "signed-in"
+        if self._status == "signed-in" and self.token_cache.persisted and not self.token_cache.location.exists():
+            return "signed-out"  # another kernel or process signed out
         return self._status
 
     def _cached_account(self) -> bool:
