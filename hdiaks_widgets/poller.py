@@ -594,21 +594,20 @@ class Poller:
             newest_first = dialect is not None and dialect.list_style == "top-skip"
         known = [w._position for w in active if w._position is not None]
         unknown = sum(w._position is None for w in active)
-        pad = self.headroom + unknown
+        most = (limit or self.list_page) * self.max_list_pages  # items; Apache Livy: in one request
         total = self._total
         if total is None:
-            start, size = 0, max(self.list_page, len(active) + pad)
-        elif newest_first:  # a new batch comes first and pushes the others down
-            start, size = 0, (max(known) + 1 if known else 0) + pad
-        else:  # Apache Livy: oldest first, a new batch is at the end; a purge moves the others up
-            low = min(known) if known else total
-            start = max(0, min(low, total - unknown) - self.headroom)
-            size = total - start + pad
-        most = (limit or self.list_page) * self.max_list_pages  # items; Apache Livy: in one request
-        if size > most:
-            if not newest_first:
-                start += size - most
-            size = most
+            low, high = 0, min(most, max(self.list_page, len(active) + self.headroom + unknown))
+        elif newest_first:  # a new batch comes first and pushes the others down by one
+            low, high = 0, (max(known) + 1 if known else 0) + self.headroom + unknown
+        else:  # Apache Livy: oldest first, a new batch at the end; a purge moves the others up
+            low = min(min(known) if known else total, total - unknown)
+            high = total + (self.headroom + unknown if unknown else 0)
+            low -= min(self.headroom, max(0, most - (high - low)))  # room for purges, if it fits
+        low = max(0, low)
+        if high - low > most:  # keep the newest end; the others are read on their own
+            low, high = (0, most) if newest_first else (high - most, high)
+        start, size = low, high - low
         page = limit or size
         found: dict[str, Batch | BaseException] = {}
         wanted = {w.batch_id: w for w in active}

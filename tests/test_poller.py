@@ -72,6 +72,21 @@ def test_poller_states_of_many_batches_come_from_one_list_request_per_round(livy
     assert requests_since(livy, mark) == ["GET /batches"] * 5
 
 
+def test_poller_fifty_batches_fill_a_capped_window_without_reads_of_their_own(livy: MemoryLivy) -> None:
+    for i in range(30):
+        livy.add(f"other-{i}", "success")
+    batches = running(livy, 50)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock, list_page=20, max_list_pages=3)  # at most 60 items
+    for b in batches:
+        poller.watch(b.id)
+    rounds(poller, clock, 2)  # the first round learns where the end is
+    mark = len(livy.requests)
+    rounds(poller, clock, 4)
+    assert requests_since(livy, mark) == ["GET /batches"] * 4
+    assert all(poller.snapshot(b.id).polls >= 1 for b in batches)
+
+
 def test_poller_reads_the_log_of_the_followed_batch_only_and_the_others_once_they_end(livy: MemoryLivy) -> None:
     batches = running(livy, 5)
     clock = Clock()
@@ -423,3 +438,38 @@ def test_poller_learns_a_newest_first_list_from_its_ids(livy: MemoryLivy) -> Non
     rounds(poller, clock, 3)
     assert [p for m, p in livy.requests] == ["/batches?from=0&size=50"] + ["/batches?from=0&size=18"] * 2
     assert all(poller.snapshot(b.id).state_label == "running" for b in fresh)
+
+
+@pytest.mark.parametrize("flavour", ["fabric", "synapse"])
+def test_poller_on_the_service_dialects_reads_their_list_and_the_full_batch_at_the_end(
+    sandbox_faults: Any, flavour: str
+) -> None:
+    """Fabric (UUID ids, ``$top``/``$skip``, activity summaries) and Synapse (pages of at most 20,
+    ``detailed=true`` for ``result``/``errorInfo``) on the sandbox's paths: 25 batches whose file
+    is missing end dead, each with its own error, from list pages plus the full batch read on its
+    own only at its start and its end."""
+    from uuid import uuid4
+
+    from hdiaks_widgets import dialects
+
+    if flavour == "fabric":
+        base = dialects.fabric_base_url(str(uuid4()), str(uuid4()), host=sandbox_faults.url)
+    else:
+        base = dialects.synapse_base_url("sandboxws", f"p{uuid4().hex[:12]}", host=sandbox_faults.url)
+    with LivyClient(base, dialect=flavour, session=sandbox_faults.http()) as client:
+        ids = [client.submit_batch(_missing(sandbox_faults, i)).id for i in range(25)]
+        path = client.base_url.removeprefix(sandbox_faults.url) + "/batches"
+        sandbox_faults.clear_faults()
+        with Poller(client, interval=0.2, max_interval=0.5) as poller:
+            watches = [poller.watch(i) for i in ids]
+            snaps = [w.wait(timeout=120) for w in watches]
+            stats = poller.stats()
+        counts = sandbox_faults.request_counts()
+    assert all(isinstance(i, str) for i in ids)
+    for i, snap in enumerate(snaps):
+        assert snap.finished and snap.state_label == "dead", snap
+        assert snap.error is not None and f"poller-missing-{i}.py" in snap.error, snap.error
+    lists = counts.get(f"GET {path}", 0)
+    assert lists == stats.list_requests >= 1
+    singles = {k: v for k, v in counts.items() if k.startswith(f"GET {path}/")}
+    assert len(singles) == 25 and max(singles.values()) <= 2, singles  # the start and the end, no more
