@@ -235,7 +235,8 @@ class TokenCacheStore:
                 try:
                     persistence, self.store = _platform_store(self.location)
                 except Exception as exc:  # noqa: BLE001 - any failure of the optional store means: use the file
-                    reason = f"no platform keyring here: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:120]}"
+                    first = (str(exc).strip().splitlines() or [""])[0][:120]
+                    reason = f"no platform keyring here: {type(exc).__name__}: {first}".rstrip(": ")
             if persistence is None:
                 persistence = _plain_file(self.location)
                 self.store = "a plain file readable by you only (0600)"

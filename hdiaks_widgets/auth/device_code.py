@@ -200,7 +200,9 @@ class DeviceCodeAuth(_RetryOn401):
 
     def restore(self) -> bool:
         """Sign in from the token cache, without a prompt: True when a cached account still gets a
-        token (status ``signed-in``), False when there is none or it needs a new sign-in."""
+        token (status ``signed-in``), False when there is none or it needs a new sign-in; AuthError
+        (one sentence) when the identity provider cannot be reached. A network call: not on the
+        kernel thread."""
         if self._status == "pending":
             return False
         app = self._public_app()
@@ -232,6 +234,8 @@ class DeviceCodeAuth(_RetryOn401):
         app = self._public_app()
         accounts = app.get_accounts()
         if not accounts:
+            if self._status == "signed-in":
+                self._status = "signed-out"  # signed out in another kernel or process
             raise AuthError("Not signed in: call start() (or sign_in()) and enter the code shown.")
         try:
             result = app.acquire_token_silent_with_error(self.scopes, account=accounts[0], force_refresh=refresh)
