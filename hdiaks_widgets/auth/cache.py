@@ -15,6 +15,14 @@ The directory is ``$HDIAKS_TOKEN_CACHE_DIR`` when set (tests), else ``platformdi
 ``user_data_dir("hdiaks-widgets")/token-cache`` (``~/.local/share/...`` on Linux).
 ``$HDIAKS_TOKEN_CACHE=memory`` keeps tokens in memory only (the pre-persistence behaviour), ``file``
 skips the platform store. Nothing here logs or returns a token; the log names the store and path.
+
+Sources read (msal-extensions 1.3.1, its PyPI page and the AzureAD repository's
+``sample/token_cache_sample.py``): ``build_encrypted_persistence`` picks the store by platform and
+has no fallback of its own; on Linux it needs PyGObject and ``gir1.2-secret-1`` (ImportError
+otherwise) and a running Secret Service (``libsecret.trial_run()`` fails without one);
+``FilePersistence`` opens its file with mode 0600 but creates folders with the default mode, so
+the folder is made here; the file lock (``open(..., "x")`` without portalocker) waits 5 s and then
+fails when a killed writer left its lock file, hence ``_drop_stale_lock``.
 """
 
 from __future__ import annotations
