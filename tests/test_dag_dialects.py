@@ -1,5 +1,5 @@
 """Exported DAGs against the sandbox's service dialects (Fabric, Synapse, classic HDInsight with
-Entra ID) on real Apache Airflow 3, and the setup sheet of each flavour.
+Entra ID) on real Apache Airflow 3 (and one Fabric run on 2.10), and the setup sheet of each flavour.
 
 End to end: ``airflow dags test`` of a DAG exported from a ``fabric`` / ``synapse`` /
 ``hdinsight`` (auth ``entra``) profile whose ``url`` points at a sandbox started with
@@ -269,6 +269,25 @@ def test_fabric_embedded_dag_runs_without_the_package(drig: DialectRig) -> None:
     assert "Pi is roughly" in out and "running trigger in line" not in out
     [batch] = drig.batches("fabric", "emb-fabric-")
     assert str(uuid.UUID(batch["id"])) == batch["id"] and batch["state"] == "success"
+
+
+@pytest.fixture(scope="module")
+def drig2(tmp_path_factory: pytest.TempPathFactory, dialect_auth_sandbox: SandboxHandle) -> DialectRig:
+    box = dialect_auth_sandbox
+    return DialectRig(make_rig("2", tmp_path_factory.mktemp("airflow2-dialects"), box, Identity.of_sandbox(box)), box)
+
+
+@pytest.mark.airflow
+@pytest.mark.spark
+@pytest.mark.sandbox
+def test_fabric_dag_on_airflow_2_10_succeeds_with_the_uuid_in_xcom(drig2: DialectRig) -> None:
+    spec = BatchSpec(file=drig2.box.examples["pi_py"], args=("2",), name="pi2-fabric")
+    drig2.export("fabric", "pi2_fabric", spec)
+    run = drig2.rig.dags_test("pi2_fabric")
+    assert run.returncode == 0, output(run)[-4000:]
+    assert "Pi is roughly" in output(run)
+    [batch] = drig2.batches("fabric", "pi2-fabric-")
+    assert drig2.xcom("pi2_fabric", "batch_id") == batch["id"] == str(uuid.UUID(batch["id"]))
 
 
 def running(drig: DialectRig, flavour: str, prefix: str, proc: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
