@@ -50,7 +50,15 @@ def machine() -> str:
         memory = f"{mem:.0f} GiB"
     except (ValueError, OSError):
         memory = "? GiB"
-    return f"{platform.system()} {platform.machine()}, {cpus} cores, {memory}, Python {platform.python_version()}"
+    model = ""
+    try:
+        names = [x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
+                 if x.startswith("model name")]  # fmt: skip
+        model = f" ({names[0]})" if names else ""
+    except OSError:
+        pass
+    return (f"{platform.system()} {platform.machine()}, {cpus} cores{model}, {memory}, "
+            f"Python {platform.python_version()}")  # fmt: skip
 
 
 def row(o: Outcome) -> str:
@@ -109,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| scenario | attempted | survived | lost | seconds | what happened |\n|---|---|---|---|---|---|")
     outcomes: list[Outcome] = []
     texts: list[str] = []
+    canaries = {"service principal secret": CANARY_SECRET, "password in a URL": CANARY_PASSWORD}
 
     def report(o: Outcome) -> None:
         outcomes.append(o)
@@ -133,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             sb.stop()
     # The later sandboxes reuse the first one's root (its examples are built once).
     if "tokens" in chosen:
-        report(tokens_mid_watch(root, n=size["tokens"]))
+        report(
+            tokens_mid_watch(
+                root, n=size["tokens"], notebook=work / "notebooks" / "soak_tokens.ipynb", canaries=canaries
+            )
+        )
     if "restart" in chosen:
         report(restart_mid_watch(root, n=size["restart"]))
     if "canaries" in chosen:
@@ -143,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                                    auth="service-principal", tenant_id="soak-tenant", client_id="soak-app"),
             spec=BatchSpec(file="abfss://jobs@acct1.dfs.core.windows.net/app.py", name="soak-canary"),
         )  # fmt: skip
-        report(scan_for_canaries({"service principal secret": CANARY_SECRET, "password in a URL": CANARY_PASSWORD},
-                                 folders=[work], texts=texts, dag_dir=work / "dags", cfg_for_dag=cfg,
+        report(scan_for_canaries(canaries, folders=[work], texts=texts, dag_dir=work / "dags", cfg_for_dag=cfg,
                                  exclude=[work / "inputs"]))  # fmt: skip
     lost = sum(o.lost for o in outcomes)
     for o in outcomes:

@@ -283,6 +283,7 @@ def submits_under_faults(sb: Sandbox, *, n: int = 200, workers: int = 4, seed: i
             "posts_arrived": int(stats["requests"].get("POST /batches", 0)),
             "faults_fired": dict(sorted(fired.items())),
             "outcomes": dict(sorted(outcomes.items())),
+            "refusals_said": sorted({r[3][:160] for r in results if r[1] == "refused"})[:3],
         },
         problems=problems, seconds=time.monotonic() - started,
     )  # fmt: skip
@@ -424,9 +425,48 @@ TENANT = "soak-tenant"
 APP_ID = "soak-service-principal"
 
 
+_NOTEBOOK_CELLS = [
+    "import os\n"
+    "from hdiaks_widgets.auth import ServicePrincipalAuth\n"
+    "from hdiaks_widgets.livy import LivyClient\n"
+    "from hdiaks_widgets.monitor import BatchMonitor\n"
+    "from hdiaks_widgets.tables import batch_table\n"
+    "auth = ServicePrincipalAuth(tenant_id={tenant!r}, client_id={client!r},\n"
+    "                            client_secret=os.environ['SOAK_SP_SECRET'], authority_host={authority!r},\n"
+    "                            verify={ca!r})\n"
+    "client = LivyClient({url!r}, auth=auth)\n"
+    "client, auth",
+    "page = client.list_batches(start=0, size=20)\npage",
+    "batch_table(page.batches)",
+    "monitor = BatchMonitor(client, page.batches[0].id, interval=0.2, max_interval=0.5)\n"
+    "snap = monitor.run()\nsnap, monitor, snap.batch",
+    "auth.token()  # the token object itself, as a user might display it",
+]
+
+
+def _run_notebook(path: Path, values: dict[str, str]) -> None:
+    """Execute a small notebook that signs in with the canary secret (from the kernel's
+    environment, never in the source), lists, tables and follows batches and shows the objects,
+    then save it with its outputs for the canary scan."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(cell.format(**values)) for cell in _NOTEBOOK_CELLS]
+    os.environ["SOAK_SP_SECRET"] = CANARY_SECRET  # the kernel inherits it
+    try:
+        NotebookClient(nb, timeout=180, kernel_name="python3").execute()
+    finally:
+        os.environ.pop("SOAK_SP_SECRET", None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+
+
 def tokens_mid_watch(
     root: Path, *, n: int = 50, clients: int = 5, revocations: int = 3, valid_for: int = 6, lines: int = 20,
-    pause: float = 1.0, timeout: float = 300.0,
+    pause: float = 1.0, timeout: float = 300.0, notebook: Path | None = None, canaries: dict[str, str] | None = None,
 ) -> Outcome:  # fmt: skip
     """``n`` monitors (over ``clients`` LivyClients, each with its own ``ServicePrincipalAuth``;
     real msal against the sandbox identity endpoint) watch batches on a bearer-protected sandbox.
@@ -434,7 +474,9 @@ def tokens_mid_watch(
     cache holds it for an hour (``IdentityConfig.clock_skew``: the service's clock runs ahead),
     and all tokens are revoked ``revocations`` times mid-watch. Meanwhile the main thread makes
     direct calls (``get_batch``, ``list_batches``) through the same clients. Counted: polls and
-    calls that failed where a user would see it, token requests the identity endpoint served."""
+    calls that failed where a user would see it, token requests the identity endpoint served.
+    ``notebook``: afterwards run and save a notebook signed in the same way (see ``_run_notebook``).
+    ``canaries`` receives the last bearer token the clients held, for the canary scan."""
     from hdiaks_widgets.sandbox.identity import start_auth_services
 
     started = time.monotonic()
@@ -508,7 +550,21 @@ def tokens_mid_watch(
                 _note(problems, f"batch {run.batch_id}: states {watch.states} (server {server['state']}), "
                                 f"failed polls {watch.failed_polls}: {watch.errors}")  # fmt: skip
         texts.extend(repr(c) for c in livy)
-        texts.extend(repr(c.session.auth) for c in livy if hasattr(c, "session"))
+        if canaries is not None:
+            canaries["bearer token"] = (
+                ServicePrincipalAuth(
+                    tenant_id=TENANT,
+                    client_id=APP_ID,
+                    client_secret=CANARY_SECRET,
+                    authority_host=services.authority_host,
+                    verify=ca,
+                )
+                .token()
+                .token
+            )  # the same msal app and cache as the clients': their current token
+        if notebook is not None:
+            _run_notebook(notebook, {"tenant": TENANT, "client": APP_ID, "authority": services.authority_host,
+                                     "ca": ca, "url": sb.url})  # fmt: skip
         for line in texts:
             log.debug("soak tokens: %s", line)
         return Outcome(
@@ -872,7 +928,7 @@ def scan_for_canaries(
                 found += 1
                 _note(problems, f"{label} found in collected text {i}: {text[:120]!r}")
     return Outcome(
-        "canary secrets (logs, reprs, files, DAGs)", attempted=places, survived=places - found, lost=found,
+        "canary secrets (logs, reprs, files, notebook, DAGs)", attempted=places, survived=places - found, lost=found,
         details={"canaries": sorted(canaries), "files_and_texts_scanned": places}, problems=problems,
         seconds=time.monotonic() - started,
     )  # fmt: skip
