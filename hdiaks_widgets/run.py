@@ -227,6 +227,8 @@ class Snapshot:
             f"Snapshot(batch={self.batch_id!r}{named}, state={self.state_label}, lines={len(self.lines)}, "
             f"new={len(self.new_lines)}, polls={self.polls}, finished={self.finished}"
             + (f", error_kind={self.error_kind}" if self.error_kind else "")
+            + (f", progress={self.progress.percent}%" if self.progress is not None and self.progress.percent is not None
+               else "")  # fmt: skip
             + ")"
         )
 
@@ -540,7 +542,7 @@ class BatchRun:
             return replace(snap, new_lines=(), updated_at=now, polls=snap.polls + 1, errors=errors,
                            error=sentence, error_kind=kind, exception=exc, finished=give_up)
         lines = snap.lines + delta.lines if delta.lines else snap.lines
-        progress = self.progress_reader.read(self.client, batch) if self.progress_reader is not None else None
+        progress = self._progress(batch, snap.progress)
         was_terminal = snap.batch is not None and snap.batch.state.is_terminal
         finished = batch.state.is_terminal and was_terminal and delta.at_end
         end_kind, end_sentence = _end_sentence(batch, lines) if finished else (None, None)
@@ -553,6 +555,16 @@ class BatchRun:
             updated_at=now, polls=snap.polls + 1, errors=0, error=end_sentence, error_kind=end_kind,
             exception=None, finished=finished, progress=progress,
         )
+
+    def _progress(self, batch: Batch, last: Progress | None) -> Progress | None:
+        """Spark's numbers for this poll (the reader's latest); a reader's failure never breaks a watch."""
+        if self.progress_reader is None:
+            return None
+        try:
+            return self.progress_reader.read(self.client, batch)
+        except Exception:  # noqa: BLE001 - progress is a nicety; the state poll goes on
+            log.warning("batch %s: progress not read", self.batch_id, exc_info=True)
+            return last
 
     def _replaced(self, snap: Snapshot, batch: Batch, now: float) -> Snapshot:
         sentence = (

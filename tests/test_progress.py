@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import HDIAKS, SandboxHandle
+from conftest import HDIAKS, SandboxHandle, start_sandbox
+from livy_memory import MemoryLivy, memory_session
 from servers import LoopbackHTTP, QuietHandler
 
 from hdiaks_widgets.config import BatchSpec
@@ -32,7 +33,8 @@ from hdiaks_widgets.dialects import DIALECTS
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import AppInfo, Batch, BatchState
 from hdiaks_widgets.progress import Progress, ProgressReader, api_root, parse_stages
-from hdiaks_widgets.run import BatchRun
+from hdiaks_widgets.run import BatchRun, Snapshot
+from hdiaks_widgets.sandbox.apps import SLOW_STAGES_CLASS
 
 APP = "application_1700000000000_0007"
 
@@ -258,6 +260,35 @@ def test_api_root_needs_an_application_id() -> None:
     assert api_root(_Client("http://livy:8998", "livy"), _batch(ui_url="http://rm/proxy/x/", app_id=None)) is None
 
 
+class _BrokenReader(ProgressReader):
+    def read(self, client: object, batch: Batch) -> Progress:
+        raise RuntimeError("a reader with a bug")
+
+
+def test_run_poll_goes_on_when_a_progress_reader_fails() -> None:
+    livy = MemoryLivy()
+    livy.add("job", "running", ("a line",))
+    with LivyClient("http://livy.test", session=memory_session(livy)) as client:
+        run = BatchRun(client, 0, progress=_BrokenReader())
+        snap = run.poll()
+    assert snap.state is BatchState.RUNNING and snap.error is None and snap.progress is None
+    assert "a line" in snap.lines
+
+
+def test_run_without_a_progress_reader_reads_no_spark_ui() -> None:
+    livy = MemoryLivy()
+    livy.add("job", "running")
+    with LivyClient("http://livy.test", session=memory_session(livy)) as client:
+        snap = BatchRun(client, 0).poll()
+    assert snap.progress is None and all("/api/v1/" not in path for _, path in livy.requests)
+
+
+def test_snapshot_repr_shows_the_percentage_once_known() -> None:
+    assert "progress" not in repr(Snapshot(batch_id="1", progress=Progress()))
+    assert repr(Snapshot(batch_id="1", progress=Progress(known=True, tasks_done=1, tasks_total=4))).endswith(
+        "progress=25%)")
+
+
 def test_progress_value_is_unknown_until_read() -> None:
     assert Progress().fraction is None and Progress(complete=True).fraction == 1.0
     assert Progress(complete=True).describe() == "done"
@@ -367,3 +398,45 @@ def test_cli_logs_follow_shows_spark_progress_on_one_terminal_line(sandbox: Sand
     assert "job 2 of 2" in out
     assert any("tasks " in part and "%" in part for part in err.split("\r")), err[-2000:]
     assert f"batch {run.batch_id} ended: success" in err
+
+
+# -- the standalone cluster: the driver on a worker, the History Server after the end ------------
+
+
+@pytest.fixture(scope="module")
+def cluster_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
+    handle = start_sandbox(tmp_path_factory.mktemp("sandbox-cluster-progress"), cluster=1)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.mark.spark
+def test_cluster_mode_progress_from_the_driver_ui_on_a_worker_then_the_history_server(
+    cluster_sandbox: SandboxHandle,
+) -> None:
+    spec = BatchSpec(file=cluster_sandbox.examples["jar"], class_name=SLOW_STAGES_CLASS, args=["3", "150"])
+    seen: list[Snapshot] = []
+    with LivyClient(cluster_sandbox.url) as client:
+        run = BatchRun.submit(client, spec, progress=ProgressReader(min_interval=0.3))
+        snap = run.wait(timeout=600, interval=0.3, max_interval=0.5, on_update=seen.append)
+        assert snap.succeeded, snap.error
+        running = [s for s in seen if s.state is BatchState.RUNNING and s.progress is not None and s.progress.known]
+        assert running, "Spark's numbers were never read from the driver's UI while the job ran"
+        assert all(s.spark_ui_url == f"{cluster_sandbox.url}/proxy/{s.app_id}/" for s in running)
+        assert len({s.progress.fraction for s in running if s.progress is not None}) >= 2
+        # After the end the application is the History Server's, and its API has the whole run.
+        final = snap.batch
+        assert final is not None and final.app_info.spark_ui_url and "/history/app-" in final.app_info.spark_ui_url
+        root = api_root(client, final)
+        assert root is not None and root.startswith(cluster_sandbox.options["cluster"]["history_url"])
+        jobs: list[dict[str, Any]] = []
+        with cluster_sandbox.http() as http:
+            for _ in range(200):  # the History Server lists an application once it read its event log
+                answer = http.get(f"{root}/jobs", timeout=30)
+                if answer.status_code == 200 and len(jobs := answer.json()) == 3:
+                    break
+                threading.Event().wait(0.3)
+    assert [job["status"] for job in jobs] == ["SUCCEEDED"] * 3
+    assert sum(job["numCompletedTasks"] for job in jobs) == 18

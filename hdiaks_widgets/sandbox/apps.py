@@ -50,6 +50,7 @@ SPARK_PI_CLASS = "org.apache.spark.examples.SparkPi"
 WORD_COUNT_CLASS = "org.apache.spark.examples.JavaWordCount"
 FAILING_JOB_CLASS = "org.apache.spark.examples.FailingJob"
 LOG_STORM_CLASS = "org.apache.spark.examples.LogStorm"
+SLOW_STAGES_CLASS = "org.apache.spark.examples.SlowStages"
 
 
 class SandboxBuildError(HdiaksError):
