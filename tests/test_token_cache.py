@@ -137,6 +137,29 @@ def test_device_code_auth_interleaved_401s_each_resend_with_a_fresh_token_after_
     assert after["devicecode_requests"] == before["devicecode_requests"]
 
 
+def test_service_principal_auth_interleaved_401s_cost_one_new_token(auth_sandbox: AuthSandbox) -> None:
+    from auth_fixtures import APP_ID, CANARY
+
+    from hdiaks_widgets.auth import ServicePrincipalAuth, clear_token_cache
+
+    clear_token_cache()
+    auth = ServicePrincipalAuth(tenant_id=TENANT, client_id=APP_ID, client_secret=CANARY,
+                                authority_host=auth_sandbox.authority_host, verify=auth_sandbox.ca_pem)  # fmt: skip
+    stale = f"Bearer {auth.token().token}"
+    before = auth_sandbox.stats()
+    results: dict[str, int] = {}
+    with _RefusesEachRequestOnce(together=3) as server:
+        threads = [threading.Thread(target=lambda p=p: results.__setitem__(
+            p, requests.get(server.url + p, auth=auth, timeout=30).status_code)) for p in ("/x", "/y", "/z")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert results == {"/x": 200, "/y": 200, "/z": 200}
+    assert len(set(server.accepted.values())) == 1 and stale not in server.accepted.values()
+    assert auth_sandbox.stats()["client_credentials"] - before["client_credentials"] == 1
+
+
 def test_device_code_auth_request_without_401_never_refreshes(auth_sandbox: AuthSandbox) -> None:
     auth = _signed_in(auth_sandbox)
     before = auth_sandbox.stats()
