@@ -66,16 +66,25 @@ def row(o: Outcome) -> str:
     return f"| {o.scenario} | {o.attempted} | {o.survived} | {o.lost} | {o.seconds:.0f} | {details} |"
 
 
-def plot(outcomes: list[Outcome], path: Path) -> None:
-    """Attempted / survived / lost per scenario, side by side (matplotlib, no display)."""
+def plot(outcomes: list[Outcome], path: Path, title: str) -> None:
+    """Left: attempted / survived / lost per scenario. Right: the faults the sandbox injected in
+    the two fault scenarios, by kind (matplotlib, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [o.scenario.replace(" (", "\n(").replace(" mid-", "\nmid-") for o in outcomes]
+    fig, (ax, faults) = plt.subplots(1, 2, figsize=(13, 4.6), dpi=110, gridspec_kw={"width_ratios": [3, 2]})
+    short = {
+        "submits": "submits\nunder faults",
+        "watched": "watched\nunder faults",
+        "hostile": "hostile\ninputs",
+        "token": "token expiry,\nrevocation",
+        "sandbox": "restart,\nids reused",
+        "canary": "canary\nsecrets",
+    }
+    names = [short.get(o.scenario.split()[0], o.scenario) for o in outcomes]
     x = range(len(outcomes))
-    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
     width = 0.27
     bars = [
         ("attempted", [o.attempted for o in outcomes], "#9aa5b1", -width),
@@ -87,12 +96,36 @@ def plot(outcomes: list[Outcome], path: Path) -> None:
         ax.bar_label(drawn, fontsize=7, padding=1)
     ax.set_xticks(list(x), names, fontsize=7)
     ax.set_yscale("symlog", linthresh=10)
-    ax.set_ylabel("count (symlog)")
-    ax.set_title("hdiaks-widgets reliability campaign (make soak): attempted / survived / lost")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("count (symlog scale)")
+    ax.set_title("attempted / survived / lost", fontsize=10)
+    ax.set_ylim(0, max([o.attempted for o in outcomes] + [10]) * 6)  # room for the legend above the bars
+    ax.legend(fontsize=8, loc="upper left", ncols=3)
+    rows: list[tuple[str, int]] = []
+    for o in outcomes:
+        fired = o.details.get("faults_fired") or {}
+        scenario = o.scenario.split(" under")[0]
+        rows += [(f"{scenario}: {kind}", int(count)) for kind, count in sorted(fired.items())]
+    if rows:
+        labels, counts = zip(*rows, strict=True)
+        drawn = faults.barh(range(len(rows)), counts, color="#dd6b20")
+        faults.bar_label(drawn, fontsize=7, padding=2)
+        faults.set_yticks(range(len(rows)), labels, fontsize=7)
+        faults.invert_yaxis()
+    faults.set_xlabel("faults injected by the sandbox")
+    faults.set_title("what the client was hit with", fontsize=10)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def data_size(args: argparse.Namespace) -> str:
+    return "short size" if args.short else "full size"
+
+
+def _outcome(data: dict[str, Any]) -> Outcome:
+    return Outcome(data["scenario"], data["attempted"], data["survived"], data["lost"], data["details"],
+                   data["problems"], data["seconds"])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="folder for sandbox roots and files (a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="write the outcomes as JSON here")
     parser.add_argument("--plot", type=Path, default=None, help="write the figure (PNG) here")
+    parser.add_argument("--replot", type=Path, default=None, help="only draw --plot from this --json file")
     args = parser.parse_args(argv)
+    if args.replot is not None:
+        saved = json.loads(args.replot.read_text(encoding="utf-8"))
+        again = [_outcome(o) for o in saved["outcomes"]]
+        lost = sum(o.lost for o in again)
+        plot(again, args.plot or args.replot.with_suffix(".png"),
+             f"hdiaks-widgets reliability campaign ({saved['size']} size, {saved['when']}): "
+             + ("nothing lost" if not lost else f"{lost} lost"))  # fmt: skip
+        return 0
     size = SHORT if args.short else FULL
     chosen = args.only or list(SCENARIOS)
     work = args.work or Path(tempfile.mkdtemp(prefix="hdiaks-soak-"))
@@ -168,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "outcomes": [o.to_json() for o in outcomes]}  # fmt: skip
         args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     if args.plot is not None:
-        plot(outcomes, args.plot)
+        verdict = "nothing lost" if not lost else f"{lost} lost"
+        plot(outcomes, args.plot, f"hdiaks-widgets reliability campaign ({data_size(args)}, {when}): {verdict}")
     print(f"\nlost in total: {lost}")
     return 1 if lost else 0
 
