@@ -247,12 +247,20 @@ class LivyClient:
         if dialect.csrf_header:
             # Livy's CSRF filter rejects non-GET requests without it when enabled (§2.6).
             self._headers["X-Requested-By"] = requested_by
+        # Our own session carries our headers itself: merging them into every request was a
+        # measurable share of a state read's client CPU (docs/benchmarks.md, S1). The same
+        # headers go on the wire either way.
+        self._request_headers: dict[str, str] | None = self._headers
+        if self._own_session:
+            session.headers.update(self._headers)
+            self._request_headers = None
         self._auth = auth
         # Passed per request: requests lets REQUESTS_CA_BUNDLE override Session.verify, but not
         # an explicit per-request CA path (PROTOCOL.md §4 gotcha).
         self._verify = verify
         self._timeout = timeout
         self._budget = self._retry.budget if self._retry.budget is not None else float(timeout[1])
+        self._read_timeout = float(timeout[1])
         self._sleep = sleep
         self._version: tuple[int, int, int] | None = None
         self._version_known = False
@@ -293,7 +301,7 @@ class LivyClient:
 
     @contextmanager
     def _call(self) -> Iterator[_Call]:
-        call = _Call(started=time.monotonic(), budget=self._budget, read_timeout=float(self._timeout[1]))
+        call = _Call(started=time.monotonic(), budget=self._budget, read_timeout=self._read_timeout)
         token = _CALL.set(call)
         try:
             yield call
@@ -308,28 +316,28 @@ class LivyClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
     ) -> requests.Response:
-        url = f"{self.base_url}{path}"
-        with self._call() as call:
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    headers=self._headers,
-                    auth=self._auth,
-                    verify=self._verify,
-                    timeout=self._timeout,
-                )
-            except requests.exceptions.RequestException as exc:
-                raise self._unreachable(exc, method, path, call) from exc
-        log.debug(
-            "livy %s %s -> %s in %.0f ms",
-            method,
-            path,
-            response.status_code,
-            (time.monotonic() - call.started) * 1000,
-        )
+        # The hot path of every call (S1 in docs/benchmarks.md): no context manager, and the
+        # debug line's arguments are only computed when it is logged.
+        call = _Call(started=time.monotonic(), budget=self._budget, read_timeout=self._read_timeout)
+        token = _CALL.set(call)
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json,
+                headers=self._request_headers,
+                auth=self._auth,
+                verify=self._verify,
+                timeout=self._timeout,
+            )
+        except requests.exceptions.RequestException as exc:
+            raise self._unreachable(exc, method, path, call) from exc
+        finally:
+            _CALL.reset(token)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("livy %s %s -> %s in %.0f ms", method, path, response.status_code,
+                      (time.monotonic() - call.started) * 1000)  # fmt: skip
         return response
 
     def _unreachable(self, exc: requests.exceptions.RequestException, method: str, path: str,
@@ -800,8 +808,11 @@ class LivyClient:
         port): a token is never sent to a host the cluster merely named.
         """
         own = _origin(url) == _origin(self.base_url)
-        headers = {**self._headers, "Accept": "text/html, text/plain"} if own else {
+        headers: dict[str, str | None] = {**self._headers, "Accept": "text/html, text/plain"} if own else {
             "User-Agent": USER_AGENT, "Accept": "text/html, text/plain"}
+        if not own and self._request_headers is None:
+            # Our own session carries our Livy headers: a host the cluster merely named gets none.
+            headers.update((key, None) for key in self._headers if key not in headers)
         with self._call() as call:
             try:
                 response = self._session.get(
