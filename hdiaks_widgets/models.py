@@ -299,8 +299,9 @@ class Batch:
         info = info if isinstance(info, Mapping) else {}
         scheduler = data.get("schedulerInfo")
         scheduler = scheduler if isinstance(scheduler, Mapping) else {}
+        # Apache Livy sends no livyInfo: skip the per-state look-ups (a list of 1,000, S2).
         times = tuple((state, stamp) for key, state in _STATE_TIME_KEYS.items()
-                      if (stamp := _time(info.get(key))) is not None)  # fmt: skip
+                      if (stamp := _time(info.get(key))) is not None) if info else ()  # fmt: skip
         by_state = dict(times)
         errors = ErrorInfo.parse_all(data.get("errorInfo"))
         if not errors and isinstance(data.get("errorCode"), str) and data.get("errorCode"):
