@@ -88,6 +88,15 @@ def pinned_session(verify: bool | str = True) -> requests.Session:
 
 _apps: dict[tuple[str, str], tuple[Any, bool | str]] = {}
 _apps_lock = threading.Lock()
+# One token request at a time per (authority, client): monitors started together in one kernel
+# would otherwise each miss the empty cache and ask Entra at once (3 requests for 10 threads in
+# bench/token_economy.py); the others now wait and take the token from msal's cache.
+_acquire_locks: dict[tuple[str, str], threading.Lock] = {}
+
+
+def _acquire_lock(authority: str, client_id: str) -> threading.Lock:
+    with _apps_lock:
+        return _acquire_locks.setdefault((authority, client_id), threading.Lock())
 
 
 def clear_token_cache() -> None:
@@ -152,7 +161,8 @@ class ClientCredentialsProvider:
     def __call__(self, scopes: Sequence[str], /) -> BearerToken:
         app = self._app()
         try:
-            result = app.acquire_token_for_client(scopes=list(scopes))
+            with _acquire_lock(self.authority, self.client_id):
+                result = app.acquire_token_for_client(scopes=list(scopes))
         except (requests.RequestException, ValueError, OSError) as exc:
             raise _request_failed(f"Cannot get a token from {self.authority}", exc, self.__secret) from exc
         if "access_token" not in result:
