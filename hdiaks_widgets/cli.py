@@ -143,7 +143,10 @@ class _ProgressLine:
         return bool(getattr(stream, "isatty", None)) and stream.isatty() and os.environ.get("TERM") != "dumb"
 
     def write(self, text: str, file: Any) -> None:
-        self._tqdm.write(text, file=file)
+        """A line above the bar, flushed at once (``tqdm.write`` does not flush: a piped stdout
+        would hold the log back until the end)."""
+        with self._tqdm.external_write_mode(file=file):
+            print(text, file=file, flush=True)
 
     def show(self, snap: Snapshot) -> None:
         with self._lock:
