@@ -211,7 +211,7 @@ class ProgressReader:
                 return progress
             root = api_root(client, batch)
             if root is None:
-                if ended or batch.state is BatchState.RUNNING:
+                if not self._progress.known and (ended or batch.state is BatchState.RUNNING):
                     self._say("This service reports no Spark UI for the job, so Spark's progress is unknown.")
                 return self._progress
             if not callable(getattr(client, "get_text", None)):

@@ -185,6 +185,15 @@ def test_progress_keeps_the_last_numbers_once_the_ui_is_gone_and_ends_at_100_per
     assert (final.jobs_done, final.jobs_total, final.tasks_done) == (running.jobs_done, 2, running.tasks_done)
 
 
+def test_progress_read_before_says_nothing_when_the_ended_batch_drops_its_ui_url(ui: SparkUI) -> None:
+    ui.serve(PROXY, JOBS, STAGES)
+    reader = ProgressReader(min_interval=0, background=False)
+    with _client(ui) as client:
+        reader.read(client, _batch(ui_url=f"{ui.url}/proxy/{APP}/"))
+        ended = reader.read(client, _batch(state="success", ui_url=None))
+    assert ended.known and ended.note is None and ended.fraction == 1.0
+
+
 def test_progress_of_a_failed_batch_is_not_100_percent(ui: SparkUI) -> None:
     ui.serve(PROXY, [_job(0, "FAILED", 1, 4)], [_stage(0, "FAILED")])
     reader = ProgressReader(min_interval=0, background=False)
