@@ -17,14 +17,14 @@ What it serves (Apache Livy's REST shapes, PROTOCOL.md §2):
 
 Batches: ``--batches`` pre-made ones, ids ``0..N-1``, in deterministic states; each driver log has
 ``--small-lines`` numbered lines except batch ``--big-id``'s, which has ``--big-lines`` (S3).
-Two growing batches, ``grow-view`` (Livy's view only, as a local/process-shape batch) and
-``grow-driver`` (a YARN batch: the driver's lines only in its driver log), print ``lines`` lines
+Two growing batches, ``9000`` "grow-view" (Livy's view only, as a local/process-shape batch) and
+``9001`` "grow-driver" (a YARN batch: the driver's lines only in its driver log), print ``lines`` lines
 evenly over ``seconds`` from ``POST /_load/grow`` on, then end ``success`` (S4).
 
 Knobs and counters (``/_load/`` requests are not counted): ``POST /_load/config`` with
 ``{"latency_ms": 2, "fault_every": 10, "fault_status": 503}`` (every 10th counted request answers
 503 with ``Retry-After: 0``); ``GET /_load/stats`` → ``{"requests", "bytes", "by_route", "windows"}``
-(bytes are response bodies; ``windows``: for each read of ``grow-view``'s log, the first and last
+(bytes are response bodies; ``windows``: for each read of batch 9000's log, the first and last
 numbered line its view held then); ``DELETE /_load/stats`` resets them.
 
 Run: ``python bench/load_server.py --port 0`` prints one JSON line ``{"url": ..., "pid": ...}``
@@ -48,7 +48,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 STATES = ("success", "dead", "running", "success", "killed", "success", "starting", "success")
-GROWING = ("grow-view", "grow-driver")
+GROWING = ("9000", "9001")  # numeric ids: LivyHook takes only integers
+NAMES = {"9000": "grow-view", "9001": "grow-driver"}
 _DRIVER = re.compile(r"^/node/containerlogs/container_([\w-]+)/livy/(stdout|stderr)/?$")
 _BATCH = re.compile(r"^/batches/([\w-]+)(/state|/log)?$")
 
@@ -105,7 +106,7 @@ class Load:
         """The bytes of a driver file now (a growing batch's grows; the others are made once)."""
         grow = self.growing.get(batch)
         if grow is not None:
-            if batch != "grow-driver" or stream != "stdout":
+            if batch != "9001" or stream != "stdout":
                 return b""
             data = self.files.get((batch, stream))
             if data is None or data.count(b"\n") != grow.lines:  # made once per growth, served cut
@@ -120,28 +121,30 @@ class Load:
     def batch(self, batch_id: str) -> dict[str, Any] | None:
         grow = self.growing.get(batch_id)
         if grow is not None:
-            state, app = grow.state(), f"application_1764669600000_{GROWING.index(batch_id) + 9000:04d}"
+            state, app = grow.state(), f"application_1764669600000_{batch_id}"
         elif batch_id.isdigit() and int(batch_id) < self.batches:
             state, app = STATES[int(batch_id) % len(STATES)], f"application_1764669600000_{int(batch_id):04d}"
         else:
             return None
-        driver = None if batch_id == "grow-view" else f"{self.base}/node/containerlogs/container_{batch_id}/livy"
+        driver = None if batch_id == "9000" else f"{self.base}/node/containerlogs/container_{batch_id}/livy"
         return {
             "id": int(batch_id) if batch_id.isdigit() else batch_id,
-            "name": f"load-{batch_id}", "owner": "bench", "proxyUser": None, "state": state, "appId": app,
+            "name": NAMES.get(batch_id, f"load-{batch_id}"), "owner": "bench", "proxyUser": None, "state": state,
+            "appId": app,
             "appInfo": {"driverLogUrl": driver, "sparkUiUrl": f"{self.base}/ui/{app}"},
             "log": [],
         }  # fmt: skip
 
-    def view(self, batch_id: str) -> list[str]:
-        """Livy's log view now: the last ``cache_log_size`` lines of each spark-submit stream."""
+    def view(self, batch_id: str, printed: int = 0) -> list[str]:
+        """Livy's log view when ``printed`` lines were printed: the last ``cache_log_size`` lines of
+        each spark-submit stream."""
         grow = self.growing.get(batch_id)
-        if grow is not None and batch_id == "grow-view":
-            n = grow.printed()
+        if grow is not None and batch_id == "9000":
+            n = printed
             out = [line_text(batch_id, "stdout", k) for k in range(max(1, n - self.cache_log_size + 1), n + 1)]
         else:
             # A YARN batch's launcher output (spark-submit polling the application report).
-            n = 3 if grow is None else min(3, grow.printed())
+            n = 3 if grow is None else min(3, printed)
             out = [f"26/12/02 10:00:0{k} INFO Client: Application report (state: RUNNING)" for k in range(n)]
         return ["stdout: ", *out, "\nstderr: "]
 
@@ -261,9 +264,10 @@ class Handler(BaseHTTPRequestHandler):
             if tail == "/state":
                 return self._json(200, {"id": batch["id"], "state": batch["state"]}, "state")
             if tail == "/log":
-                view = load.view(batch_id)
-                if batch_id == "grow-view":  # which numbered lines the server still had at this read
-                    n = load.growing[batch_id].printed()
+                grow = load.growing.get(batch_id)
+                n = grow.printed() if grow is not None else 0
+                view = load.view(batch_id, n)
+                if batch_id == "9000":  # which numbered lines the server still had at this read
                     with load.lock:
                         load.windows.append((max(1, n - load.cache_log_size + 1), n))
                 size = _int(query, "size", 100)

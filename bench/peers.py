@@ -48,7 +48,8 @@ BEGIN = "<!-- bench:peers begin (bench/peers.py rewrites this section) -->"
 END = "<!-- bench:peers end -->"
 CHUNK = 1 << 20  # bytes per range request, as logview.DriverLogReader reads
 TERMINAL = {"success", "dead", "killed", "error"}
-_NUMBERED = re.compile(r"(grow-view|grow-driver) stdout line (\d{7})")
+_NUMBERED = re.compile(r"(9000|9001) stdout line (\d{7})")
+VIEW, DRIVER = "9000", "9001"  # the load server's grow-view and grow-driver batches
 
 
 def _rss_kb() -> int:
@@ -226,8 +227,8 @@ class Shown:
 
     def __init__(self, t0: float) -> None:
         self.t0 = t0
-        self.lines: dict[str, list[int]] = {"grow-view": [], "grow-driver": []}
-        self.first: dict[str, float | None] = {"grow-view": None, "grow-driver": None}
+        self.lines: dict[str, list[int]] = {VIEW: [], DRIVER: []}
+        self.first: dict[str, float | None] = {VIEW: None, DRIVER: None}
         self.printed = 0
 
     def show(self, batch: str, texts: Any) -> None:
@@ -269,7 +270,7 @@ def _raw_driver(s: requests.Session, url: str, state: dict[str, Any]) -> list[st
 
 
 def work_s4(client: str, url: str, opts: dict[str, Any]) -> dict[str, Any]:
-    batches = ("grow-view", "grow-driver")
+    batches = (VIEW, DRIVER)
     tick = float(opts.get("tick", 0.5))
     pollers: dict[str, Callable[[], bool]] = {}
     control = requests.Session()
@@ -346,7 +347,7 @@ def work_s4(client: str, url: str, opts: dict[str, Any]) -> dict[str, Any]:
         nums = shown.lines[b]
         out[b] = {"shown": len(set(nums)), "repeats": len(nums) - len(set(nums)), "first_s": shown.first[b],
                   "out_of_order": sum(1 for x, y in zip(nums, nums[1:], strict=False) if y < x),
-                  "numbers": sorted(set(nums)) if b == "grow-view" else []}  # fmt: skip
+                  "numbers": sorted(set(nums)) if b == VIEW else []}  # fmt: skip
     return out
 
 
@@ -358,11 +359,11 @@ def work_snap(client: str, url: str, opts: dict[str, Any]) -> dict[str, Any]:
     from hdiaks_widgets.run import BatchRun
 
     c = LivyClient(url)
-    run = BatchRun.attach(c, "grow-driver")
+    run = BatchRun.attach(c, DRIVER)
     control = requests.Session()
     control.post(
         f"{url}/_load/grow",
-        json={"batches": ["grow-driver"], "lines": opts.get("lines", 1_000_000), "seconds": opts.get("seconds", 20)},
+        json={"batches": [DRIVER], "lines": opts.get("lines", 1_000_000), "seconds": opts.get("seconds", 20)},
         timeout=60,
     ).raise_for_status()
     polls: list[dict[str, float]] = []
@@ -621,7 +622,7 @@ def render(r: dict[str, Any], command: str) -> list[str]:
             had: set[int] = set()
             for lo, hi in windows:
                 had.update(range(lo, hi + 1))
-            v, d = x["grow-view"], x["grow-driver"]
+            v, d = x[VIEW], x[DRIVER]
             missed = len(had - set(v["numbers"]))
             fmt = lambda t: "–" if t is None else f"{t:.2f}"  # noqa: E731
             rows.append([c, f"{v['shown']:,}", f"{len(had):,}", f"{missed:,}", str(v["repeats"]), fmt(v["first_s"]),
@@ -631,8 +632,9 @@ def render(r: dict[str, Any], command: str) -> list[str]:
         out += ["### S4. Live tail of a growing log", "",
                 f"Both growing batches print {a['grow_lines']:,} numbered lines evenly over {a['grow_seconds']} s from "
                 "the worker's `POST /_load/grow`; each client reads each batch once per 0.5 s tick until it has seen "
-                "the end (plus one read after). `grow-view` is Livy's bounded view (200 lines per stream); "
-                "`grow-driver` is a YARN batch whose lines are only in the driver log. `the server still had` is "
+                "the end (plus one read after). `grow-view` (batch 9000) is Livy's bounded view (200 lines per "
+                "stream); `grow-driver` (9001) is a YARN batch whose lines are only in the driver log. `the server "
+                "still had` is "
                 "the union of the numbered lines in the view at each of that client's log reads (the server "
                 "records it); `missed` is how many of those the client did not show. The product: "
                 "`BatchRun.poll()`; raw: offset pages of 1,000 on the view and byte ranges on the driver log; "
