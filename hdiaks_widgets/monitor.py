@@ -150,7 +150,8 @@ class BatchMonitor:
                                                     follow_logs=self._follow_logs)  # fmt: skip
                     if self._watch.finished:
                         self._done.set()
-            self.poller.start()
+            if not self.poller.closed:
+                self.poller.start()
             return self
         with self._lock:
             if self._thread is None:

@@ -188,7 +188,8 @@ class Watch:
         """Block until the batch is finished, the watch closed, or ``timeout`` seconds passed.
 
         Starts the poller if needed. Returns the latest snapshot; check ``.finished``."""
-        self.poller.start()
+        if not self.poller.closed:
+            self.poller.start()
         self._done.wait(timeout)
         return self.snapshot
 
@@ -332,6 +333,10 @@ class Poller:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # -- what is watched -------------------------------------------------------------------------
 

@@ -385,6 +385,18 @@ def test_batch_monitor_on_a_poller_keeps_its_api(livy: MemoryLivy) -> None:
         poller.close()
 
 
+def test_batch_monitor_wait_returns_once_its_poller_is_closed(livy: MemoryLivy) -> None:
+    batches = running(livy, 2)
+    client = client_of(livy)
+    poller = Poller(client, interval=0.01, max_interval=0.02)
+    mon = BatchMonitor(client, batches[0].id, poller=poller).start()
+    poller.close()
+    snap = mon.wait(timeout=30)
+    assert not snap.finished and not mon.running
+    with pytest.raises(RuntimeError, match="this poller is closed; make a new one"):
+        BatchMonitor(client, batches[1].id, poller=poller).start()
+
+
 # -- real sockets: the sandbox -----------------------------------------------------------------
 
 
