@@ -4,6 +4,7 @@ a hand-driven clock), then the sandbox over real sockets (batches whose file is 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,7 +17,7 @@ from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.monitor import BatchMonitor
 from hdiaks_widgets.poller import Poller, shared_poller
 from hdiaks_widgets.run import Snapshot
-from hdiaks_widgets.sandbox.logbuf import LogBuffer
+from hdiaks_widgets.sandbox.logbuf import DriverFiles, LogBuffer
 
 
 class Clock:
@@ -114,6 +115,30 @@ def test_poller_reads_the_log_of_the_followed_batch_only_and_the_others_once_the
     later = requests_since(livy, mark)
     assert "GET /batches/3/log" in later
     assert not any(p in later for p in ("GET /batches/1/log", "GET /batches/2/log", "GET /batches/4/log"))
+
+
+def test_poller_followed_yarn_batch_reads_its_driver_log_through_the_run(livy: MemoryLivy, tmp_path: Path) -> None:
+    """The run's own reader is used unchanged: on a YARN-shaped batch, the driver's lines come from
+    the NodeManager page behind ``driverLogUrl`` (counted as log requests), not Livy's view."""
+    buffer = LogBuffer("yarn", 10)
+    buffer.driver_files = DriverFiles(tmp_path / "container")
+    yarn = livy.add("yarn", "running", buffer=buffer)
+    other = running(livy, 1)[0]
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock)
+    watch = poller.watch(yarn.id, follow_logs=True)
+    poller.watch(other.id)
+    for n in range(3):
+        buffer.append("stderr", f"INFO Client: Application report for application_1_0001 (state: RUNNING) {n}")
+        buffer.driver("stdout", f"driver line {n}")
+        rounds(poller, clock, 1)
+    yarn.state = "success"
+    rounds(poller, clock, 3)
+    snap = watch.snapshot
+    assert snap.finished and snap.succeeded
+    assert [ln for ln in snap.lines if ln.startswith("driver line")] == [f"driver line {n}" for n in range(3)]
+    assert any("/node/containerlogs/" in p for _m, p in livy.requests)
+    assert poller.stats().log_requests == sum("/log" in p or "/node/" in p for _m, p in livy.requests)
 
 
 def test_poller_focus_and_unfocus_switch_the_log_reads(livy: MemoryLivy) -> None:
