@@ -22,6 +22,7 @@ from hdiaks_widgets.airflow.runtime import (
     effective_config,
     first_try_since_clear,
     start_run,
+    variables_for,
     verdict,
 )
 from hdiaks_widgets.auth import BasicAuth, ServicePrincipalAuth
@@ -154,6 +155,19 @@ def test_build_client_uses_service_principal_from_variables() -> None:
     assert "s3cret" not in repr(client.auth)
     with pytest.raises(MissingVariables, match="api-client-id, api-secret"):
         build_client(job(auth="service-principal"), Variables({}.get))
+
+
+def test_build_client_takes_the_profiles_tenant_and_app_as_connect_does() -> None:
+    named = job(auth="service-principal", tenant_id="profile-tenant", client_id="profile-app")
+    client = build_client(named, Variables({"api-secret": "s3cret", "tenant-id": "variable-tenant"}.get))
+    assert isinstance(client.auth, ServicePrincipalAuth)
+    assert (client.auth.provider.tenant_id, client.auth.provider.client_id) == ("profile-tenant", "profile-app")
+    listed = {key for key, _must, _what in variables_for(named.profile)}
+    assert "api-secret" in listed and not listed & {"api-client-id", "livy-password"}
+    # a device-code profile's client_id is the public app a person signs in with: the DAG signs in as the app
+    device = job(auth="device-code", tenant_id="t", client_id="public-app")
+    client = build_client(device, Variables(SP_VARS.get))
+    assert isinstance(client.auth, ServicePrincipalAuth) and client.auth.provider.client_id == "app"
 
 
 def test_build_client_honours_livy_url_ca_bundle_and_basic_auth() -> None:

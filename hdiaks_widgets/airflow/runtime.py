@@ -66,6 +66,12 @@ REQUESTED_BY = "hdiaks-airflow"
 # driver pod's window); diagnostics are the cluster's last word and always go to the task log.
 
 
+def _profile_app_id(profile: ClusterProfile) -> str | None:
+    """The service principal's app id when the profile names it (a device-code profile's
+    ``client_id`` is the public app a person signs in with, not the one with the secret)."""
+    return profile.client_id if profile.auth_method == "service-principal" and profile.client_id else None
+
+
 def variables_for(profile: ClusterProfile) -> list[tuple[str, bool, str]]:
     """The :data:`VARIABLES` a task with ``profile`` reads, each with whether it must be set:
     what :func:`build_client` asks for (the setup sheet lists exactly these)."""
@@ -77,6 +83,8 @@ def variables_for(profile: ClusterProfile) -> list[tuple[str, bool, str]]:
                 continue
             if key == "tenant-id":
                 required = not profile.tenant_id  # the profile's tenant is used when the Variable is not set
+            elif key == "api-client-id" and _profile_app_id(profile):
+                continue  # the profile names the app: the Variable would not be read
         elif key == "livy-password":
             if method != "basic":
                 continue
@@ -156,8 +164,15 @@ def build_client(cfg: JobConfig, variables: Variables, *, retries: int = 4) -> L
     method = profile.auth_method
     auth: ServicePrincipalAuth | BasicAuth | None = None
     if method in _ENTRA_METHODS:
-        client_id, secret = variables.require("api-client-id", "api-secret")
-        tenant = variables.get("tenant-id") or profile.tenant_id
+        # As connect.build_auth: the profile's tenant and a service-principal profile's app id win
+        # when set (a device-code profile's client_id is a public app that has no secret).
+        app_id = _profile_app_id(profile)
+        if app_id:
+            (secret,) = variables.require("api-secret")
+            client_id = app_id
+        else:
+            client_id, secret = variables.require("api-client-id", "api-secret")
+        tenant = profile.tenant_id or variables.get("tenant-id")
         if not tenant:
             raise MissingVariables("Airflow Variables not set: tenant-id")
         auth = ServicePrincipalAuth(
