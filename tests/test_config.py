@@ -489,6 +489,13 @@ def test_jobconfig_to_trigger_conf_uses_sample_keys() -> None:
     }
 
 
+@pytest.mark.parametrize("flavour", ["fabric", "synapse", "livy", "sandbox"])
+def test_trigger_conf_of_a_service_without_a_cluster_fqdn_has_no_fqdn_key(flavour: str) -> None:
+    profile = ClusterProfile(name="p", flavour=flavour)
+    conf = JobConfig(profile=profile, spec=BatchSpec(file=JAR, name="pi")).to_trigger_conf()
+    assert conf == {"app_jar_path": JAR, "job_name": "pi"}
+
+
 def test_jobconfig_from_trigger_conf_builds_aks_job() -> None:
     cfg = JobConfig.from_trigger_conf(DOC_TRIGGER_CONF)
     assert cfg.profile.flavour == "hdinsight-aks"

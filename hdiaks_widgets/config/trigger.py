@@ -21,12 +21,12 @@ TRIGGER_KEYS = wire.TRIGGER_KEYS
 
 
 def trigger_conf_of(profile: ClusterProfile, spec: BatchSpec) -> dict[str, Any]:
-    """The trigger conf that reproduces ``profile`` + ``spec``'s sample fields."""
-    conf: dict[str, Any] = {
-        "spark_cluster_fqdn": profile.fqdn or "",
-        "app_jar_path": spec.file,
-        "job_name": spec.name or "",
-    }
+    """The trigger conf that reproduces ``profile`` + ``spec``'s sample fields; the cluster FQDN
+    only for the flavours addressed by one (Fabric, Synapse, Livy and the sandbox have none)."""
+    conf: dict[str, Any] = {}
+    if profile.flavour in ("hdinsight-aks", "hdinsight"):
+        conf["spark_cluster_fqdn"] = profile.fqdn or ""
+    conf.update({"app_jar_path": spec.file, "job_name": spec.name or ""})
     if spec.class_name:
         conf["class_name"] = spec.class_name
     if spec.args:
