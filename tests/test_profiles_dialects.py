@@ -152,7 +152,7 @@ BAD = [
     pytest.param("hdinsight", {"url": "http://127.0.0.1:8998/livy"}, "profile.url", "no path",
                  id="hdi-url-with-path"),
     pytest.param("hdinsight", {"fqdn": "https://mycluster.azurehdinsight.net"}, "profile.fqdn",
-                 "paste only the host name", id="hdi-fqdn-url"),
+                 "give the cluster name or its host only", id="hdi-fqdn-url"),
 ]
 
 
@@ -492,3 +492,12 @@ def test_sandbox_from_profile_speaks_the_flavours_dialect_with_csrf_only_where_i
         assert not client.list_batches().batches  # a fresh lakehouse / pool: nothing in it yet
     assert sent and all(r.headers["Authorization"].startswith("Bearer ") for r in sent)
     assert {"X-Requested-By" in r.headers for r in sent} == {dialects.dialect_of(flavour).csrf_header}
+
+
+@pytest.mark.parametrize(("flavour", "example"), [("hdinsight", "mycluster.azurehdinsight.net"),
+                                                   ("hdinsight-aks", "hdinsightaks.net")])  # fmt: skip
+def test_a_missing_cluster_host_gives_the_flavours_own_example(flavour: str, example: str) -> None:
+    problems = ClusterProfile(name="p", flavour=flavour).problems()
+    fqdn = [p.message for p in problems if p.field == "profile.fqdn"]
+    assert len(fqdn) == 1 and example in fqdn[0]
+    assert flavour == "hdinsight-aks" or "hdinsightaks" not in fqdn[0]

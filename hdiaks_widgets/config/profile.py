@@ -227,7 +227,7 @@ class ClusterProfile:
         if not isinstance(self.name, str) or not self.name.strip() or _CONTROL.search(self.name):
             _problem(problems, p + "name", "must be a short profile name, e.g. 'prod-eastus'")
         if self.flavour in ("hdinsight-aks", "hdinsight"):
-            _check_host(self.fqdn if self.fqdn is not None else "", p + "fqdn", problems)
+            _check_host(self.fqdn if self.fqdn is not None else "", p + "fqdn", problems, self.flavour)
         elif self.flavour == "fabric":
             problems += self._fabric_problems()
         elif self.flavour == "synapse":

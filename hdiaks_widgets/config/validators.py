@@ -122,9 +122,15 @@ def _is_https_url(value: Any) -> bool:
     return parts is not None and parts.scheme == "https" and bool(parts.hostname)
 
 
-def _check_host(value: str, name: str, problems: list[ConfigProblem]) -> None:
+_HOST_HINTS = {
+    "hdinsight-aks": "paste only the host name, e.g. mycluster.mypool.<id>.eastus.hdinsightaks.net",
+    "hdinsight": "give the cluster name or its host only, e.g. mycluster or mycluster.azurehdinsight.net",
+}
+
+
+def _check_host(value: str, name: str, problems: list[ConfigProblem], flavour: str = "hdinsight-aks") -> None:
     """A bare DNS host name: people paste URLs, ports and trailing slashes from the portal."""
-    hint = "paste only the host name, e.g. mycluster.mypool.<id>.eastus.hdinsightaks.net"
+    hint = _HOST_HINTS.get(flavour, _HOST_HINTS["hdinsight-aks"])
     if not isinstance(value, str):
         _problem(problems, name, f"must be text, got {value!r}; {hint}")
     elif not value.strip():
