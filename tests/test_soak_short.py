@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,11 +84,33 @@ def test_fault_rule_probability_outside_0_to_1_is_refused(probability: float) ->
         FaultRule.from_json({"kind": "drop", "probability": probability})
 
 
-def test_identity_clock_skew_makes_the_token_expire_before_expires_in_says() -> None:
-    from hdiaks_widgets.sandbox.identity import IdentityConfig
+@pytest.mark.sandbox
+def test_identity_clock_skew_makes_the_token_expire_before_expires_in_says(tmp_path: Path) -> None:
+    import base64
 
-    assert "clock_skew=5" in repr(IdentityConfig(clients={"app": "s3cret"}, clock_skew=5))
-    assert "s3cret" not in repr(IdentityConfig(clients={"app": "s3cret"}, clock_skew=5))
+    import requests
+
+    from hdiaks_widgets.sandbox.identity import make_bearer_authorizer, start_auth_services
+
+    services = start_auth_services(tmp_path, tenant_id="t", clients={"app": CANARY_SECRET}, vault_secrets={},
+                                   token_lifetime=3600, clock_skew=3599)  # fmt: skip
+    try:
+        answer = requests.post(f"{services.authority_host}/t/oauth2/v2.0/token", verify=str(services.ca_pem),
+                               data={"grant_type": "client_credentials", "client_id": "app",
+                                     "client_secret": CANARY_SECRET, "scope": "https://x.test/.default"},
+                               timeout=10)  # fmt: skip
+        answer.raise_for_status()
+    finally:
+        services.shutdown()
+    body = answer.json()
+    payload = body["access_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert body["expires_in"] == 3600  # what the client's cache believes
+    assert claims["exp"] - claims["iat"] < 2  # what the service checks
+    header = {"Authorization": f"Bearer {body['access_token']}"}
+    authorize = make_bearer_authorizer(tmp_path)
+    time.sleep(max(0.0, claims["exp"] + 0.5 - time.time()))  # past exp, long before expires_in
+    assert "expired" in (authorize(header) or "")
 
 
 # -- what the campaign found in the client ----------------------------------------------------------
