@@ -14,6 +14,7 @@ help:
 	@echo "make lab        JupyterLab on the quickstart notebook against the sandbox"
 	@echo "make test       install everything the tests need and run them all"
 	@echo "make test-fast  unit tests only: no sandbox server, Spark, Airflow or browser (under a minute)"
+	@echo "make soak       the reliability campaign on the sandbox (about 15 minutes): docs/reliability.md's figures"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
