@@ -501,3 +501,11 @@ def test_a_missing_cluster_host_gives_the_flavours_own_example(flavour: str, exa
     fqdn = [p.message for p in problems if p.field == "profile.fqdn"]
     assert len(fqdn) == 1 and example in fqdn[0]
     assert flavour == "hdinsight-aks" or "hdinsightaks" not in fqdn[0]
+
+
+def test_classic_hdinsight_without_sign_in_is_refused_unless_it_points_at_the_local_sandbox() -> None:
+    real = ClusterProfile(name="p", flavour="hdinsight", fqdn="mycluster", auth="none")
+    assert [p.field for p in real.problems()] == ["profile.auth"]
+    assert "basic" in real.problems()[0].message and "entra" in real.problems()[0].message
+    local = ClusterProfile(name="p", flavour="hdinsight", fqdn="mycluster", auth="none", url="http://127.0.0.1:8998")
+    assert local.problems() == []

@@ -339,6 +339,9 @@ class ClusterProfile:
                 "device-code" + ("; 'none' only works with a url pointing at the local sandbox"
                                  if method == "none" else ""),
             )
+        if self.flavour == "hdinsight" and method == "none" and not self._local_origin():
+            _problem(problems, p + "auth", "a classic HDInsight cluster's gateway always asks for a sign-in: use basic "
+                     "(the cluster login) or entra; 'none' only works with a url pointing at the local sandbox")
         if method in ("service-principal", "device-code"):
             example = self._flavour_scope()
             scope = self.token_scope
