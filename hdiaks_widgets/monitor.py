@@ -230,14 +230,14 @@ class BatchMonitor:
     def _publish(self, snap: Snapshot) -> None:
         with self._lock:
             self._latest = snap
-        if snap.finished:
-            self._done.set()
         for callback in list(self._callbacks):
             try:
                 callback(snap)
             except Exception as exc:  # noqa: BLE001 - one bad callback must not stop the monitor
                 self.callback_errors.append(f"{type(exc).__name__}: {exc}")
                 log.warning("monitor batch %s: callback failed: %s", self.batch_id, exc)
+        if snap.finished and self.poller is not None:
+            self._done.set()  # after the callbacks, as the thread's end does without a poller
 
 
 def follow_batch(
