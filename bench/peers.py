@@ -567,15 +567,17 @@ def render(r: dict[str, Any], command: str) -> list[str]:
                "hdiaks": "`batch_table(client.list_batches(size=1000).batches)` (what `hdiaks list --size 1000` reads)",
                "hdiaks-iter": "`batch_table(list(client.iter_batches()))`",
                "pylivy": "`pd.DataFrame(... for b in client.list_batches())`"}  # fmt: skip
+        floor_cpu = s2["raw"]["cpu_ms"]
         rows = [[c, how[c], str(x["rows"]), f"{x['server']['requests'] / x['reps']:.0f}", f"{x['ms']:.1f}",
-                 f"{x['cpu_ms']:.1f}", f"{x['ms'] / floor:.2f}×"] for c, x in s2.items()]  # fmt: skip
+                 f"{x['cpu_ms']:.1f}", f"{x['ms'] / floor:.2f}×", f"{x['cpu_ms'] / floor_cpu:.2f}×"]
+                for c, x in s2.items()]  # fmt: skip
         out += [
             "### S2. The state of 1,000 batches as a DataFrame",
             "",
             "Median of 20 builds in one process after one warm-up build. LivyHook has no list call.",
             "",
         ]
-        out += _table(["client", "how", "rows", "requests", "ms", "client CPU ms", "time / raw"], rows)
+        out += _table(["client", "how", "rows", "requests", "ms", "client CPU ms", "time / raw", "CPU / raw"], rows)
         out.append("")
     if "s3" in r:
         s3 = r["s3"]
@@ -674,10 +676,13 @@ def render(r: dict[str, Any], command: str) -> list[str]:
 
 
 def splice(document: str, section: list[str]) -> str:
+    """``document`` with the part between ``section``'s own first and last lines (its markers)
+    replaced by ``section``, or with ``section`` appended when the markers are not there yet."""
+    begin, end = section[0], section[-1]
     text = "\n".join(section)
-    if BEGIN in document and END in document:
-        head, rest = document.split(BEGIN, 1)
-        return head + text + rest.split(END, 1)[1]
+    if begin in document and end in document:
+        head, rest = document.split(begin, 1)
+        return head + text + rest.split(end, 1)[1]
     return document.rstrip("\n") + "\n\n" + text + "\n"
 
 
@@ -695,12 +700,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grow-seconds", type=float, default=20.0)
     parser.add_argument("--snap-lines", type=int, default=1_000_000)
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing the docs")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the section from build/bench/peers.json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        results = json.loads((ROOT / "build" / "bench" / "peers.json").read_text())
+        section = render(results, str(results.get("command", "")))
+        doc = ROOT / "docs" / "benchmarks.md"
+        doc.write_text(splice(doc.read_text(), section))
+        print("\n".join(section))
+        return 0
     results = measure(args)
     out_dir = ROOT / "build" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "peers.json").write_text(json.dumps(results, indent=1))
+    saved = out_dir / "peers.json"
     command = ".venv/bin/python bench/peers.py" + ("" if argv == [] else " " + " ".join(argv))
+    if saved.is_file():  # a partial run (--only) keeps the other scenarios of the last run
+        earlier = json.loads(saved.read_text())
+        kept = [key for key in WORKERS if key in earlier and key not in results]
+        for key in kept:
+            results[key] = earlier[key]
+        if kept:
+            command += f"`, with {', '.join(kept)} from `{earlier.get('command', 'an earlier run')}"
+    results["command"] = command
+    saved.write_text(json.dumps(results, indent=1))
     section = render(results, command)
     if args.no_write:
         print("\n".join(section))
