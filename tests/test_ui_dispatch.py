@@ -1,0 +1,175 @@
+"""widgets._dispatch and the app on it: one owner for UI state, network calls off the kernel thread.
+
+The dispatcher tests run without a kernel (its ``hdiaks-dispatch`` thread owns the widgets); the app
+tests drive ``JobApp`` against the sandbox over real sockets; the kernel tests run a real ipykernel.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import ipywidgets as w
+import pytest
+
+from hdiaks_widgets.widgets._dispatch import Dispatcher
+
+
+@pytest.fixture
+def dispatcher() -> Any:
+    d = Dispatcher(mode="thread", max_rate=4.0)
+    yield d
+    d.close()
+
+
+def _hold_owner(d: Dispatcher) -> threading.Event:
+    """Keep the owner thread busy inside a flush until the returned event is set."""
+    gate, running = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        running.set()
+        gate.wait(10)
+
+    d.post(hold)
+    assert running.wait(10)
+    return gate
+
+
+def test_dispatcher_applies_posts_on_its_own_thread_in_order(dispatcher: Dispatcher) -> None:
+    seen: list[tuple[int, int]] = []
+    for i in range(5):
+        dispatcher.post(lambda i=i: seen.append((i, threading.get_ident())))
+    assert dispatcher.flush()
+    assert [i for i, _ in seen] == [0, 1, 2, 3, 4]
+    assert {t for _, t in seen} == {dispatcher.owner}
+    assert dispatcher.owner != threading.get_ident()
+
+
+def test_dispatcher_latest_post_per_key_wins(dispatcher: Dispatcher) -> None:
+    gate = _hold_owner(dispatcher)  # the keyed posts pile up behind it
+    seen: list[int] = []
+    for i in range(100):
+        dispatcher.post(lambda i=i: seen.append(i), key="batch-1")
+    gate.set()
+    assert dispatcher.flush()
+    assert seen == [99]
+    assert dispatcher.stats().coalesced >= 98
+
+
+def test_dispatcher_coalesces_a_burst_into_few_flushes(dispatcher: Dispatcher) -> None:
+    seen: list[int] = []
+    for i in range(2000):
+        dispatcher.post(lambda i=i: seen.append(i), key=i % 50)
+    assert dispatcher.flush()
+    # 2000 events for 50 keys: every key shows its latest value, in far fewer flushes than events.
+    assert sorted(seen[-50:]) == list(range(1950, 2000))
+    assert dispatcher.stats().flushes < 100
+
+
+def test_dispatcher_holds_sync_so_a_flush_sends_one_message_per_widget(dispatcher: Dispatcher) -> None:
+    widget = w.HTML()
+    sent: list[dict[str, Any]] = []
+    widget.send_state = lambda key=None: sent.append({"key": key})  # type: ignore[method-assign]
+
+    def three_writes() -> None:
+        widget.value = "a"
+        widget.placeholder = "b"
+        widget.description = "c"
+
+    dispatcher.post(three_writes, hold=(widget,))
+    assert dispatcher.flush()
+    assert len(sent) == 1 and widget.value == "a"
+
+
+def test_dispatcher_run_calls_off_the_callers_thread_and_reports_through_post(dispatcher: Dispatcher) -> None:
+    caller = threading.get_ident()
+    where: dict[str, int] = {}
+
+    def call() -> int:
+        where["call"] = threading.get_ident()
+        return 42
+
+    result: list[int] = []
+    dispatcher.run(call, lambda value: (result.append(value), where.update(done=threading.get_ident())))
+    deadline = time.monotonic() + 10
+    while not result and time.monotonic() < deadline:
+        dispatcher.flush()
+    assert result == [42]
+    assert where["call"] not in (caller, dispatcher.owner)
+    assert where["done"] == dispatcher.owner
+
+
+def test_dispatcher_run_error_goes_to_on_error(dispatcher: Dispatcher) -> None:
+    errors: list[BaseException] = []
+
+    def fail() -> None:
+        raise OSError("gateway stalled")
+
+    future = dispatcher.run(fail, lambda _: None, errors.append)
+    with pytest.raises(OSError):
+        future.result(10)
+    deadline = time.monotonic() + 10
+    while not errors and time.monotonic() < deadline:
+        dispatcher.flush()
+    assert [str(e) for e in errors] == ["gateway stalled"]
+
+
+def test_dispatcher_run_drops_a_superseded_result_with_the_same_key(dispatcher: Dispatcher) -> None:
+    slow_gate = threading.Event()
+    shown: list[str] = []
+    slow = dispatcher.run(lambda: (slow_gate.wait(10), "page 1")[1], shown.append, key="history")
+    fast = dispatcher.run(lambda: "page 2", shown.append, key="history")
+    fast.result(10)
+    slow_gate.set()
+    slow.result(10)
+    time.sleep(0.05)  # let the slow run's done-callback decide before flushing
+    assert dispatcher.flush()
+    assert shown == ["page 2"]
+    assert dispatcher.stats().stale == 1
+
+
+def test_dispatcher_callback_error_is_reported_and_later_posts_still_run() -> None:
+    errors: list[BaseException] = []
+    d = Dispatcher(mode="thread", on_error=errors.append)
+    try:
+        d.post(lambda: 1 / 0)  # type: ignore[func-returns-value]
+        seen: list[int] = []
+        d.post(lambda: seen.append(1))
+        assert d.flush()
+        assert seen == [1] and isinstance(errors[0], ZeroDivisionError)
+    finally:
+        d.close()
+
+
+def test_dispatcher_every_ticks_on_the_owner_and_cancel_stops_it(dispatcher: Dispatcher) -> None:
+    ticks: list[int] = []
+    dispatcher.every(0.05, lambda: ticks.append(threading.get_ident()), key="elapsed")
+    deadline = time.monotonic() + 10
+    while len(ticks) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    dispatcher.cancel("elapsed")
+    dispatcher.flush()
+    count = len(ticks)
+    time.sleep(0.5)
+    dispatcher.flush()
+    assert count >= 3 and len(ticks) == count
+    assert set(ticks) == {dispatcher.owner}
+
+
+def test_dispatcher_close_drops_pending_and_ignores_later_posts() -> None:
+    d = Dispatcher(mode="thread")
+    gate = _hold_owner(d)
+    seen: list[int] = []
+    d.post(lambda: seen.append(1), key="k")
+    d.close()
+    gate.set()
+    d.post(lambda: seen.append(2))
+    time.sleep(0.3)
+    assert seen == [] and d.closed
+    assert d.run(lambda: 1, lambda _: None).exception() is not None
+
+
+def test_dispatcher_kernel_mode_outside_a_kernel_is_a_sentence() -> None:
+    with pytest.raises(RuntimeError, match="mode: 'kernel' needs a running ipykernel"):
+        Dispatcher(mode="kernel")
