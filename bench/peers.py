@@ -671,8 +671,61 @@ def render(r: dict[str, Any], command: str) -> list[str]:
                     f"{statistics.median(growth[len(growth) // 2 :]):.0f}).", ""]  # fmt: skip
             out += _table(["polls", "lines held", "client CPU ms per 1,000 new lines"], rows)
             out.append("")
-    out.append(END)
+    out += [
+        "![Left: each client's ratio to the raw loop in S1-S3 (log scale). Right: client CPU per 1,000 new lines "
+        "of BatchRun.poll() against the lines the run holds.](peers.png)",
+        "",
+        END,
+    ]
     return out
+
+
+def plot(r: dict[str, Any], path: Path) -> bool:
+    """``docs/peers.png``: ratios to raw per scenario, and CPU per poll against lines held.
+    matplotlib is optional here (not a dependency of the package): without it, no figure."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no figure (pip install matplotlib)", file=sys.stderr)
+        return False
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    bars: list[tuple[str, str, float]] = []
+    if "s1" in r:
+        for c, floor in (("hdiaks", "raw"), ("hdiaks-batch", "raw-batch"), ("pylivy", "raw-batch"), ("airflow", "raw")):
+            if c in r["s1"]:
+                ratio = _med(r["s1"][c], "cpu_us_per_call") / _med(r["s1"][floor], "cpu_us_per_call")
+                bars.append(("S1 CPU/call", c, ratio))
+    if "s2" in r:
+        for c in ("hdiaks", "hdiaks-iter"):
+            bars.append(("S2 CPU", c, r["s2"][c]["cpu_ms"] / r["s2"]["raw"]["cpu_ms"]))
+    if "s3" in r:
+        for c in ("hdiaks", "hdiaks-bounded"):
+            bars.append(("S3 time", c, _med(r["s3"][c], "s") / _med(r["s3"]["raw"], "s")))
+            bars.append(
+                ("S3 memory", c, _med(r["s3"][c], "peak_above_mb") / max(_med(r["s3"]["raw"], "peak_above_mb"), 1))
+            )
+    labels = [f"{group}\n{c}" for group, c, _ in bars]
+    left.bar(range(len(bars)), [v for _, _, v in bars], color=["#0969da" if "hdiaks" in c else "#9a6700"
+                                                                 for _, c, _ in bars])  # fmt: skip
+    left.axhline(1.0, color="#57606a", linewidth=1)
+    left.set_xticks(range(len(bars)), labels, fontsize=7, rotation=60, ha="right")
+    left.set_yscale("log")
+    left.set_ylabel("ratio to raw requests (log scale; 1 = the floor)")
+    left.set_title("S1-S3: each client against the raw loop")
+    if "snap" in r:
+        polls = [p for p in r["snap"]["polls"] if p["new"]]
+        right.plot([p["lines"] for p in polls], [p["cpu_ms"] / p["new"] * 1000 for p in polls], marker="o")
+        right.set_xlabel("lines held by the run")
+        right.set_ylabel("client CPU ms per 1,000 new lines")
+        right.set_ylim(bottom=0)
+        right.set_title("Snapshot cost: BatchRun.poll() over a 1,000,000-line log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def splice(document: str, section: list[str]) -> str:
@@ -705,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         results = json.loads((ROOT / "build" / "bench" / "peers.json").read_text())
         section = render(results, str(results.get("command", "")))
+        plot(results, ROOT / "docs" / "peers.png")
         doc = ROOT / "docs" / "benchmarks.md"
         doc.write_text(splice(doc.read_text(), section))
         print("\n".join(section))
@@ -729,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     doc = ROOT / "docs" / "benchmarks.md"
     doc.write_text(splice(doc.read_text(), section))
+    plot(results, ROOT / "docs" / "peers.png")
     print("\n".join(section))
     return 0
 
