@@ -19,7 +19,7 @@ threads asks Livy for every batch's state and log twice a second each (issue 14 
   ``Watch.follow_logs = True``: the selected batch in the UI, a ``--follow``) has its log read on
   every poll by the dialect's usual reader (``logview.LivyLogReader`` or ``run.ServiceLogReader``,
   unchanged); for the others the log is read only once their state is terminal, so their error lines
-  still arrive.
+  still arrive. Spark's progress (a run made with ``BatchRun(progress=)``) is read only while followed.
 - **Gentle.** Each batch backs off while nothing changes (``interval`` growing by ``factor`` to
   ``max_interval``); a round serves every batch due within the next ``interval``, so their rounds
   line up instead of spreading. A ``Retry-After`` the server sends with an error (429, 503, Fabric's
@@ -218,6 +218,23 @@ class _GatedReader:
         return getattr(self.inner, name)  # the operator's task log reads the reader's counters
 
 
+class _GatedProgress:
+    """The run's Spark-progress reader (``BatchRun(progress=)``), asked only while the log is
+    followed; otherwise the last numbers read stay in the snapshot."""
+
+    def __init__(self, inner: Any, watch: Watch) -> None:
+        self.inner = inner
+        self._watch = watch
+
+    def read(self, client: Any, batch: Batch) -> Any:
+        if self._watch.follow_logs:
+            return self.inner.read(client, batch)
+        return self._watch.run.snapshot.progress
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class _RunClient:
     """What a watched run reads through: its batch object from the round's list answer when that is
     enough, every other call sent by the real client and counted."""
@@ -369,6 +386,10 @@ class Poller:
                     run.client = _RunClient(self, run.client, watch)
                 if not isinstance(run.reader, _GatedReader):
                     run.reader = _GatedReader(run.reader, watch)
+                progress = getattr(run, "progress_reader", None)
+                if progress is not None and not isinstance(progress, _GatedProgress):
+                    # duck-typed: BatchRun only calls read(client, batch) on it
+                    run.progress_reader = _GatedProgress(progress, watch)  # type: ignore[assignment]
                 self._watches[batch_id] = watch
                 if run.snapshot.finished:
                     watch._done.set()

@@ -141,6 +141,29 @@ def test_poller_followed_yarn_batch_reads_its_driver_log_through_the_run(livy: M
     assert poller.stats().log_requests == sum("/log" in p or "/node/" in p for _m, p in livy.requests)
 
 
+def test_poller_reads_spark_progress_only_for_the_followed_batch(livy: MemoryLivy) -> None:
+    from hdiaks_widgets.run import BatchRun
+
+    batches = running(livy, 2)
+    client = client_of(livy)
+    asked: list[str] = []
+
+    class Progressing:
+        def read(self, client: Any, batch: Any) -> Any:
+            asked.append(str(batch.id))
+            return None
+
+    clock = Clock()
+    poller = Poller(client, clock=clock)
+    for b in batches:
+        poller.watch(BatchRun(client, b.id, progress=Progressing()))  # type: ignore[arg-type]
+    rounds(poller, clock, 2)
+    assert asked == []
+    poller.focus(batches[1].id)
+    rounds(poller, clock, 2)
+    assert asked == ["1", "1"]
+
+
 def test_poller_focus_and_unfocus_switch_the_log_reads(livy: MemoryLivy) -> None:
     batches = running(livy, 3)
     clock = Clock()
