@@ -212,6 +212,10 @@ class JobForm:
         self.jars = w.Textarea(description="Extra jars", placeholder="one path per line", style=DESC, layout=WIDE)
         self.py_files = w.Textarea(description="Py files", placeholder="one path per line", style=DESC, layout=WIDE)
         self.files = w.Textarea(description="Files", placeholder="one path per line", style=DESC, layout=WIDE)
+        self.archives = w.Textarea(
+            description="Archives", placeholder="one per line; #name unpacks it as name, e.g. env.tar.gz#env",
+            style=DESC, layout=WIDE,
+        )  # fmt: skip
         self.proxy_user = w.Text(description="Proxy user", style=DESC)
         self.queue = w.Text(description="Queue", style=DESC)
         self.conf_rows = w.VBox([])
@@ -234,7 +238,7 @@ class JobForm:
                 "spec.file", "spec.class_name", "spec.args",
                 "spec.name", "spec.driver_memory", "spec.driver_cores", "spec.executor_memory",
                 "spec.executor_cores", "spec.num_executors", "spec.conf", "spec.jars", "spec.py_files",
-                "spec.files", "spec.proxy_user", "spec.queue", "other",
+                "spec.files", "spec.archives", "spec.proxy_user", "spec.queue", "other",
             )
         }  # fmt: skip
         m = self.messages
@@ -256,6 +260,7 @@ class JobForm:
         advanced = w.VBox([
             w.HTML("<b>Spark configuration</b>"), self.conf_rows, self.add_conf_button, m["spec.conf"],
             self.jars, m["spec.jars"], self.py_files, m["spec.py_files"], self.files, m["spec.files"],
+            self.archives, m["spec.archives"],
             self.proxy_user, m["spec.proxy_user"], self.queue, m["spec.queue"],
         ])  # fmt: skip
         self.advanced = w.Accordion(children=[advanced], titles=("Advanced",), selected_index=None)
@@ -296,6 +301,7 @@ class JobForm:
             self.jars,
             self.py_files,
             self.files,
+            self.archives,
             self.proxy_user,
             self.queue,
         ):
@@ -363,6 +369,7 @@ class JobForm:
             jars=_lines(self.jars.value),
             py_files=_lines(self.py_files.value),
             files=_lines(self.files.value),
+            archives=_lines(self.archives.value),
             driver_memory=_opt(self.driver_memory.value.strip()),
             executor_memory=_opt(self.executor_memory.value.strip()),
             queue=_opt(self.queue.value),
@@ -427,6 +434,7 @@ class JobForm:
             self.jars.value = "\n".join(s.jars)
             self.py_files.value = "\n".join(s.py_files)
             self.files.value = "\n".join(s.files)
+            self.archives.value = "\n".join(s.archives)
             self.proxy_user.value = s.proxy_user or ""
             self.queue.value = s.queue or ""
             self.conf_rows.children = ()
