@@ -12,9 +12,9 @@ and, after a warm-up, runs ``--cells`` trivial ``1+1`` cells spread over ``--sec
 Measured per scenario: the cell's round trip (send to idle, p50/p99/max over every cell of every
 run), the kernel process's CPU (% of one core, from ``psutil``), its threads, the Livy requests
 the server counted per minute, and the machine's 1-minute load (on a shared machine other work
-slows every cell: compare against ``idle`` of the same run). Then every batch is ended at once on the server (half ``dead`` with an
-error line) and the kernel reports when each final snapshot arrived and whether it carried the error
-line. The markdown table goes to stdout; ``--json`` writes the raw numbers.
+slows every cell: compare against ``idle`` of the same run). Then every batch is ended at once on
+the server (half ``dead`` with an error line) and the kernel reports when each final snapshot
+arrived and whether it carried the error line. The markdown table goes to stdout; ``--json`` writes the raw numbers.
 
     .venv/bin/python bench/notebook_responsiveness.py            # make bench-notebook
 """
