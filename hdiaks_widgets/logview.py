@@ -160,6 +160,7 @@ def job_output(lines: Sequence[str]) -> list[str]:
 
 
 _PRE_OPEN = re.compile(r"<pre[^>]*>", re.I)
+_PRE_CLOSE = re.compile(r"</pre>", re.I)
 _LENGTH = re.compile(r"Log Length:\s*(\d+)|of\s+(\d+)\s+total", re.I)
 
 
@@ -170,19 +171,18 @@ def parse_container_page(body: str) -> tuple[str, int | None]:
     The ``<pre>`` blocks are cut out with ``find`` and the length is looked for only outside
     them: a regex over a 1 MiB page took about 45 ms (S3 in docs/benchmarks.md), and a log line
     reading "Log Length: 5" must not be taken for the file's length."""
-    lower = body.lower()
     blocks: list[str] = []
     outside: list[str] = []
     pos = 0
     while (opening := _PRE_OPEN.search(body, pos)) is not None:
-        close = lower.find("</pre>", opening.end())
-        if close < 0:
+        close = _PRE_CLOSE.search(body, opening.end())
+        if close is None:
             break
         outside.append(body[pos : opening.start()])
-        blocks.append(body[opening.end() : close])
-        pos = close + len("</pre>")
+        blocks.append(body[opening.end() : close.start()])
+        pos = close.end()
     outside.append(body[pos:])
-    if not blocks and "<html" not in lower[:512]:
+    if not blocks and "<html" not in body[:512].lower():
         return body, None
     text = html.unescape("".join(blocks))
     lengths = [int(a or b) for a, b in _LENGTH.findall("".join(outside))]
@@ -284,11 +284,25 @@ class FileTail:
         ``window_full``: the answer is as long as the window asked for, so more may follow.
         ``finished``: the job is over, so a last line without a newline is a line.
         """
-        lines: list[str] = []
+        block, last = self._take(text, window_full=window_full, finished=finished)
+        lines = block[:-1].split("\n") if block else []
+        if last is not None:
+            lines.append(last)
+        return lines
+
+    def take_text(self, text: str, *, window_full: bool, finished: bool) -> str:
+        """What :meth:`take` consumes, as the file's own text (newlines kept) in one string:
+        for copying a large log to a file without one object per line."""
+        block, last = self._take(text, window_full=window_full, finished=finished)
+        return block if last is None else block + last
+
+    def _take(self, text: str, *, window_full: bool, finished: bool) -> tuple[str, str | None]:
+        """``(complete lines, each ending in a newline; a last line without one once finished)``."""
+        block = ""
         cut = text.rfind("\n")
         if cut >= 0:  # consume whole lines only: a cut never splits a character
             complete, rest = text[: cut + 1], text[cut + 1 :]
-            lines.extend((self.pending + complete[:-1]).split("\n"))
+            block = self.pending + complete
             self.pending = ""
             self._consume(complete)
         elif window_full:  # one line longer than the window: keep it until its end arrives
@@ -298,11 +312,12 @@ class FileTail:
             rest = ""
         else:
             rest = text
+        last = None
         if rest and finished and not window_full:
-            lines.append(self.pending + rest)  # the job is over: its last line has no newline
+            last = self.pending + rest  # the job is over: its last line has no newline
             self.pending = ""
             self._consume(rest)
-        return lines
+        return block, last
 
     def take_whole(self, text: str, *, finished: bool) -> tuple[list[str], int]:
         """The new lines of a whole-file answer: the bytes past :attr:`offset`, once.
@@ -330,20 +345,28 @@ class FileTail:
 
     def _consume(self, text: str) -> None:
         self.offset += len(text.encode("utf-8"))
-        self.recent = (self.recent + text)[-self.ANCHOR_CHARS :]
+        self.recent = (self.recent + text[-self.ANCHOR_CHARS :])[-self.ANCHOR_CHARS :]  # no copy of a 1 MiB window
 
 
 RangeGetter = Callable[[int, int], tuple[str, int | None]]
 
 
 def read_ranges(
-    tail: FileTail, get: RangeGetter, *, chunk: int, max_chunks: int, finished: bool
+    tail: FileTail,
+    get: RangeGetter,
+    *,
+    chunk: int,
+    max_chunks: int,
+    finished: bool,
+    write: Callable[[str], object] | None = None,
 ) -> tuple[list[str], bool, int]:
     """Read ``tail``'s file from its offset in windows of ``chunk`` bytes: ``get(start, end)``
     returns the text of ``[start, end)`` and the file length if the server says it.
 
     Stops on a short answer (the end) or after ``max_chunks`` windows. Returns ``(lines, at end,
     requests)``; a pending line is flushed once the job finished and the end was reached.
+    ``write``: each window's complete lines go to it as the file's text instead (no line list
+    is built, ``lines`` is empty), so a large log is copied one window at a time.
     """
     lines: list[str] = []
     requests = 0
@@ -355,14 +378,22 @@ def read_ranges(
         if not text:
             break
         window_full = len(text.encode("utf-8")) >= chunk
-        lines.extend(tail.take(text, window_full=window_full, finished=finished))
+        if write is not None:
+            write(tail.take_text(text, window_full=window_full, finished=finished))
+        else:
+            lines.extend(tail.take(text, window_full=window_full, finished=finished))
         if not window_full:
             break
     else:
         return lines, False, requests
     done = tail.length is None or tail.offset >= tail.length or not finished
     if finished and done:
-        lines.extend(tail.flush())
+        rest = tail.flush()
+        if write is not None:
+            for line in rest:
+                write(line)
+        else:
+            lines.extend(rest)
     return lines, done, requests
 
 
@@ -409,6 +440,27 @@ class DriverLogReader:
             out.extend(LogLine(line, f"driver {name}") for line in lines)
             at_end = at_end and done
         return out, at_end
+
+    def copy(self, fetch: TextFetcher, write: Callable[[str, str], object], *, finished: bool) -> bool:
+        """Like :meth:`read`, but each window's complete lines go to ``write(file name, text)`` as
+        the file's own text: a large log copied to a file without one object per line and never
+        more than one window held (S3 in docs/benchmarks.md). Returns whether both files are at
+        their end; call again until they are."""
+        at_end = True
+        for name, tail in self.files.items():
+
+            def page(start: int, end: int, name: str = name) -> tuple[str, int | None]:
+                return parse_container_page(fetch.get_text(f"{self.url}/{name}/", params={"start": start, "end": end}))
+
+            def sink(text: str, name: str = name) -> None:
+                if text:
+                    write(name, text)
+
+            _, done, requests = read_ranges(tail, page, chunk=self.chunk, max_chunks=self.max_chunks,
+                                            finished=finished, write=sink)  # fmt: skip
+            self.requests += requests
+            at_end = at_end and done
+        return at_end
 
 
 # -- the services' driver logs: Fabric's monitoring API, Synapse's Spark history ------------------

@@ -293,6 +293,33 @@ def test_driver_log_read_by_byte_range_is_exact(tmp_path: Path, chunk: int) -> N
     assert all(call["start"] >= 0 for call in fetch.calls)
 
 
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_driver_log_copy_writes_each_files_own_text(tmp_path: Path, chunk: int) -> None:
+    files = DriverFiles(tmp_path / "c")
+    fetch = PageFetcher(files)
+    reader = DriverLogReader("http://nm/node/containerlogs/container_1/livy", chunk=chunk, max_chunks=10_000)
+    copied = {"stdout": "", "stderr": ""}
+
+    def write(name: str, text: str) -> None:
+        copied[name] += text
+
+    for i in range(1, 60):
+        stream = "stdout" if i % 3 else "stderr"
+        # Multi-byte characters a byte window can cut, HTML to unescape, lines longer than a window.
+        files.write(stream, f"{stream} {i} π≈3.14 <&> " + "x" * (i % 11) + "y" * (100 if i % 17 == 0 else 0))  # type: ignore[arg-type]
+        if i % 9 == 0:
+            reader.copy(fetch, write, finished=False)
+    with open(files.directory / "stderr", "a", encoding="utf-8") as fh:
+        fh.write("final error without newline")
+    reader.copy(fetch, write, finished=False)
+    assert not copied["stderr"].endswith("final error without newline")  # kept until the job ends
+    while not reader.copy(fetch, write, finished=True):
+        pass
+    for stream in ("stdout", "stderr"):
+        assert copied[stream] == (files.directory / stream).read_text(encoding="utf-8")
+    assert reader.bytes == sum(len(text.encode("utf-8")) for text in copied.values())
+
+
 def test_batch_run_uses_the_aligning_reader_by_default() -> None:
     buf = LogBuffer("process", 10)
     server = ViewServer(buf)
