@@ -189,6 +189,17 @@ def s3_hdiaks(url: str, out: Any, opts: dict[str, Any]) -> int:
     reader = DriverLogReader(url, max_chunks=int(opts.get("max_chunks", 16)))
     reader.FILES = ("stdout",)  # type: ignore[misc]  # the benchmark reads one file, as the floor does
     reader.files = {"stdout": reader.files["stdout"]}
+    if opts.get("copy"):  # DriverLogReader.copy: each window's text straight to the file
+        total = 0
+
+        def write(name: str, text: str) -> None:
+            nonlocal total
+            out.write(text)
+            total += text.count("\n")
+
+        while not reader.copy(client, write, finished=True):
+            pass
+        return total
     lines = 0
     while True:
         got, at_end = reader.read(client, finished=True)
@@ -202,6 +213,9 @@ def s3_hdiaks(url: str, out: Any, opts: dict[str, Any]) -> int:
 
 def work_s3(client: str, url: str, opts: dict[str, Any]) -> dict[str, Any]:
     log_url = opts["log_url"]
+    if client != "raw":  # imported before the clock and the memory baseline start, as requests is
+        import hdiaks_widgets.livy
+        import hdiaks_widgets.logview  # noqa: F401
     before = _rss_kb()
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".log", delete=False) as out:
         c0, t0 = time.process_time(), time.perf_counter()
@@ -489,10 +503,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 print("s2 done", file=sys.stderr)
             if "s3" in args.only:
                 log_url = f"{server.url}/node/containerlogs/container_7/livy"
-                s3: dict[str, list[dict[str, Any]]] = {c: [] for c in ("raw", "hdiaks", "hdiaks-bounded")}
+                s3: dict[str, list[dict[str, Any]]] = {
+                    c: [] for c in ("raw", "hdiaks", "hdiaks-bounded", "hdiaks-copy")
+                }
                 for _ in range(args.s3_reps):
                     for c in s3:
-                        opts = {"log_url": log_url, "max_chunks": 1 if c == "hdiaks-bounded" else 16}
+                        opts = {
+                            "log_url": log_url,
+                            "max_chunks": 1 if c == "hdiaks-bounded" else 16,
+                            "copy": c == "hdiaks-copy",
+                        }
                         s3[c].append(run_worker(server, "raw" if c == "raw" else "hdiaks", "s3", opts, home))
                         print(f"s3 {c} {s3[c][-1]['s']:.2f} s", file=sys.stderr)
                 results["s3"] = s3
@@ -524,7 +544,7 @@ def _med(runs: list[dict[str, Any]], key: str) -> float:
 def render(r: dict[str, Any], command: str) -> list[str]:
     out = [BEGIN, "## Peers on one load server (issue 13: S1–S4, snapshot cost)", ""]
     m = r["machine"]
-    out += [f"Command: `{command}` (one run; {m['date']}; {m['cpu']}; {m['os']}; Python {m['python']}; "
+    out += [f"Commands: {command} (one run each; {m['cpu']}; {m['os']}; Python {m['python']}; "
             f"requests {m['requests']}; livy {m['livy (pylivy)']}; apache-airflow-providers-apache-livy "
             f"{m['apache-airflow-providers-apache-livy (.venv-airflow3)']}). Raw numbers: `build/bench/peers.json`.",
             ""]  # fmt: skip
@@ -585,7 +605,8 @@ def render(r: dict[str, Any], command: str) -> list[str]:
         floor, floor_mem = _med(raw, "s"), _med(raw, "peak_above_mb")
         how = {"raw": "`GET ?start=&end=` 1 MiB windows, `<pre>` unescaped, written to a file",
                "hdiaks": "`DriverLogReader(url).read()` until at end (defaults: 1 MiB × up to 16 windows per read)",
-               "hdiaks-bounded": "`DriverLogReader(url, max_chunks=1).read()` until at end"}  # fmt: skip
+               "hdiaks-bounded": "`DriverLogReader(url, max_chunks=1).read()` until at end",
+               "hdiaks-copy": "`DriverLogReader(url).copy(client, write)` until at end (text per window)"}  # fmt: skip
         rows = []
         for c, runs in s3.items():
             x = runs[0]
@@ -702,7 +723,7 @@ def plot(r: dict[str, Any], path: Path) -> bool:
         for c in ("hdiaks", "hdiaks-iter"):
             bars.append(("S2 CPU", c, r["s2"][c]["cpu_ms"] / r["s2"]["raw"]["cpu_ms"]))
     if "s3" in r:
-        for c in ("hdiaks", "hdiaks-bounded"):
+        for c in ("hdiaks", "hdiaks-bounded", "hdiaks-copy"):
             bars.append(("S3 time", c, _med(r["s3"][c], "s") / _med(r["s3"]["raw"], "s")))
             bars.append(
                 ("S3 memory", c, _med(r["s3"][c], "peak_above_mb") / max(_med(r["s3"]["raw"], "peak_above_mb"), 1))
@@ -768,16 +789,20 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     saved = out_dir / "peers.json"
     command = ".venv/bin/python bench/peers.py" + ("" if argv == [] else " " + " ".join(argv))
+    stamp = f"`{command}` ({results['machine']['date']})"
+    runs = {key: stamp for key in WORKERS if key in results}
     if saved.is_file():  # a partial run (--only) keeps the other scenarios of the last run
         earlier = json.loads(saved.read_text())
-        kept = [key for key in WORKERS if key in earlier and key not in results]
-        for key in kept:
-            results[key] = earlier[key]
-        if kept:
-            command += f"`, with {', '.join(kept)} from `{earlier.get('command', 'an earlier run')}"
-    results["command"] = command
+        for key in WORKERS:
+            if key in earlier and key not in results:
+                results[key] = earlier[key]
+                runs[key] = earlier.get("runs", {}).get(key, "an earlier run")
+    results["runs"] = runs
+    results["command"] = "; ".join(
+        f"{', '.join(k for k in runs if runs[k] == v)}: {v}" for v in dict.fromkeys(runs.values())
+    )
     saved.write_text(json.dumps(results, indent=1))
-    section = render(results, command)
+    section = render(results, str(results["command"]))
     if args.no_write:
         print("\n".join(section))
         return 0
