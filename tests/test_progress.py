@@ -323,7 +323,8 @@ def test_sandbox_spark_ui_url_serves_spark_rest_api_while_running_then_404(sandb
                 break
             if ui_url and "apps" not in seen:
                 answer = http.get(f"{ui_url}api/v1/applications", timeout=30)
-                if answer.status_code == 200:
+                # While the driver starts, its UI may answer with an HTML page before the API is up.
+                if answer.status_code == 200 and "json" in answer.headers.get("Content-Type", ""):
                     seen["apps"], seen["url"], seen["app"] = answer.json(), ui_url, view["appId"]
                     seen["jobs"] = http.get(f"{ui_url}api/v1/applications/{view['appId']}/jobs", timeout=30)
             threading.Event().wait(0.3)
