@@ -21,7 +21,8 @@ LEVELS = {
     "widgets": 3, "cli": 3, "demo": 3,
 }
 # Each third-party SDK may be imported by one module only (a package counts as one module).
-SDK_OWNER = {"msal": "auth", "msal_extensions": "auth", "azure": "secrets", "ipywidgets": "widgets"}
+SDK_OWNER = {"msal": "auth", "msal_extensions": "auth", "azure": "secrets", "ipywidgets": "widgets",
+             "matplotlib": "widgets"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -1,0 +1,370 @@
+"""The history panel (issue 12 item 3): filters and paging over the sandbox's list, show log, kill,
+clone into the form, resubmit, the timeline; every widget written on the dispatcher's thread.
+
+Batches whose file does not exist are cheap (the sandbox marks them dead without starting Spark); the
+kill test runs one real Spark job (``sleep.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import SandboxHandle
+
+from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.models import Batch, BatchState
+from hdiaks_widgets.run import BatchRun
+from hdiaks_widgets.widgets._dispatch import Dispatcher
+from hdiaks_widgets.widgets.form import JobForm
+from hdiaks_widgets.widgets.history import (
+    BatchHistoryPanel,
+    HistoryFilter,
+    SpecLedger,
+    clone_spec,
+    elapsed_seconds,
+    me_of,
+    timeline_png,
+)
+
+MISSING = "abfs://examples@sandbox.dfs.core.windows.net/nope/missing.py"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+T0 = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+
+
+def _batch(bid: str, state: str = "success", *, name: str | None = "job", owner: str | None = None,
+           proxy: str | None = None, times: bool = False) -> Batch:  # fmt: skip
+    if not times:
+        return Batch(id=bid, state=BatchState(state), name=name, owner=owner, proxy_user=proxy)
+    n = int(bid)
+    return Batch(id=bid, state=BatchState(state), name=name, owner=owner, proxy_user=proxy,
+                 submitted_at=T0 + timedelta(minutes=n), started_at=T0 + timedelta(minutes=n, seconds=40),
+                 ended_at=None if state == "running" else T0 + timedelta(minutes=n + 3))  # fmt: skip
+
+
+# -- pure decisions ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flt", "batch", "expected"),
+    [
+        (HistoryFilter(state="dead"), _batch("1", "dead"), True),
+        (HistoryFilter(state="dead"), _batch("1", "success"), False),
+        (HistoryFilter(state="active"), _batch("1", "running"), True),
+        (HistoryFilter(state="active"), _batch("1", "killed"), False),
+        (HistoryFilter(state="finished"), _batch("1", "killed"), True),
+        (HistoryFilter(state="finished"), _batch("1", "starting"), False),
+        (HistoryFilter(name="ETL"), _batch("1", name="nightly-etl-3"), True),
+        (HistoryFilter(name="etl"), _batch("1", name="spark-pi"), False),
+        (HistoryFilter(name="etl"), _batch("1", name=None), False),
+        (HistoryFilter(mine=True), _batch("1", proxy="alice"), True),
+        (HistoryFilter(mine=True), _batch("1", owner="alice"), True),
+        (HistoryFilter(mine=True), _batch("1", proxy="bob"), False),
+        (HistoryFilter(mine=True), _batch("7"), True),  # submitted from this notebook (the ledger)
+        (HistoryFilter(mine=True), _batch("8"), False),
+    ],
+    ids=["state", "state-no", "active", "active-no", "finished", "finished-no", "name-case", "name-no",
+         "name-none", "mine-proxy", "mine-owner", "mine-other", "mine-ledger", "mine-unknown"],
+)  # fmt: skip
+def test_history_filter_matches(flt: HistoryFilter, batch: Batch, expected: bool) -> None:
+    assert flt.matches(batch, me=frozenset({"alice"}), mine_ids=frozenset({"7"})) is expected
+
+
+def test_history_me_is_the_profile_user_and_the_proxy_user() -> None:
+    profile = ClusterProfile(flavour="livy", url="https://livy.example.com", auth="basic", username="alice")
+    assert me_of(profile, BatchSpec(proxy_user="etl")) == {"alice", "etl"}
+    assert me_of(ClusterProfile()) == frozenset()
+
+
+def test_history_elapsed_uses_the_service_times_or_none() -> None:
+    assert elapsed_seconds(_batch("1", times=True)) == pytest.approx(140.0)
+    running = _batch("2", "running", times=True)
+    assert elapsed_seconds(running, now=T0 + timedelta(minutes=3)) == pytest.approx(20.0)  # started at 2:40
+    assert elapsed_seconds(_batch("3")) is None  # Apache Livy's batch object has no times
+
+
+def test_history_clone_without_a_record_names_what_the_service_does_not_return() -> None:
+    spec, notes = clone_spec(_batch("4", name="etl-101500-ab12", proxy="alice"), None, flavour="livy")
+    assert spec == BatchSpec(name="etl", proxy_user="alice")
+    assert len(notes) == 1 and "file" in notes[0] and "archives" in notes[0] and "conf" in notes[0]
+    spec, notes = clone_spec(_batch("5", name="fab", proxy="alice"), None, flavour="fabric")
+    assert spec.proxy_user is None and "proxy_user" in notes[0]
+
+
+def test_history_clone_with_a_record_is_the_whole_body() -> None:
+    recorded = BatchSpec(file=MISSING, args=("1",), name="etl-101500-ab12", archives=("a.tgz#env",), queue="q")
+    spec, notes = clone_spec(_batch("6", name="etl-101500-ab12"), recorded, flavour="livy")
+    assert notes == [] and spec == BatchSpec(file=MISSING, args=("1",), name="etl", archives=("a.tgz#env",), queue="q")
+
+
+def test_history_timeline_png_draws_timed_batches_and_names_the_rest(tmp_path: Path) -> None:
+    batches = [_batch("1", "success", name="etl", times=True), _batch("2", "dead", name="report", times=True),
+               _batch("3", "killed", name="backfill", times=True), _batch("4", "running", name="stream", times=True),
+               _batch("9", "success", name="from-livy")]  # fmt: skip
+    png = timeline_png(batches, now=T0 + timedelta(minutes=8))
+    assert png.startswith(PNG_MAGIC)
+    (tmp_path / "timeline.png").write_bytes(png)
+    empty = timeline_png([_batch("9")])
+    assert empty.startswith(PNG_MAGIC) and empty != png
+
+
+# -- on the sandbox ----------------------------------------------------------------------------
+
+
+class Recorder:
+    """A client whose session keeps every POST /batches body as it went over the socket."""
+
+    def __init__(self, sandbox: SandboxHandle, profile: ClusterProfile) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        session = requests.Session()
+        session.trust_env = False
+        session.hooks["response"].append(self._hook)
+        self.client = LivyClient.from_profile(profile, session=session)
+        self.profile = profile
+
+    def _hook(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+        request = response.request
+        if request.method == "POST" and str(request.url).rstrip("/").endswith("/batches") and request.body:
+            self.bodies.append(json.loads(request.body))
+
+
+@pytest.fixture
+def dispatcher() -> Iterator[Dispatcher]:
+    d = Dispatcher(mode="thread", max_rate=50)
+    yield d
+    d.close()
+
+
+def _profile(sandbox: SandboxHandle) -> ClusterProfile:
+    return ClusterProfile(name="sandbox", flavour="sandbox", url=sandbox.url)
+
+
+def _panel(dispatcher: Dispatcher, rec: Recorder, *, form: JobForm | None = None, ledger: SpecLedger | None = None,
+           page_size: int = 100) -> BatchHistoryPanel:  # fmt: skip
+    return BatchHistoryPanel(dispatcher, lambda: rec.profile, lambda _p: rec.client, form=form, ledger=ledger,
+                             page_size=page_size)  # fmt: skip
+
+
+def _submit_missing(rec: Recorder, sandbox: SandboxHandle, name: str, **fields: Any) -> str:
+    run = BatchRun.submit(rec.client, BatchSpec(file=MISSING, name=name, **fields), name_checked=True)
+    sandbox.wait_for_batch(run.batch_id, timeout=60)
+    return run.batch_id
+
+
+def _writes_off_owner(panel: BatchHistoryPanel, dispatcher: Dispatcher) -> list[str]:
+    """Observe every trait of the panel's widgets; name each change made on another thread."""
+    bad: list[str] = []
+
+    def check(change: Any) -> None:
+        if threading.get_ident() != dispatcher.owner:
+            bad.append(f"{type(change['owner']).__name__}.{change['name']} on {threading.current_thread().name}")
+
+    for widget in (panel.label, panel.table, panel.row, panel.note, panel.log_view, panel.image, panel.prev_button,
+                   panel.next_button, *panel._actions):  # fmt: skip
+        widget.observe(check)
+    return bad
+
+
+def test_history_filters_state_name_and_mine_on_the_sandbox(sandbox: SandboxHandle, dispatcher: Dispatcher) -> None:
+    rec = Recorder(sandbox, _profile(sandbox))
+    tag = f"hist-{uuid.uuid4().hex[:6]}"
+    alice = _submit_missing(rec, sandbox, f"{tag}-a", proxy_user="alice")
+    bob = _submit_missing(rec, sandbox, f"{tag}-b", proxy_user="bob")
+    other = _submit_missing(rec, sandbox, f"other-{uuid.uuid4().hex[:6]}", proxy_user="alice")
+    form = JobForm(JobConfig(profile=rec.profile, spec=BatchSpec(file=MISSING, proxy_user="alice")), profiles={})
+    panel = _panel(dispatcher, rec, form=form)
+    bad = _writes_off_owner(panel, dispatcher)
+    panel.show(0)
+    assert panel.wait_idle()
+    ids = {str(b.id) for b in panel.shown}
+    assert {alice, bob, other} <= ids
+    panel.name.value = tag
+    assert panel.wait_idle()
+    assert [str(b.id) for b in panel.shown] == [bob, alice]  # newest first
+    panel.mine.value = True
+    assert panel.wait_idle()
+    assert [str(b.id) for b in panel.shown] == [alice]
+    panel.mine.value = False
+    panel.state.value = "success"
+    assert panel.wait_idle()
+    assert panel.shown == ()
+    assert "no batch on this page matches" in panel.table.value
+    panel.state.value = "dead"
+    assert panel.wait_idle()
+    assert [str(b.id) for b in panel.shown] == [bob, alice]
+    assert "2 match the filters" in panel.label.value
+    assert bad == []
+
+
+def test_history_pages_are_the_services_list(sandbox: SandboxHandle, dispatcher: Dispatcher) -> None:
+    rec = Recorder(sandbox, _profile(sandbox))
+    for i in range(3):
+        _submit_missing(rec, sandbox, f"page-{uuid.uuid4().hex[:6]}-{i}")
+    panel = _panel(dispatcher, rec, page_size=2)
+    panel.show(0)
+    assert panel.wait_idle()
+    with sandbox.http() as s:
+        first = s.get(f"{sandbox.url}/batches", params={"from": 0, "size": 2}, timeout=10).json()
+        second = s.get(f"{sandbox.url}/batches", params={"from": 2, "size": 2}, timeout=10).json()
+    assert {str(b.id) for b in panel.page} == {str(b["id"]) for b in first["sessions"]}
+    assert panel.prev_button.disabled and not panel.next_button.disabled
+    assert f"batches 1–2 of {first['total']}" in panel.label.value
+    panel.next_button.click()
+    assert panel.wait_idle()
+    assert panel.start == 2 and {str(b.id) for b in panel.page} == {str(b["id"]) for b in second["sessions"]}
+    assert not panel.prev_button.disabled
+    panel.prev_button.click()
+    assert panel.wait_idle()
+    assert panel.start == 0
+
+
+def test_history_clone_then_submit_posts_the_same_body(sandbox: SandboxHandle, dispatcher: Dispatcher) -> None:
+    rec = Recorder(sandbox, _profile(sandbox))
+    ledger = SpecLedger()
+    base = f"clone-{uuid.uuid4().hex[:6]}"
+    spec = BatchSpec(  # named as JobApp names a job with "unique suffix" ticked: -HHMMSS-xxxx
+        file=MISSING, args=("--day", "2026-12-02", "two words"), name=f"{base}-101500-ab12",
+        proxy_user="alice", jars=("abfs://examples@sandbox.dfs.core.windows.net/nope/a.jar",),
+        py_files=("abfs://examples@sandbox.dfs.core.windows.net/nope/h.zip",),
+        files=("abfs://examples@sandbox.dfs.core.windows.net/nope/app.conf",),
+        archives=("abfs://examples@sandbox.dfs.core.windows.net/nope/env.tar.gz#env",),
+        driver_memory="1g", driver_cores=1, executor_memory="1g", executor_cores=1, num_executors=1, queue="etl",
+        conf={"spark.sql.shuffle.partitions": "4"},
+    )  # fmt: skip
+    run = BatchRun.submit(rec.client, spec, name_checked=True)
+    ledger.record(rec.profile, run.batch_id, spec)  # what JobApp does for a batch it submitted
+    sandbox.wait_for_batch(run.batch_id, timeout=60)
+    form = JobForm(JobConfig(profile=rec.profile, spec=BatchSpec(file="abfs://examples@sandbox.dfs.core.windows.net/x.py")),
+                   profiles={})  # fmt: skip
+    panel = _panel(dispatcher, rec, form=form, ledger=ledger)
+    panel.show(0)
+    assert panel.wait_idle()
+    panel.select(run.batch_id)
+    assert panel.wait_idle()
+    panel.clone_button.click()
+    assert panel.wait_idle()
+    assert "every field as submitted" in panel.note.value
+    cfg, problems = form.config()
+    assert problems == [] and form.name.value == base
+    # Submit the form's job as JobApp does: the name gets its unique suffix again.
+    cloned = BatchRun.submit(rec.client, replace(cfg.batch_spec, name=f"{base}-111500-cd34"))
+    sandbox.wait_for_batch(cloned.batch_id, timeout=60)
+    panel.resubmit_button.click()
+    assert panel.wait_idle()
+    assert panel.last_submitted is not None, panel.note.value
+    sandbox.wait_for_batch(panel.last_submitted.batch_id, timeout=60)
+    assert len(rec.bodies) == 3, rec.bodies
+    original, from_clone, resubmitted = rec.bodies
+    assert all(body["name"].startswith(base + "-") for body in rec.bodies)
+    assert len({body["name"] for body in rec.bodies}) == 3  # Livy keeps a retained batch's name taken
+    strip = [{k: v for k, v in body.items() if k != "name"} for body in rec.bodies]
+    assert strip[0] == strip[1] == strip[2]
+    assert set(original) == {"file", "args", "name", "proxyUser", "jars", "pyFiles", "files", "archives",
+                             "driverMemory", "driverCores", "executorMemory", "executorCores", "numExecutors",
+                             "queue", "conf"}  # fmt: skip
+    # The sandbox's view of the clone carries what Livy returns of a body: name and proxyUser.
+    with sandbox.http() as s:
+        seen = s.get(f"{sandbox.url}/batches/{panel.last_submitted.batch_id}", timeout=10).json()
+    assert seen["name"] == resubmitted["name"] and seen["proxyUser"] == "alice"
+
+
+def test_history_clone_of_a_batch_from_elsewhere_says_what_is_missing(sandbox: SandboxHandle,
+                                                                       dispatcher: Dispatcher) -> None:  # fmt: skip
+    rec = Recorder(sandbox, _profile(sandbox))
+    bid = _submit_missing(rec, sandbox, f"elsewhere-{uuid.uuid4().hex[:6]}", proxy_user="carol", queue="q")
+    form = JobForm(JobConfig(profile=rec.profile, spec=BatchSpec(file="abfs://examples@sandbox.dfs.core.windows.net/x.py")),
+                   profiles={})  # fmt: skip
+    panel = _panel(dispatcher, rec, form=form)
+    panel.show(0)
+    assert panel.wait_idle()
+    panel.select(bid)
+    assert panel.wait_idle()
+    panel.clone_button.click()
+    assert panel.wait_idle()
+    assert form.proxy_user.value == "carol" and form.name.value.startswith("elsewhere-")
+    assert form.queue.value == "" and form.file.value == ""
+    assert "returns only name and proxy_user" in panel.note.value and "queue" in panel.note.value
+    panel.resubmit_button.click()
+    assert panel.wait_idle()
+    assert "Not resubmitted" in panel.note.value and len(rec.bodies) == 1
+
+
+def test_history_show_log_reads_the_batchs_log(sandbox: SandboxHandle, dispatcher: Dispatcher) -> None:
+    rec = Recorder(sandbox, _profile(sandbox))
+    bid = _submit_missing(rec, sandbox, f"log-{uuid.uuid4().hex[:6]}")
+    panel = _panel(dispatcher, rec)
+    panel.show(0)
+    assert panel.wait_idle()
+    panel.select(bid)
+    assert panel.wait_idle()
+    panel.log_button.click()
+    assert panel.wait_idle()
+    assert f"Log of batch {bid}" in panel.log_view.value
+    assert "does not exist" in panel.log_view.value
+
+
+@pytest.mark.spark
+def test_history_kill_stops_a_running_batch(sandbox: SandboxHandle, dispatcher: Dispatcher) -> None:
+    rec = Recorder(sandbox, _profile(sandbox))
+    run = BatchRun.submit(rec.client, BatchSpec(file=sandbox.examples["sleep_py"], args=("120",),
+                                                name=f"kill-{uuid.uuid4().hex[:6]}"), name_checked=True)  # fmt: skip
+    panel = _panel(dispatcher, rec)
+    bad = _writes_off_owner(panel, dispatcher)
+    deadline = datetime.now(UTC) + timedelta(seconds=180)
+    while rec.client.get_batch(run.batch_id).state.value != "running":
+        assert datetime.now(UTC) < deadline
+        threading.Event().wait(0.3)
+    panel.state.value = "active"
+    panel.show(0)
+    assert panel.wait_idle()
+    panel.select(run.batch_id)
+    assert panel.wait_idle()
+    assert not panel.kill_button.disabled
+    panel.kill_button.click()
+    assert panel.wait_idle()
+    assert f"Batch {run.batch_id} was asked to stop" in panel.note.value
+    assert sandbox.wait_for_batch(run.batch_id, timeout=120)["state"] == "killed"
+    panel.state.value = "killed"
+    panel.refresh_button.click()
+    assert panel.wait_idle()
+    assert run.batch_id in {str(b.id) for b in panel.shown}
+    assert panel.kill_button.disabled  # a finished batch cannot be killed again
+    assert bad == []
+
+
+def test_history_timeline_renders_fabric_times(sandbox: SandboxHandle, dispatcher: Dispatcher,
+                                               tmp_path: Path) -> None:  # fmt: skip
+    profile = ClusterProfile(name="fab", flavour="fabric", url=sandbox.url, auth="none",
+                             workspace_id=str(uuid.uuid4()), lakehouse_id=str(uuid.uuid4()))  # fmt: skip
+    rec = Recorder(sandbox, profile)
+    ids = []
+    for i in range(3):
+        run = BatchRun.submit(rec.client, profile_spec(profile, f"fab-{i}"), name_checked=True)
+        ids.append(run.batch_id)
+    for bid in ids:
+        deadline = datetime.now(UTC) + timedelta(seconds=60)
+        while not rec.client.get_batch(bid).state.is_terminal:
+            assert datetime.now(UTC) < deadline
+            threading.Event().wait(0.3)
+    panel = _panel(dispatcher, rec)
+    panel.show(0)
+    assert panel.wait_idle()
+    assert {str(b.id) for b in panel.shown} == set(ids)
+    assert all(b.submitted_at is not None and b.ended_at is not None for b in panel.shown), panel.shown
+    assert panel.timeline is not None and panel.timeline.startswith(PNG_MAGIC)
+    assert panel.image.value == panel.timeline
+    (tmp_path / "fabric-timeline.png").write_bytes(panel.timeline)
+
+
+def profile_spec(profile: ClusterProfile, name: str) -> BatchSpec:
+    return JobConfig(profile=profile, spec=BatchSpec(file="abfss://x@onelake.dfs.fabric.microsoft.com/nope/missing.py",
+                                                     name=f"{name}-{uuid.uuid4().hex[:6]}")).batch_spec  # fmt: skip
