@@ -393,7 +393,8 @@ def test_app_kill_asks_for_confirmation() -> None:
     ui.kill_no.click()
     assert ui.kill_confirm.layout.display == "none" and fake.killed == []
     ui.kill_button.click()
-    ui.kill_yes.click()
+    ui.kill_yes.click()  # the kill request runs off the kernel thread
+    assert ui.settle()
     assert fake.killed == [batch.id]
     assert "Kill requested" in ui.message.value
     ui.close()
@@ -504,13 +505,16 @@ def test_log_note_html_cannot_inject_html(text: str, url: str) -> None:
 
 def test_app_history_pages() -> None:
     ui = _app(FakeLivy(history=45))
-    ui.history_button.click()
+    ui.history_button.click()  # each page is listed off the kernel thread
+    assert ui.settle()
     assert "batches 1–20 of 45" in ui.history_label.value and ui.history_prev.disabled
     ui.history_next.click()
     ui.history_next.click()
+    assert ui.settle()
     assert "batches 41–45 of 45" in ui.history_label.value and ui.history_next.disabled
     assert "old-44" in ui.history.value
     ui.history_prev.click()
+    assert ui.settle()
     assert "batches 21–40 of 45" in ui.history_label.value
 
 
@@ -521,6 +525,7 @@ def test_app_history_error_is_a_sentence() -> None:
 
     ui = _app(Down())
     ui.history_button.click()
+    assert ui.settle()
     assert "Could not list batches" in ui.history.value
 
 

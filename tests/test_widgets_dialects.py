@@ -407,7 +407,8 @@ def test_app_kill_stops_a_batch_by_its_service_id(sandbox: SandboxHandle, tmp_pa
         assert not ui.kill_button.disabled
         ui.kill_button.click()
         assert bid in ui.kill_question.value
-        ui.kill_yes.click()
+        ui.kill_yes.click()  # the kill request runs off the kernel thread
+        assert ui.settle()
         assert f"Kill requested for batch {bid}." in ui.message.value
         snap = ui.wait(timeout=120)
         assert snap is not None and snap.state_label == "killed", snap

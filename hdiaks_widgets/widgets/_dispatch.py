@@ -5,9 +5,9 @@ API (stable; other views such as the history panel build on it):
 - ``post(fn, *, key=None, hold=())``: apply ``fn()`` to the widgets later, on the owner thread, serially,
   inside ``hold_sync()`` of every widget in ``hold`` (one comm message per changed widget per flush). With
   a ``key``, only the latest ``fn`` posted under that key runs (a batch's snapshot, the status line):
-  coalescing. Without one, every ``fn`` runs, in the order posted. Safe from any thread; ignored after
-  :meth:`close`. Pending work is flushed at most :attr:`max_rate` times a second, whatever the number
-  of events.
+  coalescing. Without one, every ``fn`` runs. Work runs in the order of its (latest) post. Safe
+  from any thread; ignored after :meth:`close`. Pending work is flushed at most :attr:`max_rate`
+  times a second, whatever the number of events.
 - ``run(call, on_done, on_error=None, *, key=None, hold=())``: run ``call()`` (a network call: submit,
   kill, refresh, a history page, a log download) in a small worker pool, never on the kernel thread;
   its result goes to ``on_done(result)``, an exception to ``on_error(exc)``, both through ``post``.
@@ -15,6 +15,7 @@ API (stable; other views such as the history panel build on it):
   quick clicks on a pager show the second page, whichever answer comes first). Returns a ``Future``.
 - ``every(seconds, fn, *, key, hold=())``: post ``fn`` every ``seconds`` (the elapsed-time tick) from the
   dispatcher's own timer, not a thread per caller; ``cancel(key)`` stops it.
+- ``drain(timeout=...)``: wait until no ``run`` is in flight and everything is applied (tests, scripts).
 - ``flush(timeout=...)``: apply what is pending now (inline when called on the owner thread, else wait
   for the owner to do it); ``on_owner_thread()``; ``stats()``; ``close()`` (stops the timer and the
   workers, drops what is pending; returns at once).
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Mode = Literal["auto", "kernel", "thread"]
 _Unkeyed = tuple[Callable[[], None], tuple[Any, ...]]
+_UNKEYED = object()  # the first half of the key of a post made without one
 
 
 def kernel_io_loop() -> Any | None:
@@ -93,9 +95,11 @@ class Dispatcher:
         self._on_error = on_error
         self._name = name
         self._lock = threading.Lock()
+        # Pending work in the order of its (latest) post; unkeyed work gets a key of its own.
         self._keyed: dict[Any, tuple[Callable[[], None], tuple[Any, ...]]] = {}
-        self._unkeyed: list[_Unkeyed] = []
+        self._unkeyed_seq = itertools.count()
         self._run_gen: dict[Any, int] = {}
+        self._in_flight = 0  # run() calls not reported yet
         self._timers: list[tuple[float, int, Any]] = []  # (due, seq, key) heap for every()
         self._every: dict[Any, tuple[float, Callable[[], None], tuple[Any, ...], int]] = {}
         self._seq = itertools.count()
@@ -148,12 +152,11 @@ class Dispatcher:
             self.stats_.posted += 1
             self._posted_seq += 1
             if key is None:
-                self._unkeyed.append((fn, held))
-            else:
-                if key in self._keyed:
-                    self.stats_.coalesced += 1
-                    del self._keyed[key]  # re-insert: keyed work runs in the order of its latest post
-                self._keyed[key] = (fn, held)
+                key = (_UNKEYED, next(self._unkeyed_seq))
+            elif key in self._keyed:
+                self.stats_.coalesced += 1
+                del self._keyed[key]  # re-insert: work runs in the order of its latest post
+            self._keyed[key] = (fn, held)
             self._schedule_locked()
 
     def run(
@@ -173,11 +176,22 @@ class Dispatcher:
                 future.set_exception(RuntimeError("the dispatcher is closed"))
                 return future
             self.stats_.runs += 1
+            self._in_flight += 1
             gen = self._run_gen.get(key, 0) + 1 if key is not None else 0
             if key is not None:
                 self._run_gen[key] = gen
 
         def report(done: Future[T]) -> None:
+            try:
+                deliver(done)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                    self._applied_cond.notify_all()
+
+        def deliver(done: Future[T]) -> None:
+            if done.cancelled():
+                return
             with self._lock:
                 if key is not None and self._run_gen.get(key) != gen:
                     self.stats_.stale += 1
@@ -228,6 +242,25 @@ class Dispatcher:
             self._schedule_locked(now=True)
             return self._applied_cond.wait_for(lambda: self._applied_seq >= target or self._closed, timeout)
 
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every ``run`` has reported and everything posted is applied; ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._closed:
+                    return False
+                if self._in_flight:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._applied_cond.wait(min(left, 0.05))
+                    continue
+            if not self.flush(max(0.0, deadline - time.monotonic())):
+                return False
+            with self._lock:
+                if not self._in_flight and not self._keyed:
+                    return True
+
     def stats(self) -> DispatchStats:
         with self._lock:
             snap = DispatchStats(**vars(self.stats_))
@@ -235,18 +268,21 @@ class Dispatcher:
         return snap
 
     def close(self) -> None:
-        """Stop the timer and the workers and drop pending work (returns at once; idempotent)."""
+        """Stop the timer and the workers and drop pending work (idempotent; waits up to a second for
+        the dispatcher's own thread, never for a network call in a worker)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._keyed.clear()
-            self._unkeyed.clear()
             self._every.clear()
             self._timers.clear()
             self._wake.notify_all()
             self._applied_cond.notify_all()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(1.0)  # it wakes at once; a callback still running ends on its own
         handle = getattr(self, "_tick_handle", None)
         if handle is not None and self._loop is not None:
             with contextlib.suppress(Exception):
@@ -310,7 +346,7 @@ class Dispatcher:
             with self._lock:
                 while not self._closed:
                     now = time.monotonic()
-                    pending = bool(self._keyed or self._unkeyed)
+                    pending = bool(self._keyed)
                     flush_at = self._last_flush + self._min_gap if pending else None
                     tick_at = self._timers[0][0] if self._timers else None
                     wake_at = min(t for t in (flush_at, tick_at, now + 60.0) if t is not None)
@@ -332,8 +368,7 @@ class Dispatcher:
             self._scheduled = False
             if self._closed:
                 return
-            work: list[_Unkeyed] = [*self._unkeyed, *self._keyed.values()]
-            self._unkeyed.clear()
+            work: list[_Unkeyed] = list(self._keyed.values())
             self._keyed.clear()
             target = self._posted_seq
             self._last_flush = time.monotonic()

@@ -1,11 +1,16 @@
-"""The notebook UI wired together: :class:`JobApp` (form, export, submit, status, tables, log) and
-:func:`app`, the one entry point (``from hdiaks_widgets import app``).
+"""The notebook UI wired together: :class:`JobApp` (form, export, submit, status, progress, tables,
+log) and :func:`app`, the one entry point (``from hdiaks_widgets import app``).
 
-Threads: a monitor thread reaches the widgets only through :meth:`JobApp.apply`, which sets
-``HTML.value`` of a few widgets under ``hold_sync()`` (STYLE.md rule 9); nothing here writes to an
-``Output`` widget from a thread. Submitting also runs in a thread, so a click never blocks the
-kernel, and an in-flight flag makes a double click submit once. Every failure is shown as a
-sentence (``monitor.describe_error``), never as a traceback.
+Threads: one :class:`~hdiaks_widgets.widgets._dispatch.Dispatcher` owns the widgets. Every change
+— a poller's snapshot, a submit's result, MSAL's sign-in prompt, a history page, a kill's answer,
+the clock's tick — reaches them through ``Dispatcher.post`` under ``hold_sync()``, on the kernel's
+own thread in a kernel (STYLE.md rule 9). Every network call (submit, kill, sign-in, sign-out's
+client, a history page) runs in the dispatcher's worker pool, so a click never blocks the kernel;
+an in-flight flag makes a double click submit once. The app's batches are watched on ONE shared
+:class:`~hdiaks_widgets.poller.Poller` per client: the batch on show has its log followed (and its
+Spark progress read), the others are read from the list and their log only once they end. A
+monitor replaced for the same batch id gets a new generation: its late snapshots are dropped.
+Every failure is shown as a sentence (``monitor.describe_error``), never as a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,21 +35,26 @@ from hdiaks_widgets.errors import AuthError, ConfigProblem
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchList, id_sort_key
 from hdiaks_widgets.monitor import BatchMonitor, Snapshot, describe_error
+from hdiaks_widgets.poller import Poller
+from hdiaks_widgets.progress import ProgressReader
 from hdiaks_widgets.run import BatchRun
-from hdiaks_widgets.tables import batch_html, batch_table, concat_batch_tables
+from hdiaks_widgets.tables import batch_table, concat_batch_tables
 from hdiaks_widgets.widgets._common import ClientFactory, LivyClientLike, note_html
+from hdiaks_widgets.widgets._dispatch import Dispatcher
 from hdiaks_widgets.widgets.export import DagExportPanel
 from hdiaks_widgets.widgets.form import JobForm
 from hdiaks_widgets.widgets.signin import SignInPanel
-from hdiaks_widgets.widgets.status import HistoryPanel, LogPanel, status_html
+from hdiaks_widgets.widgets.status import BatchRows, HistoryPanel, LogPanel, ProgressPanel, running, status_html
 
 __all__ = ["JobApp", "app"]
 
 log = logging.getLogger(__name__)
 
+_STATS_EVERY = 5.0  # seconds between updates of the poller's cost line
+
 
 class JobApp:
-    """Form + live status + tables + logs for batches submitted from this notebook."""
+    """Form + live status + progress + tables + logs for batches submitted from this notebook."""
 
     def __init__(
         self,
@@ -58,21 +68,35 @@ class JobApp:
         log_last: int = 200,
         download_dir: str | os.PathLike[str] = ".",
         export_dir: str = "dags",
+        max_renders: float = 4.0,
+        progress_interval: float = 2.0,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
+        # The owner of UI state first: everything below reports through it.
+        self.dispatcher = dispatcher or Dispatcher(max_rate=max_renders, on_error=self._on_ui_error)
         self.form = JobForm(cfg, profiles=profiles)
         self.export = DagExportPanel(self.form, out_dir=export_dir)
         self._client_factory: ClientFactory = client_factory or self._livy_client
         self._clients_lock = threading.Lock()
         self._clients: dict[ClusterProfile, LivyClientLike] = {}
+        self._pollers: dict[int, Poller] = {}  # id(client) -> the one poller of that client
         self._interval = monitor_interval
         self._max_interval = max_interval
+        self._progress_interval = progress_interval
         self._lock = threading.RLock()
         self._in_flight = False
+        self._closed = False
         self.monitors: dict[int | str, BatchMonitor] = {}
         self.snapshots: dict[int | str, Snapshot] = {}
         self._clients_of: dict[int | str, LivyClientLike] = {}
+        self._generation: dict[str, int] = {}  # batch id -> the generation of its current monitor
+        self._progress: dict[str, ProgressReader] = {}
+        self.stale_dropped = 0  # snapshots of replaced monitors that never reached the view
         self.targets: dict[int | str, str] = {}  # batch id -> the flavour it was submitted to
         self.current: int | str | None = None
+        self._syncing_selector = False
+        self._dirty_rows = True  # the batch rows need drawing (set while the section is collapsed)
+        self._stats_at = 0.0
 
         self.submit_button = w.Button(description="Submit", button_style="primary", icon="play")
         self.submit_button.add_class("hdiaks-submit")
@@ -82,19 +106,27 @@ class JobApp:
         self.kill_button = w.Button(description="Kill", button_style="danger", icon="stop", disabled=True)
         self.kill_button.add_class("hdiaks-kill")
         self.kill_yes = w.Button(description="Yes, kill it", button_style="danger")
+        self.kill_yes.add_class("hdiaks-kill-yes")
         self.kill_no = w.Button(description="Cancel")
         self.kill_question = w.HTML()
         self.kill_confirm = w.HBox([self.kill_question, self.kill_yes, self.kill_no], layout=w.Layout(display="none"))
-        self.sign_in_panel = SignInPanel(lambda: self._client(self.form.selected_profile()))
+        self.sign_in_panel = SignInPanel(lambda: self._client(self.form.selected_profile()),
+                                         dispatcher=self.dispatcher,
+                                         profile=self.form.selected_profile)  # fmt: skip
         self.sign_in_button = self.sign_in_panel.sign_in_button
         self.cancel_sign_in_button = self.sign_in_panel.cancel_button
+        self.sign_out_button = self.sign_in_panel.sign_out_button
         self.sign_in_note = self.sign_in_panel.note
         self.sign_in_box = self.sign_in_panel.widget
         self.status = w.HTML(status_html(None))
         self.status.add_class("hdiaks-status")
-        self.batches = w.HTML(batch_html(batch_table([])))
-        self.batches.add_class("hdiaks-batches")
-        self.history_panel = HistoryPanel(self._list_page, page_size=history_page_size)
+        self.progress = ProgressPanel()
+        self.poller_line = w.HTML()
+        self.poller_line.add_class("hdiaks-poller-stats")
+        self.batches = BatchRows()
+        self.batches_section = w.Accordion(children=[self.batches], titles=("Batches submitted from this notebook",),
+                                           selected_index=0)  # fmt: skip
+        self.history_panel = HistoryPanel(self._list_page, page_size=history_page_size, dispatcher=self.dispatcher)
         self.history_button = self.history_panel.show_button
         self.history_prev = self.history_panel.prev_button
         self.history_next = self.history_panel.next_button
@@ -114,16 +146,16 @@ class JobApp:
         self.log_note = self.log_panel.note
         self.log_notice = self.log_panel.log_notice
         self.log = self.log_panel.view
+        self.log_section = w.Accordion(children=[self.log_panel.widget], titles=("Driver log",), selected_index=0)
 
         self.export_section = w.Accordion(children=[self.export.widget], titles=("Export DAG",), selected_index=None)
+        self.history_section = w.Accordion(children=[self.history_panel.widget], titles=("Cluster batch history",),
+                                           selected_index=None)  # fmt: skip
         self.widget = w.VBox([
             self.form.widget, self.export_section,
             w.HBox([self.submit_button, self.batch_selector, self.kill_button]),
-            self.kill_confirm, self.message, self.sign_in_box, self.status,
-            w.HTML("<b>Batches submitted from this notebook</b>"), self.batches,
-            w.Accordion(children=[self.history_panel.widget], titles=("Cluster batch history",),
-                        selected_index=None),
-            w.HTML("<b>Driver log</b>"), self.log_panel.widget,
+            self.kill_confirm, self.message, self.sign_in_box, self.status, self.progress.widget,
+            self.batches_section, self.poller_line, self.history_section, self.log_section,
         ])  # fmt: skip
         self.widget.add_class("hdiaks-app")
 
@@ -133,8 +165,13 @@ class JobApp:
         self.kill_yes.on_click(self._on_kill_yes_click)
         self.kill_no.on_click(self._on_kill_no_click)
         self.batch_selector.observe(self._on_batch_selector_change, names="value")
+        self.batches_section.observe(self._on_section_change, names="selected_index")
+        self.log_section.observe(self._on_section_change, names="selected_index")
         self._sync_submit()
         self._sync_sign_in()
+        # The clock and the poller's cost line: one timer of the dispatcher, not a thread per batch.
+        self.dispatcher.every(1.0, self._tick, key="tick",
+                              hold=(self.progress.elapsed, self.poller_line))  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -153,17 +190,38 @@ class JobApp:
         """
         cfg = self._begin_submit()
         if cfg is None:
+            self.dispatcher.flush()
             return None
-        return self._submit(cfg)
+        batch = self._submit(cfg)
+        self.dispatcher.flush()
+        return batch
 
     def wait(self, timeout: float | None = None, *, batch_id: int | str | None = None) -> Snapshot | None:
-        """Block until the batch (default: the current one) finishes; its latest snapshot."""
+        """Block until the batch (default: the current one) finishes; its latest snapshot, shown.
+
+        Called on the kernel's thread (a cell), the widgets keep updating while it waits."""
         bid = self.current if batch_id is None else batch_id
-        monitor = self.monitors.get(bid) if bid is not None else None
+        monitor = self.monitors.get(str(bid)) if bid is not None else None
         if monitor is None:
             return None
-        snap = monitor.wait(timeout)
+        if self.dispatcher.on_owner_thread():
+            # The kernel's thread owns the widgets: keep applying their updates while waiting.
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
+                snap = monitor.wait(left)
+                self.dispatcher.flush()
+                if snap.finished or not monitor.running or (deadline is not None and time.monotonic() >= deadline):
+                    break
+        else:
+            snap = monitor.wait(timeout)
+        self.dispatcher.flush()
         return self.snapshots.get(snap.batch_id, snap)
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait for the network calls the UI started (a click's kill, a history page) and apply every
+        UI change posted so far (tests, scripts); ``False`` when that took longer than ``timeout``."""
+        return self.dispatcher.drain(timeout)
 
     def batches_table(self, *, by_target: bool = False) -> pd.DataFrame:
         """Every batch submitted from this app, as a DataFrame. ``by_target``: a first ``target``
@@ -180,12 +238,12 @@ class JobApp:
 
     def log_table(self, batch_id: int | str | None = None, *, filtered: bool = False) -> pd.DataFrame:
         """The parsed log of a batch (default: the current one), with a ``source`` column."""
-        bid = self.current if batch_id is None else batch_id
+        bid = self.current if batch_id is None else str(batch_id)
         with self._lock:
             return self.log_panel.table(bid, filtered=filtered)
 
     def history_table(self, *, start: int = 0, size: int | None = None) -> pd.DataFrame:
-        """One page of the cluster's batch history (``GET /batches?from=&size=``)."""
+        """One page of the cluster's batch history (``GET /batches?from=&size=``), in the calling thread."""
         return self.history_panel.table(start=start, size=size)
 
     def watch(self, batch_id: int | str, *, profile: ClusterProfile | None = None) -> BatchMonitor:
@@ -195,45 +253,75 @@ class JobApp:
         return self._start_monitor(BatchRun(client, batch_id), client, target=target)
 
     def apply(self, snap: Snapshot) -> None:
-        """The one way from monitor threads to the widgets: show a snapshot."""
-        try:
-            with self._lock:
-                self.snapshots[snap.batch_id] = snap
-                self.log_panel.extend(snap)
-                with (
-                    self.status.hold_sync(),
-                    self.batches.hold_sync(),
-                    self.log.hold_sync(),
-                    self.log_notice.hold_sync(),
-                    self.log_source.hold_sync(),
-                    self.kill_button.hold_sync(),
-                    self.download_button.hold_sync(),
-                ):
-                    # Batches of more than one service: say which service each one is on.
-                    self.batches.value = batch_html(self.batches_table(by_target=len(set(self.targets.values())) > 1))
-                    if snap.batch_id == self.current:
-                        self._render_current()
-        except Exception as exc:  # noqa: BLE001 - a view error is shown, never raised in the thread
-            log.warning("could not show batch %s: %s", snap.batch_id, exc)
-            self.message.value = note_html(f"Could not show batch {snap.batch_id}: {describe_error(exc)[1]}", ok=False)
+        """Show a snapshot: posted to the dispatcher (from any thread); the latest per batch wins."""
+        self.dispatcher.post(lambda: self._apply(snap), key=("snapshot", snap.batch_id), hold=self._held())
+
+    def poller_stats(self) -> str:
+        """What watching costs now: Livy requests per minute and batches, over every poller of this app."""
+        with self._lock:
+            pollers = list(self._pollers.values())
+        if not pollers:
+            return "poller: idle (nothing watched)"
+        stats = [p.stats() for p in pollers]
+        rate = sum(s.requests_per_minute for s in stats)
+        watched = sum(s.batches_watched for s in stats)
+        followed = sum(len(s.followed) for s in stats)
+        errors = [s.last_error for s in stats if s.last_error]
+        text = (f"poller: {rate:.0f} requests/min, {watched} batch{'es' if watched != 1 else ''} watched, "
+                f"{followed} log{'s' if followed != 1 else ''} followed")  # fmt: skip
+        throttled = max(s.throttled_for for s in stats)
+        if throttled > 0:
+            text += f"; the server asked to wait {throttled:.0f} s more"
+        if errors:
+            text += f"; last error: {errors[-1]}"
+        return text
 
     def close(self) -> None:
-        """Stop every monitor and any sign-in wait (returns at once)."""
-        for monitor in self.monitors.values():
+        """Stop watching, stop the dispatcher's timer and workers, any sign-in wait, the pollers'
+        threads, and close the clients this app made (returns within one HTTP call)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            monitors = list(self.monitors.values())
+            pollers = list(self._pollers.values())
+        for monitor in monitors:
             monitor.stop()
         self.sign_in_panel.close()
+        self.dispatcher.close()
+        for poller in pollers:
+            poller.close(timeout=5.0)
+        with self._clients_lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            closer = getattr(client, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception as exc:  # noqa: BLE001 - closing is best effort
+                    log.debug("could not close a client: %s", exc)
 
     def sign_in(self) -> DeviceCodeAuth | None:
-        """Start device code sign-in for the selected profile (returns at once; the wait runs in
-        MSAL's background thread). The link and code appear in ``sign_in_note``. ``None`` when the
-        profile does not sign in with a device code or the client could not be built (shown)."""
-        return self.sign_in_panel.sign_in()
+        """Start device code sign-in for the selected profile (returns once the code was asked for;
+        the wait runs in MSAL's background thread). The link and code appear in ``sign_in_note``.
+        ``None`` when the profile does not sign in with a device code or the client could not be
+        built (shown)."""
+        auth = self.sign_in_panel.sign_in()
+        self.dispatcher.flush()
+        return auth
 
     def cancel_sign_in(self) -> None:
         """Stop waiting for a device code sign-in (the wait ends within about a second)."""
         self.sign_in_panel.cancel()
 
-    # -- handlers ----------------------------------------------------------------------------
+    def sign_out(self) -> bool:
+        """Forget the selected profile's device-code sign-in (no network call); True when there was one."""
+        removed = self.sign_in_panel.sign_out()
+        self.dispatcher.flush()
+        return removed
+
+    # -- handlers (the kernel's thread) --------------------------------------------------------
 
     def _on_form_validate(self, _problems: list[ConfigProblem]) -> None:
         self._sync_submit()
@@ -242,45 +330,64 @@ class JobApp:
     def _on_submit_click(self, _button: w.Button) -> None:
         cfg = self._begin_submit()
         if cfg is not None:
-            threading.Thread(target=self._submit, args=(cfg,), name="hdiaks-submit", daemon=True).start()
+            self.dispatcher.run(lambda: self._submit(cfg), lambda _batch: None)
 
     def _on_kill_click(self, _button: w.Button) -> None:
-        if self.current is None:
+        bid = self.current
+        if bid is None:
             return
-        snap = self.snapshots.get(self.current)
+        snap = self.snapshots.get(bid)
         name = snap.batch.name if snap is not None and snap.batch is not None else None
-        label = f"batch {self.current}" + (f" ({name})" if name else "")
-        self.kill_question.value = f"<b>Kill {html.escape(label)}?</b> This stops the Spark application."
-        self.kill_confirm.layout.display = "flex"
+        label = f"batch {bid}" + (f" ({name})" if name else "")
+        question = f"<b>Kill {html.escape(label)}?</b> This stops the Spark application."
+
+        def show() -> None:
+            self.kill_question.value = question
+            self.kill_confirm.layout.display = "flex"
+
+        self._now(show, key="kill-confirm", hold=(self.kill_question, self.kill_confirm.layout))
 
     def _on_kill_yes_click(self, _button: w.Button) -> None:
-        self.kill_confirm.layout.display = "none"
         bid = self.current
         client = self._clients_of.get(bid) if bid is not None else None
+
+        def hide() -> None:
+            self.kill_confirm.layout.display = "none"
+            if bid is not None and client is not None:
+                self.message.value = note_html(f"Asking Livy to kill batch {bid}…")
+
+        self._now(hide, key="kill-confirm", hold=(self.kill_confirm.layout, self.message))
         if bid is None or client is None:
             return
-        try:
-            client.kill_batch(bid)
-        except Exception as exc:  # noqa: BLE001 - shown as a sentence
-            self.message.value = note_html(f"Could not kill batch {bid}: {describe_error(exc)[1]}", ok=False)
-            return
-        self.message.value = note_html(f"Kill requested for batch {bid}.")
+        self.dispatcher.run(
+            lambda: client.kill_batch(bid),
+            lambda _: self._show_message(note_html(f"Kill requested for batch {bid}.")),
+            lambda exc: self._show_message(note_html(f"Could not kill batch {bid}: {describe_error(exc)[1]}",
+                                                     ok=False)),
+            key=("kill", bid), hold=(self.message,),
+        )  # fmt: skip
 
     def _on_kill_no_click(self, _button: w.Button) -> None:
-        self.kill_confirm.layout.display = "none"
+        self._now(lambda: setattr(self.kill_confirm.layout, "display", "none"), key="kill-confirm",
+                  hold=(self.kill_confirm.layout,))  # fmt: skip
 
     def _on_batch_selector_change(self, change: Mapping[str, Any]) -> None:
-        if change["new"] is None:
+        if self._syncing_selector or change["new"] is None or change["new"] == self.current:
             return
-        with self._lock:
-            self.current = change["new"]
-            self._render_current()
+        self._select(str(change["new"]))
+        self._now(self._render_current, key="current", hold=self._held())
 
     def _on_log_filter(self) -> None:
-        with self._lock:
-            self._render_current()
+        self._now(self._render_log_full, key="log", hold=(self.log_panel.view, self.log_panel.count))
 
-    # -- submit ------------------------------------------------------------------------------
+    def _on_section_change(self, _change: Mapping[str, Any]) -> None:
+        # A section opened again: draw what changed while it was collapsed.
+        self._now(self._render_visible, key="sections", hold=self._held())
+
+    def _on_ui_error(self, exc: BaseException) -> None:
+        self.message.value = note_html(f"Could not update the view: {describe_error(exc)[1]}", ok=False)
+
+    # -- submit (a worker thread, or the caller's for submit()) ---------------------------------
 
     def _begin_submit(self) -> JobConfig | None:
         """Claim the in-flight flag (so a double click submits once) and read the form."""
@@ -288,15 +395,19 @@ class JobApp:
             if self._in_flight:
                 return None
             cfg, problems = self.form.config()
-            if problems:
+            if not problems:
+                self._in_flight = True
+        if problems:
+            sentence = f"Fix the {len(problems)} problem(s) shown in the form before submitting."
+
+            def show_problems() -> None:
                 self.form.validate()
-                self.message.value = note_html(
-                    f"Fix the {len(problems)} problem(s) shown in the form before submitting.", ok=False
-                )
-                return None
-            self._in_flight = True
-            self._sync_submit()
-        self.message.value = note_html("Submitting…")
+                self.message.value = note_html(sentence, ok=False)
+
+            self._now(show_problems, hold=(self.message,))
+            return None
+        self._now(self._sync_submit, key="submit-button", hold=(self.submit_button,))
+        self._show_message(note_html("Submitting…"))
         return cfg
 
     def _submit(self, cfg: JobConfig) -> Batch | None:
@@ -307,7 +418,7 @@ class JobApp:
         batch: Batch | None = None
         try:
             client = self._client(cfg.profile)
-            self.sign_in_panel.wait_signed_in(client, tell=self._tell)
+            self.sign_in_panel.wait_signed_in(client, tell=self._show_message)
             run = BatchRun.submit(client, spec)
             batch = run.first_batch
             assert batch is not None  # submit always has the POST's answer
@@ -321,31 +432,77 @@ class JobApp:
         finally:
             with self._lock:
                 self._in_flight = False
-                self._sync_submit()
-        self.message.value = note
+            self.dispatcher.post(self._sync_submit, key="submit-button", hold=(self.submit_button,))
+        self._show_message(note)
         return batch
+
+    def _poller(self, client: LivyClientLike) -> Poller:
+        """The one poller of ``client`` for this app (made, not started, on first use)."""
+        with self._lock:
+            poller = self._pollers.get(id(client))
+            if poller is None or poller.closed:
+                poller = Poller(client, interval=self._interval, max_interval=self._max_interval)
+                self._pollers[id(client)] = poller
+            return poller
 
     def _start_monitor(self, run: BatchRun, client: LivyClientLike, *, target: ClusterProfile) -> BatchMonitor:
         batch_id = run.batch_id
+        poller = self._poller(client)
         with self._lock:
+            if self._closed:
+                raise RuntimeError("this app is closed; make a new one with app()")
             old = self.monitors.get(batch_id)
             if old is not None:
-                old.stop()
-            monitor = BatchMonitor(
-                run, on_snapshot=self.apply, interval=self._interval, max_interval=self._max_interval
-            )
+                old.stop()  # its late snapshots carry an older generation: dropped below
+            gen = self._generation.get(batch_id, 0) + 1
+            self._generation[batch_id] = gen
+            self._progress[batch_id] = ProgressReader(min_interval=self._progress_interval)
+            monitor = BatchMonitor(run, on_snapshot=lambda snap: self._on_snapshot(snap, gen), poller=poller,
+                                   follow_logs=False)  # fmt: skip
             self.monitors[batch_id] = monitor
             self._clients_of[batch_id] = client
             self.targets[batch_id] = target.flavour
             self.snapshots[batch_id] = replace(monitor.snapshot, batch=run.first_batch)
-            self.current = batch_id
-            with self.batch_selector.hold_sync():
-                newest_first = sorted(self.monitors, key=id_sort_key, reverse=True)  # "10" above "9"
-                self.batch_selector.options = [(f"{bid}", bid) for bid in newest_first]
-                self.batch_selector.value = batch_id
-            self.apply(self.snapshots[batch_id])
+            options = [(f"{bid}", bid) for bid in sorted(self.monitors, key=id_sort_key, reverse=True)]  # "10" > "9"
+            self._select(batch_id)
         monitor.start()
+
+        def show_new() -> None:
+            self._syncing_selector = True  # our own change of the list is not the user's choice
+            try:
+                with self.batch_selector.hold_sync():
+                    self.batch_selector.options = options
+                    self.batch_selector.value = self.current if self.current in self.monitors else batch_id
+            finally:
+                self._syncing_selector = False
+            self._dirty_rows = True
+            self._render_visible()
+
+        self.dispatcher.post(show_new, key=("new", batch_id), hold=(self.batch_selector, *self._held()))
         return monitor
+
+    def _select(self, batch_id: str) -> None:
+        """Make ``batch_id`` the batch on show: its log followed and its Spark progress read, the
+        previous one back to the list (its log read once it ends, no progress reads)."""
+        with self._lock:
+            previous, self.current = self.current, batch_id
+            old = self.monitors.get(previous) if previous is not None and previous != batch_id else None
+            new = self.monitors.get(batch_id)
+            reader = self._progress.get(batch_id)
+        if old is not None:
+            old.follow_logs = False
+            old.run_handle.progress_reader = None
+        if new is not None:
+            new.follow_logs = True
+            new.run_handle.progress_reader = reader
+
+    def _on_snapshot(self, snap: Snapshot, gen: int) -> None:
+        """A poller's snapshot (its thread): dropped when a newer monitor replaced this one."""
+        if self._generation.get(snap.batch_id) != gen:
+            with self._lock:
+                self.stale_dropped += 1
+            return
+        self.dispatcher.post(lambda: self._apply(snap, gen), key=("snapshot", snap.batch_id), hold=self._held())
 
     def _client(self, profile: ClusterProfile) -> LivyClientLike:
         with self._clients_lock:  # not self._lock: building a client may read Key Vault
@@ -361,8 +518,14 @@ class JobApp:
     def _list_page(self, start: int, size: int) -> BatchList:
         return self._client(self.form.selected_profile()).list_batches(start=start, size=size)
 
-    def _tell(self, note: str) -> None:
-        self.message.value = note
+    def _show_message(self, note: str) -> None:
+        self.dispatcher.post(lambda: setattr(self.message, "value", note), key="message", hold=(self.message,))
+
+    def _now(self, fn: Callable[[], None], *, key: Any = None, hold: tuple[Any, ...] = ()) -> None:
+        """A user's action: apply ``fn`` through the dispatcher before returning (inline on the
+        kernel's thread, which owns the widgets there)."""
+        self.dispatcher.post(fn, key=key, hold=hold)
+        self.dispatcher.flush()
 
     def _sync_sign_in(self) -> None:
         try:
@@ -373,21 +536,86 @@ class JobApp:
 
     def _sync_submit(self) -> None:
         disabled = self._in_flight or not self.form.valid
-        with self.submit_button.hold_sync():
-            self.submit_button.disabled = disabled
-            self.submit_button.description = "Submitting…" if self._in_flight else "Submit"
+        description = "Submitting…" if self._in_flight else "Submit"
+        if self.submit_button.disabled != disabled or self.submit_button.description != description:
+            with self.submit_button.hold_sync():
+                self.submit_button.disabled = disabled
+                self.submit_button.description = description
 
-    # -- rendering ---------------------------------------------------------------------------
+    # -- rendering (the dispatcher's owner thread only) ------------------------------------------
+
+    def _held(self) -> tuple[Any, ...]:
+        return (self.status, self.kill_button, self.log_panel.count, self.log_panel.view, self.log_notice,
+                self.log_source, self.download_button, self.progress.bar, self.progress.percent,
+                self.progress.text, self.progress.elapsed)  # fmt: skip
+
+    def _apply(self, snap: Snapshot, gen: int | None = None) -> None:
+        if gen is not None and self._generation.get(snap.batch_id) != gen:
+            self.stale_dropped += 1  # replaced between the post and this flush
+            return
+        with self._lock:
+            self.snapshots[snap.batch_id] = snap
+            self.log_panel.extend(snap)
+            self._dirty_rows = True
+            current = snap.batch_id == self.current
+        self._render_rows()
+        if current:
+            self._render_current(append=True)
+
+    def _render_visible(self) -> None:
+        self._render_rows()
+        self._render_current()
+
+    def _render_rows(self) -> None:
+        if not self._dirty_rows or self.batches_section.selected_index is None:
+            return  # collapsed: drawn when opened
+        self._dirty_rows = False
+        with self._lock:
+            snaps = [s for s in self.snapshots.values() if s.batch is not None]
+            targets = dict(self.targets)
+        by_target = len(set(targets.values())) > 1
+        # While a batch runs its row has no elapsed time (the clock above ticks for the batch on
+        # show): a row is sent again only when its state, app id or links change.
+        quiet = [replace(s, updated_at=s.started_at) if running(s) else s for s in snaps]
+        if by_target:
+            groups: dict[str, list[Snapshot]] = {}
+            for snap in quiet:
+                groups.setdefault(targets.get(snap.batch_id, ""), []).append(snap)
+            frame = concat_batch_tables({label: _table(group, blank_running=True) for label, group in groups.items()})
+        else:
+            frame = _table(quiet, blank_running=True)
+        self.batches.update(frame)
+
+    def _render_current(self, *, append: bool = False) -> None:
+        snap = self._current_snapshot()
+        text = status_html(snap, elapsed=False)
+        if self.status.value != text:
+            self.status.value = text
+        self.progress.show(snap)
+        if self.log_section.selected_index is not None:
+            if append:
+                self.log_panel.append(self.current, snap)
+            else:
+                self.log_panel.render(self.current, snap)
+        disabled = not running(snap)
+        if self.kill_button.disabled != disabled:
+            self.kill_button.disabled = disabled
+
+    def _render_log_full(self) -> None:
+        self.log_panel.render(self.current, self._current_snapshot())
+
+    def _tick(self) -> None:
+        """Once a second: the clock of the batch on show; every few seconds the poller's cost."""
+        self.progress.tick()
+        now = time.monotonic()
+        if now - self._stats_at >= _STATS_EVERY:
+            self._stats_at = now
+            text = f'<div style="font-size:12px;color:#57606a">{html.escape(self.poller_stats())}</div>'
+            if self.poller_line.value != text:
+                self.poller_line.value = text
 
     def _current_snapshot(self) -> Snapshot | None:
         return self.snapshots.get(self.current) if self.current is not None else None
-
-    def _render_current(self) -> None:
-        snap = self._current_snapshot()
-        self.status.value = status_html(snap)
-        self.log_panel.render(self.current, snap)
-        running = snap is not None and not snap.finished and not (snap.state and snap.state.is_terminal)
-        self.kill_button.disabled = not running
 
 
 def app(
@@ -401,7 +629,8 @@ def app(
     return JobApp(cfg, client_factory=client_factory, profiles=profiles, **options)
 
 
-def _table(snaps: list[Snapshot]) -> pd.DataFrame:
-    return batch_table(
-        [s.batch for s in snaps if s.batch is not None], elapsed={s.batch_id: round(s.elapsed, 1) for s in snaps}
-    )
+def _table(snaps: list[Snapshot], *, blank_running: bool = False) -> pd.DataFrame:
+    elapsed: dict[int | str, float | None] = {
+        s.batch_id: None if blank_running and running(s) else round(s.elapsed, 1) for s in snaps
+    }
+    return batch_table([s.batch for s in snaps if s.batch is not None], elapsed=elapsed)

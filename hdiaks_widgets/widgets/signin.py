@@ -1,9 +1,13 @@
-"""Device code sign-in for ``device-code`` profiles: Sign in / Cancel and a note with the link and code.
+"""Device code sign-in for ``device-code`` profiles: Sign in / Cancel / Sign out and a note with the
+link and code.
 
 ``DeviceCodeAuth.start()`` asks the identity provider for a code and waits in its own thread; its
-callbacks come from that thread (or ours) and only set the note and the Cancel button under
-``hold_sync()`` (STYLE.md rule 9). A submit from such a profile waits for the sign-in in the submit
-thread (:meth:`SignInPanel.wait_signed_in`), never in the kernel's.
+callbacks come from that thread (MSAL's) or a worker's, and reach the note and the buttons only
+through the app's dispatcher (``widgets._dispatch``: ``post`` under ``hold_sync()``, STYLE.md rule
+9). The Sign in click runs in the dispatcher's worker pool (building the client may read Key Vault,
+asking for a code is a request); a submit from such a profile waits for the sign-in in its worker
+(:meth:`SignInPanel.wait_signed_in`), never in the kernel's thread. Sign out removes the cached
+sign-in (memory and the per-user cache file, ``DeviceCodeAuth.sign_out``): no network call.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from collections.abc import Callable
 import ipywidgets as w
 
 from hdiaks_widgets.auth import DeviceCodeAuth, DeviceCodePrompt
+from hdiaks_widgets.auth.device_code import sign_out as sign_out_profile
+from hdiaks_widgets.config import ClusterProfile
 from hdiaks_widgets.errors import AuthError
 from hdiaks_widgets.monitor import describe_error
 from hdiaks_widgets.tables import link_html
 from hdiaks_widgets.widgets._common import LivyClientLike, note_html
+from hdiaks_widgets.widgets._dispatch import Dispatcher
 
 __all__ = ["SignInPanel", "device_auth_of"]
 
@@ -63,11 +70,21 @@ class SignInPanel:
     """Sign in / Cancel sign-in and the sign-in note; shown only for device-code profiles.
 
     ``client`` builds (or reuses) the selected profile's client: a network call, so a click runs
-    :meth:`sign_in` in a thread.
+    :meth:`sign_in` in the dispatcher's worker pool. ``profile`` gives the selected profile, for
+    Sign out before any client was built. Without a ``dispatcher`` (a panel used on its own) the
+    panel makes one.
     """
 
-    def __init__(self, client: Callable[[], LivyClientLike]) -> None:
+    def __init__(
+        self,
+        client: Callable[[], LivyClientLike],
+        *,
+        dispatcher: Dispatcher | None = None,
+        profile: Callable[[], ClusterProfile] | None = None,
+    ) -> None:
         self._client = client
+        self._profile = profile
+        self._dispatch = dispatcher or Dispatcher()
         self.auth: DeviceCodeAuth | None = None
         self._lock = threading.Lock()
         self.sign_in_button = w.Button(description="Sign in", icon="sign-in",
@@ -75,12 +92,16 @@ class SignInPanel:
         self.sign_in_button.add_class("hdiaks-sign-in")
         self.cancel_button = w.Button(description="Cancel sign-in", icon="times", disabled=True)
         self.cancel_button.add_class("hdiaks-cancel-sign-in")
+        self.sign_out_button = w.Button(description="Sign out", icon="sign-out",
+                                        tooltip="Forget this sign-in here and in the token cache file (no network)")
+        self.sign_out_button.add_class("hdiaks-sign-out")
         self.note = w.HTML()
         self.note.add_class("hdiaks-sign-in-status")
-        self.widget = w.VBox([w.HBox([self.sign_in_button, self.cancel_button]), self.note],
+        self.widget = w.VBox([w.HBox([self.sign_in_button, self.cancel_button, self.sign_out_button]), self.note],
                              layout=w.Layout(display="none"))
         self.sign_in_button.on_click(self._on_sign_in_button_click)
         self.cancel_button.on_click(self._on_cancel_button_click)
+        self.sign_out_button.on_click(self._on_sign_out_button_click)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -113,6 +134,23 @@ class SignInPanel:
         """Stop any sign-in wait (returns at once)."""
         if self.auth is not None:
             self.auth.cancel()
+
+    def sign_out(self) -> bool:
+        """Forget the selected profile's sign-in (memory and cache file; no network call), then say
+        "Signed out." with Sign in enabled again. True when there was a sign-in to remove."""
+        try:
+            auth = self.auth
+            if auth is None and self._profile is not None:
+                removed = sign_out_profile(self._profile())
+            elif auth is not None:
+                removed = auth.sign_out()
+            else:
+                removed = False
+        except Exception as exc:  # noqa: BLE001 - shown as a sentence
+            self.show(note_html(f"Could not sign out: {describe_error(exc)[1]}", ok=False))
+            return False
+        self.show(note_html("Signed out." if removed else "Signed out (there was no saved sign-in)."))
+        return removed
 
     def start(self, auth: DeviceCodeAuth) -> Exception | None:
         """Start the flow unless it is pending; the error (already shown) when it could not start."""
@@ -148,24 +186,36 @@ class SignInPanel:
                   cancellable=True)
 
     def show(self, note: str, *, cancellable: bool = False) -> None:
+        """Show the sign-in state (from any thread: MSAL's, a worker's): through the dispatcher."""
+        def apply() -> None:
+            self.note.value = note
+            self.cancel_button.disabled = not cancellable
+            self.sign_in_button.disabled = cancellable  # one flow at a time; enabled again when it ends
+
         try:
-            with self.note.hold_sync(), self.cancel_button.hold_sync():
-                self.note.value = note
-                self.cancel_button.disabled = not cancellable
+            self._dispatch.post(apply, key=("sign-in", id(self)),
+                                hold=(self.note, self.cancel_button, self.sign_in_button))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - called from MSAL's thread: log, never raise there
             log.warning("could not show the sign-in state: %s", exc)
 
     def set_visible(self, visible: bool) -> None:
-        self.widget.layout.display = None if visible else "none"
+        display = None if visible else "none"
+        if self.widget.layout.display != display:
+            self.widget.layout.display = display
 
     # -- handlers ----------------------------------------------------------------------------
 
     def _on_sign_in_button_click(self, _button: w.Button) -> None:
         # Building the client and asking for a code are network calls: keep the kernel free.
-        threading.Thread(target=self.sign_in, name="hdiaks-sign-in", daemon=True).start()
+        self._dispatch.run(self.sign_in, lambda _auth: None, lambda exc: self.show(
+            note_html(f"Could not sign in: {describe_error(exc)[1]}", ok=False)), key=("sign-in-run", id(self)))
 
     def _on_cancel_button_click(self, _button: w.Button) -> None:
         self.cancel()
+
+    def _on_sign_out_button_click(self, _button: w.Button) -> None:
+        # No network call, but a first client may still be built elsewhere: keep it off the kernel.
+        self._dispatch.run(self.sign_out, lambda _removed: None)
 
     def _on_done(self, error: AuthError | None) -> None:
         if error is None:

@@ -1,13 +1,18 @@
-"""What a batch looks like while it runs: the status line, the cluster history and the driver log.
+"""What a batch looks like while it runs: the status line, Spark's progress, the batch rows, the
+cluster history and the driver log.
 
-Nothing here talks to Livy or starts a thread: :class:`JobApp` calls :func:`status_html`,
-:meth:`LogPanel.extend` / :meth:`LogPanel.render` from its one ``apply(snapshot)``, and hands
-:class:`HistoryPanel` a function that lists one page of batches.
+Nothing here talks to Livy or starts a thread: :class:`JobApp` calls these from the dispatcher's
+owner thread (``widgets._dispatch``). They are built to send little: :class:`BatchRows` is one
+``HTML`` widget per batch, re-sent only when that row's text changed; :class:`LogPanel` appends the
+new lines of a followed log as a small chunk instead of re-sending the whole table;
+:class:`ProgressPanel` is a ``FloatProgress`` and a clock that ticks once a second.
 """
 
 from __future__ import annotations
 
 import html
+import re
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,7 @@ import pandas as pd
 
 from hdiaks_widgets.models import BatchList
 from hdiaks_widgets.monitor import Snapshot, describe_error
+from hdiaks_widgets.progress import Progress
 from hdiaks_widgets.tables import (
     SOURCE_ALL,
     Stream,
@@ -32,21 +38,24 @@ from hdiaks_widgets.tables import (
     state_html,
 )
 from hdiaks_widgets.widgets._common import note_html
+from hdiaks_widgets.widgets._dispatch import Dispatcher
 
-__all__ = ["HistoryPanel", "LogPanel", "log_note_html", "status_html"]
+__all__ = ["BatchRows", "HistoryPanel", "LogPanel", "ProgressPanel", "log_note_html", "progress_html",
+           "status_html"]
 
 _LEVEL_CHOICES = ("ALL", "DEBUG", "INFO", "WARN", "ERROR")
 
 
-def status_html(snap: Snapshot | None) -> str:
-    """One line: batch, name, state, elapsed time, app id, Spark UI and driver log links."""
+def status_html(snap: Snapshot | None, *, elapsed: bool = True) -> str:
+    """One line: batch, name, state, elapsed time (unless ``elapsed=False``: the app's clock ticks
+    on its own), app id, Spark UI and driver log links."""
     if snap is None:
         return '<div class="hdiaks-status-line" style="color:#57606a">No batch submitted yet.</div>'
     parts = [
         f"<b>Batch {snap.batch_id}</b>",
         html.escape(snap.batch.name or "") if snap.batch is not None else "",
         state_html(snap.state_label),
-        f"elapsed {snap.elapsed:.1f} s",
+        f"elapsed {snap.elapsed:.1f} s" if elapsed else "",
     ]
     if snap.app_id:
         parts.append(f"app id <code>{html.escape(snap.app_id)}</code>")
@@ -75,6 +84,195 @@ def log_note_html(snap: Snapshot | None) -> str:
         '<div class="hdiaks-log-note" role="note" style="color:#9a6700;background:#fff8c5;'
         f'border:1px solid #d4a72c;border-radius:4px;padding:2px 6px;margin:2px 0">&#9888; {text}</div>'
     )
+
+
+def running(snap: Snapshot | None) -> bool:
+    """The batch is still going (neither finished nor in a terminal state)."""
+    return snap is not None and not snap.finished and not (snap.state is not None and snap.state.is_terminal)
+
+
+def progress_html(progress: Progress | None) -> str:
+    """Spark's numbers in words, and the per-state times where the dialect gives them."""
+    if progress is None:
+        return ""
+    words = progress.describe()
+    if progress.tasks_active:
+        words += f", {progress.tasks_active} running"
+    parts = [f'<span class="hdiaks-progress-text">{html.escape(words)}</span>']
+    if progress.note:
+        parts.append(f'<span style="color:#9a6700">{html.escape(progress.note)}</span>')
+    if progress.state_times:
+        times = " → ".join(f"{html.escape(state)} {when.strftime('%H:%M:%S')}" for state, when in progress.state_times)
+        parts.append(f'<span class="hdiaks-state-times" style="color:#57606a">{times}</span>')
+    return '<div style="font-size:12px">' + " · ".join(parts) + "</div>"
+
+
+def elapsed_text(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``1 h 02 min``: whole seconds, so a tick once a second changes it once."""
+    total = max(0, int(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, sec = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class ProgressPanel:
+    """A progress bar with Spark's own numbers and a clock for the batch on show.
+
+    :meth:`show` sets them from a snapshot (only what changed is sent); :meth:`tick` moves the
+    clock (the app's dispatcher calls it once a second: no thread of its own).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="", bar_style="info",
+                                   layout=w.Layout(width="300px"))
+        self.bar.add_class("hdiaks-progress")
+        self.percent = w.HTML()
+        self.percent.add_class("hdiaks-progress-percent")
+        self.text = w.HTML()
+        self.text.add_class("hdiaks-progress-detail")
+        self.elapsed = w.HTML()
+        self.elapsed.add_class("hdiaks-elapsed")
+        self.widget = w.VBox([w.HBox([self.bar, self.percent, self.elapsed]), self.text],
+                             layout=w.Layout(display="none"))
+        self.widget.add_class("hdiaks-progress-panel")
+        self._snap: Snapshot | None = None
+        self.values: list[float] = []  # every distinct bar value shown, in order (tests, the bench)
+
+    def show(self, snap: Snapshot | None) -> None:
+        self._snap = snap
+        if snap is None:
+            self.widget.layout.display = "none"
+            return
+        self.widget.layout.display = None
+        progress = snap.progress
+        fraction = progress.fraction if progress is not None else None
+        if fraction is None and snap.succeeded:
+            fraction = 1.0
+        if fraction is not None and self.bar.value != fraction:
+            self.bar.value = fraction
+            self.values.append(fraction)
+        style = ("success" if snap.succeeded else "danger" if snap.state is not None and snap.state.is_terminal
+                 else "info")  # fmt: skip
+        if self.bar.bar_style != style:
+            self.bar.bar_style = style
+        label = "" if fraction is None else f"{int(fraction * 100)} %"
+        if fraction is None and running(snap):
+            label = "starting…" if progress is None or not progress.known else label
+        if self.percent.value != label:
+            self.percent.value = label
+        detail = progress_html(progress)
+        if self.text.value != detail:
+            self.text.value = detail
+        self.tick()
+
+    def tick(self) -> None:
+        """The clock: seconds since watching began while the batch runs, its final time after."""
+        snap = self._snap
+        if snap is None:
+            return
+        seconds = self._clock() - snap.started_at if running(snap) else snap.elapsed
+        text = f'<span style="color:#57606a">elapsed {elapsed_text(seconds)}</span>'
+        if self.elapsed.value != text:
+            self.elapsed.value = text
+
+
+_STYLE_TAG = re.compile(r"<style>.*?</style>", re.S)
+_ROW_WIDTHS = {"target": "9ch", "id": "12ch", "name": "26ch", "state": "11ch", "app_id": "24ch",
+               "elapsed_s": "9ch", "spark_ui": "9ch", "driver_log": "10ch", "owner": "10ch"}
+
+
+def _row_table(columns: tuple[str, ...], cells: str, *, head: bool = False) -> str:
+    cols = "".join(f'<col style="width:{_ROW_WIDTHS.get(c, "10ch")}">' for c in columns)
+    style = _STYLE_TAG.findall(batch_html(batch_table([])))[0] if head else ""
+    tag = "thead" if head else "tbody"
+    return (f'{style}<table class="hdiaks-table hdiaks-batch-table" style="table-layout:fixed;width:100%">'
+            f"<colgroup>{cols}</colgroup><{tag}><tr>{cells}</tr></{tag}></table>")
+
+
+def _row_cells(columns: tuple[str, ...], data: Mapping[str, Any]) -> str:
+    cells: list[str] = []
+    for col in columns:
+        value = data.get(col)
+        if col == "state":
+            cells.append(f"<td>{state_html(str(value))}</td>")
+        elif col in ("spark_ui", "driver_log"):
+            label = ("Spark UI" if col == "spark_ui" else "driver log") if value else ""
+            cells.append(f"<td>{link_html(str(value or ''), label)}</td>")
+        elif value is None or value != value or value == "":  # None, NaN, empty
+            cells.append("<td></td>")
+        else:
+            cells.append(f'<td title="{html.escape(str(value), quote=True)}">{html.escape(str(value))}</td>')
+    return "".join(cells)
+
+
+class BatchRows(w.VBox):  # type: ignore[misc]
+    """The batches of this notebook as one ``HTML`` widget per row under a header row.
+
+    :meth:`update` re-sends only the rows whose text changed (a new state, an app id) and the
+    list of children only when a row comes or goes: fifty running batches cost nothing while
+    they run quietly. ``value`` is the whole table's HTML (what tests and people read).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header = w.HTML()
+        self._rows: dict[tuple[str, str], w.HTML] = {}
+        self._columns: tuple[str, ...] = ()
+        self.row_writes = 0  # rows re-sent since the start (tests, the bench)
+        self.add_class("hdiaks-batches")
+        self.update(batch_table([]))
+
+    @property
+    def value(self) -> str:
+        return "".join(child.value for child in self.children if isinstance(child, w.HTML))
+
+    def update(self, frame: pd.DataFrame) -> int:
+        """Show ``frame``'s rows in its order; returns how many row widgets were written."""
+        columns = tuple(str(c) for c in frame.columns)
+        if columns != self._columns:
+            self._columns = columns
+            self.header.value = _row_table(columns, "".join(f"<th>{html.escape(c)}</th>" for c in columns), head=True)
+            for row in self._rows.values():
+                row.value = ""  # the columns changed: every row is drawn again below
+        writes = 0
+        order: list[w.Widget] = [self.header]
+        seen: set[tuple[str, str]] = set()
+        for data in frame.to_dict("records"):
+            key = (str(data.get("target", "")), str(data.get("id")))
+            seen.add(key)
+            row = self._rows.get(key)
+            if row is None:
+                row = self._rows[key] = w.HTML()
+                row.add_class("hdiaks-batch-row")
+            text = _row_table(columns, _row_cells(columns, {str(k): v for k, v in data.items()}))
+            if row.value != text:
+                row.value = text
+                writes += 1
+            order.append(row)
+        for key in [k for k in self._rows if k not in seen]:
+            self._rows.pop(key).close()
+        children: tuple[Any, ...] = tuple(self.children)  # type: ignore[has-type]
+        if children != tuple(order):
+            self.children = tuple(order)
+        self.row_writes += writes
+        return writes
+
+
+class _LogChunks(w.VBox):  # type: ignore[misc]
+    """The log view: a count line, then the table as chunks (``HTML`` widgets), each new group of
+    lines of a followed log one more chunk. ``value`` is the whole view's HTML."""
+
+    @property
+    def value(self) -> str:
+        return "".join(child.value for child in self.children if isinstance(child, w.HTML))
+
+
+_THEAD = re.compile(r"<thead>.*?</thead>", re.S)
 
 
 class LogPanel:
@@ -112,8 +310,14 @@ class LogPanel:
         self.note = w.HTML()
         self.log_notice = w.HTML()  # Snapshot.log_note (`note` is the download's)
         self.log_notice.add_class("hdiaks-log-notice")
-        self.view = w.HTML(layout=w.Layout(max_height="520px", overflow="auto"))
+        self.count = w.HTML()
+        self.view = _LogChunks([self.count], layout=w.Layout(max_height="520px", overflow="auto"))
         self.view.add_class("hdiaks-log")
+        self._chunks: list[tuple[w.HTML, int]] = []  # (chunk, lines in it)
+        self._shown_for: int | str | None = None  # the batch the view shows
+        self._rendered = 0  # rows of that batch's frame the view has taken in
+        self.full_renders = 0
+        self.appends = 0
         self.widget = w.VBox([
             w.HBox([self.level, self.source, self.text, self.last, self.download_button]),
             self.note, self.log_notice, self.view,
@@ -151,16 +355,67 @@ class LogPanel:
                           source=self.source.value, last=int(self.last.value))
 
     def render(self, batch_id: int | str | None, snap: Snapshot | None) -> None:
+        """Draw the batch's log anew (a new batch on show, a filter changed)."""
         frame = self._frames.get(batch_id) if batch_id is not None else None
         self._sync_sources(frame)
         shown = self.filtered(frame if frame is not None else log_table([]))
         total = 0 if frame is None else len(frame)
-        self.log_notice.value = log_note_html(snap)
-        self.view.value = (
-            f'<div style="font-size:12px;color:#57606a">{len(shown)} of {total} lines shown</div>'
-            + log_html(shown)
-        )
-        self.download_button.disabled = snap is None or not snap.lines
+        for chunk, _ in self._chunks:
+            chunk.close()
+        first = w.HTML(log_html(shown))
+        self._chunks = [(first, len(shown))]
+        self._shown_for, self._rendered = batch_id, total
+        self.full_renders += 1
+        self._set_count(total)
+        self.view.children = (self.count, first)
+        self._sync_notes(snap)
+
+    def append(self, batch_id: int | str | None, snap: Snapshot | None) -> None:
+        """Show only the lines that came since the last render or append, as one more chunk (the
+        whole view is drawn anew only for another batch, or when the "last N" limit drops chunks
+        down to nothing)."""
+        frame = self._frames.get(batch_id) if batch_id is not None else None
+        if batch_id != self._shown_for or frame is None or len(frame) < self._rendered or not self._chunks:
+            self.render(batch_id, snap)
+            return
+        self._sync_sources(frame)
+        if len(frame) > self._rendered:
+            new = frame.iloc[self._rendered:]
+            shown = filter_log(new, level=self.level.value, text=self.text.value or None, source=self.source.value)
+            limit = int(self.last.value)
+            self._rendered = len(frame)
+            if len(shown):
+                if len(shown) >= limit:
+                    self.render(batch_id, snap)
+                    return
+                chunk = w.HTML(_THEAD.sub("", _STYLE_TAG.sub("", log_html(shown))))
+                self._chunks.append((chunk, len(shown)))
+                # Keep about the last N: drop whole chunks from the top while N lines remain without them.
+                while len(self._chunks) > 1 and self._shown_lines() - self._chunks[0][1] >= limit:
+                    self._chunks.pop(0)[0].close()
+                if self._chunks[0][0] is not self.view.children[1]:  # the header chunk went: redraw
+                    self.render(batch_id, snap)
+                    return
+                self.view.children = (self.count, *(c for c, _ in self._chunks))
+                self.appends += 1
+            self._set_count(len(frame))
+        self._sync_notes(snap)
+
+    def _shown_lines(self) -> int:
+        return sum(n for _, n in self._chunks)
+
+    def _set_count(self, total: int) -> None:
+        text = f'<div style="font-size:12px;color:#57606a">{self._shown_lines()} of {total} lines shown</div>'
+        if self.count.value != text:
+            self.count.value = text
+
+    def _sync_notes(self, snap: Snapshot | None) -> None:
+        notice = log_note_html(snap)
+        if self.log_notice.value != notice:
+            self.log_notice.value = notice
+        disabled = snap is None or not snap.lines
+        if self.download_button.disabled != disabled:
+            self.download_button.disabled = disabled
 
     def _sync_sources(self, frame: pd.DataFrame | None) -> None:
         """Offer "all" plus the sources present; a chosen source stays chosen while present."""
@@ -197,12 +452,20 @@ class LogPanel:
 
 
 class HistoryPanel:
-    """The cluster's batch history, a page at a time (``GET /batches?from=&size=``)."""
+    """The cluster's batch history, a page at a time (``GET /batches?from=&size=``).
 
-    def __init__(self, list_page: Callable[[int, int], BatchList], *, page_size: int = 20) -> None:
+    With a ``dispatcher`` a page is listed in its worker pool (a slow gateway never holds the
+    kernel) and drawn when it arrives; a later click wins over an earlier answer still on its way.
+    """
+
+    def __init__(
+        self, list_page: Callable[[int, int], BatchList], *, page_size: int = 20, dispatcher: Dispatcher | None = None
+    ) -> None:
         self._list_page = list_page
+        self._dispatch = dispatcher
         self.page_size = page_size
         self.start = 0
+        self._want = 0  # the page last asked for (a second click before the answer goes on from it)
         self.total = 0
         self.show_button = w.Button(description="Show cluster history", icon="list")
         self.prev_button = w.Button(description="◀ Newer", disabled=True)
@@ -225,11 +488,27 @@ class HistoryPanel:
         return batch_table(page.batches)
 
     def show(self, start: int) -> None:
-        try:
-            frame = self.table(start=start)
-        except Exception as exc:  # noqa: BLE001 - shown as a sentence
-            self.view.value = note_html(f"Could not list batches: {describe_error(exc)[1]}", ok=False)
+        """List the page from ``start`` and show it (off the caller's thread with a dispatcher)."""
+        self._want = start
+        if self._dispatch is None:
+            try:
+                frame = self.table(start=start)
+            except Exception as exc:  # noqa: BLE001 - shown as a sentence
+                self._show_error(exc)
+                return
+            self._show_frame(start, frame)
             return
+        held = (self.view, self.label, self.prev_button, self.next_button)
+        self._dispatch.post(lambda: setattr(self.label, "value", "listing batches…"), key="history-label", hold=held)
+        self._dispatch.run(lambda: self.table(start=start), lambda frame: self._show_frame(start, frame),
+                           self._show_error, key="history", hold=held)  # fmt: skip
+
+    def _show_error(self, exc: BaseException) -> None:
+        with self.view.hold_sync(), self.label.hold_sync():
+            self.view.value = note_html(f"Could not list batches: {describe_error(exc)[1]}", ok=False)
+            self.label.value = ""
+
+    def _show_frame(self, start: int, frame: pd.DataFrame) -> None:
         self.start = start
         end = start + len(frame)
         with self.view.hold_sync(), self.label.hold_sync():
@@ -244,7 +523,7 @@ class HistoryPanel:
         self.show(0)
 
     def _on_prev_button_click(self, _button: w.Button) -> None:
-        self.show(max(0, self.start - self.page_size))
+        self.show(max(0, self._want - self.page_size))
 
     def _on_next_button_click(self, _button: w.Button) -> None:
-        self.show(self.start + self.page_size)
+        self.show(self._want + self.page_size)

@@ -1,0 +1,192 @@
+"""A light UI (issue 14 item 2): the batch table re-sends only changed rows, the log view appends only
+new lines, collapsed sections draw nothing, and the app's batches share one poller.
+
+Every widget message is counted by wrapping ``Widget._send`` (what ipywidgets hands the comm), so
+the tests count what a browser would receive. The client is a small scripted stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import ipywidgets as w
+import pytest
+
+from hdiaks_widgets.config import BatchSpec
+from hdiaks_widgets.models import AppInfo, Batch, BatchList, BatchState, LogPage
+from hdiaks_widgets.widgets import JobApp, app
+
+
+class ScriptedLivy:
+    """Batches whose state and log the test sets; every read answers with what is set now."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.states: dict[str, str] = {}
+        self.logs: dict[str, list[str]] = {}
+        self.killed: list[str] = []
+
+    def add(self, bid: int, state: str = "running", log: list[str] | None = None) -> None:
+        with self.lock:
+            self.states[str(bid)] = state
+            self.logs[str(bid)] = ["stdout: ", *(log or []), "\nstderr: "]
+
+    def _batch(self, bid: str) -> Batch:
+        info = AppInfo(spark_ui_url=None, driver_log_url=None)
+        return Batch(id=int(bid), state=BatchState(self.states[bid]), name=f"job-{bid}", app_id=f"local-{bid}",
+                     app_info=info)
+
+    def submit_batch(self, spec: BatchSpec, *, name_checked: bool = False) -> Batch:
+        raise AssertionError("not used")
+
+    def get_batch(self, batch_id: int | str) -> Batch:
+        with self.lock:
+            return self._batch(str(batch_id))
+
+    def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
+        with self.lock:
+            lines = list(self.logs[str(batch_id)])
+        first = 0 if start is None else start
+        return LogPage(id=int(batch_id), start=first, total=len(lines), lines=tuple(lines[first:first + size]))
+
+    def list_batches(self, *, start: int = 0, size: int = 100) -> BatchList:
+        with self.lock:
+            batches = tuple(self._batch(b) for b in sorted(self.states, key=int))
+        return BatchList(start=start, total=len(batches), batches=batches[start:start + size])
+
+    def kill_batch(self, batch_id: int | str) -> None:
+        self.killed.append(str(batch_id))
+
+    def find_batch(self, name: str) -> Batch | None:
+        return None
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int, dict[str, Any]]]]:
+    """Every widget message as (model id, bytes of its JSON, state)."""
+    log: list[tuple[str, int, dict[str, Any]]] = []
+
+    def record(self: w.Widget, msg: dict[str, Any], buffers: Any = None) -> None:
+        log.append((self.model_id, len(json.dumps(msg, default=str)), msg.get("state", {})))
+
+    monkeypatch.setattr(w.Widget, "_send", record)
+    yield log
+
+
+def _watching(livy: ScriptedLivy, count: int) -> JobApp:
+    ui = app(client_factory=lambda profile: livy, profiles={}, monitor_interval=0.02, max_interval=0.05)  # type: ignore[arg-type]
+    for bid in range(count):
+        livy.add(bid)
+        ui.watch(bid)
+    return ui
+
+
+def _until(predicate: Any, ui: JobApp, what: str) -> None:
+    for _ in range(500):
+        ui.settle()
+        if predicate():
+            return
+        threading.Event().wait(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_app_watches_every_batch_on_one_poller_and_follows_only_the_one_on_show() -> None:
+    livy = ScriptedLivy()
+    ui = _watching(livy, 12)
+    try:
+        assert len(ui._pollers) == 1
+        poller = next(iter(ui._pollers.values()))
+        _until(lambda: poller.stats().batches_watched == 12, ui, "12 batches watched")
+        assert poller.stats().followed == (ui.current,) == ("11",)
+        ui.batch_selector.value = "3"
+        assert poller.stats().followed == ("3",)
+        _until(lambda: "12 batches watched" in ui.poller_line.value, ui, "the poller line")
+        assert "requests/min" in ui.poller_line.value
+    finally:
+        ui.close()
+
+
+def test_batch_table_resends_only_the_row_that_changed(sent: list[tuple[str, int, dict[str, Any]]]) -> None:
+    livy = ScriptedLivy()
+    ui = _watching(livy, 20)
+    try:
+        _until(lambda: ui.batches.value.count("hdiaks-state") == 20, ui, "20 rows")
+        rows = {r.model_id for r in ui.batches.children[1:]}
+        assert len(rows) == 20
+        sent.clear()
+        with livy.lock:
+            livy.states["7"] = "success"
+        _until(lambda: 'data-state="success"' in ui.batches.value, ui, "batch 7's row shows success")
+        rows_sent = [mid for mid, _, state in sent if mid in rows]
+        assert len(set(rows_sent)) == 1  # only batch 7's row went to the browser
+        assert ui.batches.header.model_id not in {mid for mid, _, _ in sent}
+        whole = sum(len(r.value) for r in ui.batches.children)
+        assert sum(size for mid, size, _ in sent if mid in rows) < whole / 5
+    finally:
+        ui.close()
+
+
+def test_log_view_appends_only_new_lines(sent: list[tuple[str, int, dict[str, Any]]]) -> None:
+    livy = ScriptedLivy()
+    ui = _watching(livy, 1)
+    try:
+        with livy.lock:
+            livy.logs["0"][1:1] = [f"25/11/24 08:01:02 INFO Job: early line {i}" for i in range(50)]
+        _until(lambda: "early line 49" in ui.log.value, ui, "the first 50 lines")
+        first_chunks = list(ui.log.children[1:])
+        sent.clear()
+        with livy.lock:
+            livy.logs["0"][51:51] = ["25/11/24 08:01:03 INFO Job: late line"]
+        _until(lambda: "late line" in ui.log.value, ui, "the new line")
+        assert ui.log.children[1:len(first_chunks) + 1] == tuple(first_chunks)  # earlier chunks kept
+        chunk_ids = {c.model_id for c in first_chunks}
+        assert not [mid for mid, _, _ in sent if mid in chunk_ids]  # and never sent again
+        new = ui.log.children[-1]  # a new chunk: its value goes out once, when its widget opens
+        assert "late line" in new.value and "early line" not in new.value
+        assert len(new.value) < sum(len(c.value) for c in first_chunks) / 10
+        assert ui.log_panel.appends >= 1
+    finally:
+        ui.close()
+
+
+def test_collapsed_batch_section_draws_nothing_until_opened(sent: list[tuple[str, int, dict[str, Any]]]) -> None:
+    livy = ScriptedLivy()
+    ui = _watching(livy, 5)
+    try:
+        _until(lambda: ui.batches.value.count("hdiaks-state") == 5, ui, "5 rows")
+        ui.batches_section.selected_index = None
+        writes = ui.batches.row_writes
+        with livy.lock:
+            livy.states["2"] = "dead"
+        _until(lambda: ui.snapshots["2"].state is BatchState.DEAD, ui, "batch 2 dead")
+        ui.settle()
+        assert ui.batches.row_writes == writes and 'data-state="dead"' not in ui.batches.value
+        ui.batches_section.selected_index = 0
+        assert 'data-state="dead"' in ui.batches.value
+    finally:
+        ui.close()
+
+
+def test_many_snapshots_are_coalesced_into_few_renders() -> None:
+    livy = ScriptedLivy()
+    ui = _watching(livy, 50)
+    try:
+        _until(lambda: ui.batches.value.count("hdiaks-state") == 50, ui, "50 rows")
+        stats = ui.dispatcher.stats()
+        assert stats.coalesced > 0 or stats.flushes < stats.posted
+    finally:
+        ui.close()
+
+
+def test_app_close_stops_the_poller_and_the_dispatcher() -> None:
+    livy = ScriptedLivy()
+    ui = _watching(livy, 3)
+    poller = next(iter(ui._pollers.values()))
+    _until(lambda: poller.running, ui, "the poller runs")
+    ui.close()
+    assert not poller.running and poller.closed and ui.dispatcher.closed
+    alive = {t.ident for t in threading.enumerate()}
+    assert ui.dispatcher.owner not in alive and poller.name not in {t.name for t in threading.enumerate()}
