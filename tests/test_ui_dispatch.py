@@ -173,3 +173,76 @@ def test_dispatcher_close_drops_pending_and_ignores_later_posts() -> None:
 def test_dispatcher_kernel_mode_outside_a_kernel_is_a_sentence() -> None:
     with pytest.raises(RuntimeError, match="mode: 'kernel' needs a running ipykernel"):
         Dispatcher(mode="kernel")
+
+
+# -- a real ipykernel against a stalling sandbox ---------------------------------------------------
+
+_KERNEL_SETUP = """
+import threading, time
+import ipywidgets as w
+from hdiaks_widgets import JobConfig, ClusterProfile, BatchSpec, app
+writers = {}
+_notify = w.Widget.notify_change
+def _record(self, change):
+    writers[threading.get_ident()] = writers.get(threading.get_ident(), 0) + 1
+    return _notify(self, change)
+cfg = JobConfig(profile=ClusterProfile(name='sandbox', flavour='sandbox', url=%(url)r),
+                spec=BatchSpec(file=%(file)r, args=('60',), name='stall-kill'))
+ui = app(cfg, monitor_interval=0.2, max_interval=0.5)
+batch = ui.submit()
+main = threading.get_ident()
+w.Widget.notify_change = _record  # from here on, every trait write of every widget is counted by thread
+print(ui.dispatcher.mode, batch.id)
+"""
+
+
+@pytest.mark.sandbox
+@pytest.mark.spark
+@pytest.mark.notebook
+def test_kernel_runs_a_cell_while_kill_and_history_stall_and_only_the_kernel_thread_writes_widgets(
+    sandbox_faults: Any,
+) -> None:
+    """Kill and the history pager talk to a sandbox that answers after 6 s: the next cell runs
+    before either answer came (ordering, not a timing number), and every widget write after the
+    app was built happened on the kernel's own thread."""
+    from jupyter_client.manager import start_new_kernel
+
+    sandbox = sandbox_faults
+    km, kc = start_new_kernel(kernel_name="python3")
+
+    def run(code: str) -> str:
+        out: list[dict[str, Any]] = []
+        reply = kc.execute_interactive(code, timeout=120, output_hook=out.append)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return "".join(m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
+
+    try:
+        mode, bid = run(_KERNEL_SETUP % {"url": sandbox.url, "file": sandbox.examples["sleep_py"]}).split()
+        assert mode == "kernel"
+        sandbox.set_faults({"kind": "slow", "seconds": 6, "methods": ["DELETE"], "path_prefix": "/batches",
+                            "count": None},
+                           {"kind": "slow", "seconds": 6, "methods": ["GET"], "path_prefix": "/batches",
+                            "count": None})  # fmt: skip
+        # Clicks as the browser sends them: handled on the kernel's thread, which must stay free.
+        run("ui.kill_button.click(); ui.kill_yes.click(); ui.history_button.click()")
+        after = run("print(repr(ui.message.value)); print(repr(ui.history_label.value))")
+        assert "Asking Livy to kill batch" in after  # the kill has not been answered yet
+        assert "batches 1" not in after  # nor the history page
+        assert sandbox.request_counts().get(f"DELETE /batches/{bid}", 0) == 1  # but the request is out
+        done = ""
+        for _ in range(120):
+            done = run("print(repr(ui.message.value), 'batches 1' in ui.history_label.value)")
+            if "Kill requested" in done and done.strip().endswith("True"):
+                break
+            time.sleep(0.5)
+        assert f"Kill requested for batch {bid}." in done and done.strip().endswith("True"), done
+        sandbox.clear_faults()
+        final = run("s = ui.wait(timeout=120); print(s.state_label)\n"
+                    "print(sorted(writers) == [main], sum(writers.values()) > 0, writers.get(main, 0))")
+        lines = final.split()
+        # Livy's DELETE ends the batch and drops its record: it is then seen killed or purged.
+        assert lines[0] in ("killed", "purged") and lines[1] == "True" and lines[2] == "True", final
+        run("ui.close()")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
