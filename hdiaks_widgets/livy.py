@@ -542,6 +542,14 @@ class LivyClient:
                     if found is not None:
                         return found
                 raise DuplicateBatchName(name, response.text, method="POST", url="/batches")
+            if status in _POST_REFUSAL_STATUSES and not resent_after_ambiguity:
+                try:
+                    self._decode(response, "POST", "/batches")
+                except LivyHTTPError as exc:
+                    tries = refusals + 1
+                    exc.args = (f"{exc.args[0]} — refused {tries} time{'s' * (tries > 1)}, so no batch was "
+                                "created; submitting again later is safe",)  # fmt: skip
+                    raise
             data = self._decode(response, "POST", "/batches")
             if status not in self.dialect.submit_status:
                 log.debug("POST /batches answered %s; %s answers %s", status, self.dialect.name,

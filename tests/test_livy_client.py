@@ -242,6 +242,21 @@ def test_livy_client_post_refused_with_503_is_retried(sandbox_faults: SandboxHan
     assert posts == 2
 
 
+def test_livy_client_post_refused_every_time_says_nothing_was_created(sandbox_faults: SandboxHandle) -> None:
+    sandbox_faults.set_faults({"kind": "status", "status": 429, "retry_after": 0, "count": None, "methods": ["POST"],
+                               "path_prefix": "/batches"})  # fmt: skip
+    name = _unique("refused")
+    before = sandbox_faults.request_counts().get("POST /batches", 0)
+    with _client(sandbox_faults) as c, pytest.raises(LivyHTTPError) as info:
+        c.submit_batch(BatchSpec(file=sandbox_faults.examples["pi_py"], name=name))
+    sandbox_faults.set_faults()
+    assert info.value.status == 429 and "\n" not in str(info.value)
+    assert "refused 4 times, so no batch was created; submitting again later is safe" in str(info.value)
+    assert sandbox_faults.request_counts()["POST /batches"] - before == 4
+    with _client(sandbox_faults) as c:
+        assert c.find_batch(name) is None
+
+
 def test_livy_client_post_500_is_not_retried(sandbox_faults: SandboxHandle) -> None:
     sandbox_faults.set_faults(
         {"kind": "status", "status": 500, "count": 1, "methods": ["POST"], "path_prefix": "/batches"}
