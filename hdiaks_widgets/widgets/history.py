@@ -389,9 +389,11 @@ class BatchHistoryPanel:
     def selected(self) -> Batch | None:
         return next((b for b in self.shown if str(b.id) == self.row.value), None)
 
-    def show(self, start: int = 0) -> Future[Any]:
-        """Read the page from ``start`` off the kernel thread and show it (the latest request wins)."""
-        self._tell("Reading the cluster's batches…")
+    def show(self, start: int = 0, *, quiet: bool = False) -> Future[Any]:
+        """Read the page from ``start`` off the kernel thread and show it (the latest request wins).
+        ``quiet``: keep the note as it is (an action's answer) instead of saying "Reading…"."""
+        if not quiet:
+            self._tell("Reading the cluster's batches…")
         profile, size = self._profile_of(), self.page_size
 
         def call() -> BatchList:
@@ -448,7 +450,7 @@ class BatchHistoryPanel:
 
         def done(_result: None) -> None:
             self.note.value = note_html(f"Batch {batch.id} was asked to stop; Refresh shows its state.")
-            self.show(self.start)
+            self.show(self.start, quiet=True)
 
         return self._run(call, done, key=("kill", str(batch.id)))
 
@@ -491,7 +493,7 @@ class BatchHistoryPanel:
             self.note.value = note_html(f"Resubmitted batch {batch.id} as batch {run.batch_id} ({spec.name}).")
             if self._on_submitted is not None:
                 self._on_submitted(run, profile)
-            self.show(self.start)
+            self.show(self.start, quiet=True)
 
         return self._run(call, done, key=("resubmit", str(batch.id)))
 
