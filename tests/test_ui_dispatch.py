@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import ipywidgets as w
 import pytest
 
+from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
+from hdiaks_widgets.widgets import JobApp, app
 from hdiaks_widgets.widgets._dispatch import Dispatcher
 
 
@@ -246,3 +249,79 @@ def test_kernel_runs_a_cell_while_kill_and_history_stall_and_only_the_kernel_thr
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+# -- monitors: one loop, no stale snapshots -------------------------------------------------------
+
+
+class _OneBatch:
+    """A client with one running batch; counts its reads."""
+
+    def __init__(self) -> None:
+        self.state = "running"
+        self.reads = 0
+
+    def get_batch(self, batch_id: int | str) -> Batch:
+        self.reads += 1
+        return Batch(id=int(batch_id), state=BatchState(self.state), name="one", app_id="local-1")
+
+    def get_log(self, batch_id: int | str, *, start: int | None = None, size: int = 100) -> LogPage:
+        return LogPage(id=int(batch_id), start=0, total=2, lines=("stdout: ", "\nstderr: "))
+
+    def list_batches(self, *, start: int = 0, size: int = 100) -> BatchList:
+        return BatchList(start=start, total=1, batches=(self.get_batch(5),))
+
+    def kill_batch(self, batch_id: int | str) -> None: ...
+
+    def find_batch(self, name: str) -> Batch | None:
+        return None
+
+
+def _one_app(client: _OneBatch) -> JobApp:
+    return app(client_factory=lambda profile: client, profiles={}, monitor_interval=0.02,  # type: ignore[arg-type]
+               max_interval=0.05)
+
+
+def test_app_two_concurrent_waits_start_one_poller_thread() -> None:
+    client = _OneBatch()
+    ui = _one_app(client)
+    try:
+        ui.watch(5)
+        barrier = threading.Barrier(2)
+        results: list[Any] = []
+
+        def wait_once() -> None:
+            barrier.wait(10)
+            results.append(ui.wait(timeout=0.5))
+
+        threads = [threading.Thread(target=wait_once) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        pollers = list(threading.enumerate())
+        poller = next(iter(ui._pollers.values()))
+        assert len(results) == 2 and len(ui._pollers) == 1 and len(poller.watches) == 1
+        assert sum(t.name == poller.name for t in pollers) == 1
+    finally:
+        ui.close()
+
+
+def test_app_snapshot_of_a_replaced_monitor_never_reaches_the_view() -> None:
+    client = _OneBatch()
+    ui = _one_app(client)
+    try:
+        old = ui.watch(5)
+        old_callback = old._callbacks[0]
+        new = ui.watch(5)  # watching the same id again replaces the monitor
+        assert new is not old and ui.monitors["5"] is new
+        ui.settle()
+        stale = replace(old.snapshot, batch=Batch(id=5, state=BatchState.DEAD, name="one", app_id="local-1"),
+                        finished=True, error="a stale monitor's last word")
+        old_callback(stale)  # what the replaced monitor would still deliver from the poller's thread
+        ui.settle()
+        assert ui.stale_dropped >= 1
+        assert ui.snapshots["5"].state is not BatchState.DEAD
+        assert "stale monitor" not in ui.status.value and 'data-state="dead"' not in ui.batches.value
+    finally:
+        ui.close()

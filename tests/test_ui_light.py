@@ -190,3 +190,30 @@ def test_app_close_stops_the_poller_and_the_dispatcher() -> None:
     assert not poller.running and poller.closed and ui.dispatcher.closed
     alive = {t.ident for t in threading.enumerate()}
     assert ui.dispatcher.owner not in alive and poller.name not in {t.name for t in threading.enumerate()}
+
+
+# -- progress on a real multi-stage Spark job ------------------------------------------------------
+
+
+@pytest.mark.sandbox
+@pytest.mark.spark
+def test_progress_bar_moves_through_spark_numbers_and_ends_at_100(sandbox: Any) -> None:
+    from hdiaks_widgets.config import ClusterProfile, JobConfig
+
+    cfg = JobConfig(profile=ClusterProfile(name="sandbox", flavour="sandbox", url=sandbox.url),
+                    spec=BatchSpec(file=sandbox.examples["stages_py"], args=("4", "1.5"), name="ui-progress"))
+    ui = app(cfg, profiles={}, monitor_interval=0.2, max_interval=0.5, progress_interval=0.3)
+    try:
+        batch = ui.submit()
+        assert batch is not None, ui.message.value
+        snap = ui.wait(timeout=240)
+        assert snap is not None and snap.succeeded, snap
+        values = ui.progress.values
+        assert len(set(values)) >= 3, values  # Spark's own numbers moved the bar
+        # Not monotonic: Spark's totals grow as each new job becomes known (1/3 → 2/3 → 2/4 → ...).
+        assert values[-1] == 1.0 and ui.progress.bar.bar_style == "success"
+        assert "100 %" in ui.progress.percent.value
+        assert "finished (last read while running: jobs " in ui.progress.text.value
+        assert "elapsed" in ui.progress.elapsed.value
+    finally:
+        ui.close()

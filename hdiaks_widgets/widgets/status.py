@@ -96,7 +96,10 @@ def progress_html(progress: Progress | None) -> str:
     if progress is None:
         return ""
     words = progress.describe()
-    if progress.tasks_active:
+    if progress.complete and progress.known:
+        # A driver's UI is gone once the application ends: the last numbers are from before.
+        words = f"finished (last read while running: {words})"
+    elif progress.tasks_active:
         words += f", {progress.tasks_active} running"
     parts = [f'<span class="hdiaks-progress-text">{html.escape(words)}</span>']
     if progress.note:
