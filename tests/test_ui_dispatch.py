@@ -13,6 +13,11 @@ from typing import Any
 
 import ipywidgets as w
 import pytest
+from auth_fixtures import (
+    PUBLIC_ID,
+    TENANT,
+    auth_sandbox_fixture,  # noqa: F401 - fixture "auth_sandbox"
+)
 
 from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage
 from hdiaks_widgets.widgets import JobApp, app
@@ -323,5 +328,39 @@ def test_app_snapshot_of_a_replaced_monitor_never_reaches_the_view() -> None:
         assert ui.stale_dropped >= 1
         assert ui.snapshots["5"].state is not BatchState.DEAD
         assert "stale monitor" not in ui.status.value and 'data-state="dead"' not in ui.batches.value
+    finally:
+        ui.close()
+
+
+# -- Sign out ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.sandbox
+def test_sign_out_button_forgets_the_sign_in_and_enables_sign_in(auth_sandbox: Any, tmp_path: Any) -> None:
+    """Sign in with a device code (auto-approved by the sandbox identity), then Sign out: the
+    cache file holds no account any more, the note says "Signed out." and Sign in is enabled."""
+    from hdiaks_widgets.auth.cache import token_cache_dir
+    from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+
+    profile = ClusterProfile(
+        name="entra", flavour="hdinsight-aks", fqdn="mycluster.pool.eastus.hdinsightaks.net",
+        auth="device-code", client_id=PUBLIC_ID, tenant_id=TENANT, authority_host=auth_sandbox.authority_host,
+        verify=auth_sandbox.ca_pem,
+    )
+    ui = app(JobConfig(profile=profile, spec=BatchSpec(file="abfs://c@a.dfs.core.windows.net/app.py")),
+             profiles={})
+    try:
+        auth = ui.sign_in()
+        assert auth is not None and auth.wait(timeout=30) and auth.status == "signed-in"
+        ui.settle()
+        cached = b"".join(p.read_bytes() for p in token_cache_dir().rglob("*") if p.is_file())
+        assert b"access_token" in cached.lower() or b"AccessToken" in cached  # the sign-in is on disk
+        ui.sign_out_button.click()  # no network call; runs off the kernel thread all the same
+        assert ui.settle()
+        assert "Signed out." in ui.sign_in_note.value
+        assert not ui.sign_in_button.disabled and ui.cancel_sign_in_button.disabled
+        assert auth.status == "signed-out"
+        left = b"".join(p.read_bytes() for p in token_cache_dir().rglob("*") if p.is_file())
+        assert b"AccessToken" not in left and b"RefreshToken" not in left
     finally:
         ui.close()
