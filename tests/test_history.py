@@ -24,6 +24,7 @@ from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.livy import LivyClient
 from hdiaks_widgets.models import Batch, BatchState
 from hdiaks_widgets.run import BatchRun
+from hdiaks_widgets.widgets import app
 from hdiaks_widgets.widgets._dispatch import Dispatcher
 from hdiaks_widgets.widgets.form import JobForm
 from hdiaks_widgets.widgets.history import (
@@ -377,3 +378,33 @@ def test_history_timeline_renders_fabric_times(sandbox: SandboxHandle, dispatche
 def profile_spec(profile: ClusterProfile, name: str) -> BatchSpec:
     return JobConfig(profile=profile, spec=BatchSpec(file="abfss://x@onelake.dfs.fabric.microsoft.com/nope/missing.py",
                                                      name=f"{name}-{uuid.uuid4().hex[:6]}")).batch_spec  # fmt: skip
+
+
+def test_history_in_the_app_clones_what_the_app_submitted(sandbox: SandboxHandle, tmp_path: Path) -> None:
+    """JobApp records each body it submits; its history panel clones every field back and watches a resubmit."""
+    spec = BatchSpec(file=MISSING, args=("a", "b"), name=f"app-{uuid.uuid4().hex[:6]}", proxy_user="alice",
+                     archives=("abfs://examples@sandbox.dfs.core.windows.net/nope/env.tar.gz#env",),
+                     conf={"spark.sql.shuffle.partitions": "4"}, queue="etl", num_executors=1)  # fmt: skip
+    ui = app(JobConfig(profile=_profile(sandbox), spec=spec), profiles={}, monitor_interval=0.2, max_interval=1.0,
+             download_dir=tmp_path)  # fmt: skip
+    try:
+        batch = ui.submit()
+        assert batch is not None, ui.message.value
+        sandbox.wait_for_batch(batch.id, timeout=60)
+        panel = ui.batch_history
+        assert panel.widget in ui.history_section.children
+        ui.form.set_config(JobConfig(profile=_profile(sandbox), spec=BatchSpec(file=MISSING)))
+        panel.show(0)
+        assert panel.wait_idle()
+        panel.select(batch.id)
+        assert panel.wait_idle()
+        panel.clone_button.click()
+        assert panel.wait_idle()
+        cloned, problems = ui.form.config()
+        assert problems == [] and cloned.spec == spec  # the app's unique suffix is taken off again
+        panel.resubmit_button.click()
+        assert panel.wait_idle()
+        assert panel.last_submitted is not None, panel.note.value
+        assert panel.last_submitted.batch_id in ui.monitors  # the app watches the resubmitted batch
+    finally:
+        ui.close()

@@ -43,6 +43,7 @@ from hdiaks_widgets.widgets._common import ClientFactory, LivyClientLike, note_h
 from hdiaks_widgets.widgets._dispatch import Dispatcher
 from hdiaks_widgets.widgets.export import DagExportPanel
 from hdiaks_widgets.widgets.form import JobForm
+from hdiaks_widgets.widgets.history import BatchHistoryPanel, SpecLedger
 from hdiaks_widgets.widgets.signin import SignInPanel
 from hdiaks_widgets.widgets.status import BatchRows, HistoryPanel, LogPanel, ProgressPanel, running, status_html
 
@@ -132,6 +133,12 @@ class JobApp:
         self.history_next = self.history_panel.next_button
         self.history_label = self.history_panel.label
         self.history = self.history_panel.view
+        # Filters, per-row actions (log, kill, clone, resubmit) and a timeline: widgets/history.py.
+        self.history_ledger = SpecLedger()  # the bodies submitted here: what a clone needs
+        self.batch_history = BatchHistoryPanel(
+            self.dispatcher, self.form.selected_profile, self._client, form=self.form, ledger=self.history_ledger,
+            page_size=history_page_size, on_submitted=lambda run, target: self.watch(run.batch_id, profile=target),
+        )  # fmt: skip
         self.log_panel = LogPanel(
             current=self._current_snapshot,
             on_filter=self._on_log_filter,
@@ -149,7 +156,9 @@ class JobApp:
         self.log_section = w.Accordion(children=[self.log_panel.widget], titles=("Driver log",), selected_index=0)
 
         self.export_section = w.Accordion(children=[self.export.widget], titles=("Export DAG",), selected_index=None)
-        self.history_section = w.Accordion(children=[self.history_panel.widget], titles=("Cluster batch history",),
+        self.history_section = w.Accordion(children=[self.history_panel.widget, self.batch_history.widget],
+                                           titles=("Cluster batch history",
+                                                   "Cluster batches: filters, actions, timeline"),
                                            selected_index=None)  # fmt: skip
         self.widget = w.VBox([
             self.form.widget, self.export_section,
@@ -420,6 +429,7 @@ class JobApp:
             client = self._client(cfg.profile)
             self.sign_in_panel.wait_signed_in(client, tell=self._show_message)
             run = BatchRun.submit(client, spec)
+            self.history_ledger.record(cfg.profile, run.batch_id, spec)
             batch = run.first_batch
             assert batch is not None  # submit always has the POST's answer
             self._start_monitor(run, client, target=cfg.profile)

@@ -305,7 +305,7 @@ class BatchHistoryPanel:
         form: Any = None,
         ledger: SpecLedger | None = None,
         page_size: int = 20,
-        on_submitted: Callable[[BatchRun, ClusterProfile], None] | None = None,
+        on_submitted: Callable[[BatchRun, ClusterProfile], object] | None = None,
         log_lines: int = 100,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
