@@ -38,6 +38,7 @@ from hdiaks_widgets.widgets.history import (
 )
 
 MISSING = "abfs://examples@sandbox.dfs.core.windows.net/nope/missing.py"
+ENV = "abfs://examples@sandbox.dfs.core.windows.net/nope/env.tar.gz#env"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T0 = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 
@@ -408,3 +409,55 @@ def test_history_in_the_app_clones_what_the_app_submitted(sandbox: SandboxHandle
         assert panel.last_submitted.batch_id in ui.monitors  # the app watches the resubmitted batch
     finally:
         ui.close()
+
+
+@pytest.mark.notebook
+def test_history_panel_in_a_real_kernel(sandbox: SandboxHandle, tmp_path: Path) -> None:
+    """nbclient runs the app in a real ipykernel: the panel pages, filters and clones there, its
+    widgets written on the kernel's own thread (the dispatcher's kernel mode), and its view is shown."""
+    import nbformat  # noqa: PLC0415 - notebook tier only
+    from nbclient import NotebookClient  # noqa: PLC0415
+
+    name = f"nb-{uuid.uuid4().hex[:6]}"
+    cells = [
+        "import threading\n"
+        "from hdiaks_widgets import JobConfig, ClusterProfile, BatchSpec, app\n"
+        f"profile = ClusterProfile(name='sandbox', flavour='sandbox', url={sandbox.url!r})\n"
+        f"spec = BatchSpec(file={MISSING!r}, name={name!r}, proxy_user='alice', archives=({ENV!r},))\n"
+        "ui = app(JobConfig(profile=profile, spec=spec), profiles={})\n"
+        "panel = ui.batch_history\n"
+        "writers = set()\n"
+        "for widget in (panel.table, panel.label, panel.row, panel.note, panel.image):\n"
+        "    widget.observe(lambda change: writers.add(threading.get_ident()))\n"
+        "print('mode', ui.dispatcher.mode)\n"
+        "batch = ui.submit()\n"
+        "print('submitted', batch.id if batch else ui.message.value)",
+        "import time\n"
+        "while ui.snapshots[batch.id].state_label not in ('dead', 'success'):\n"
+        "    ui.dispatcher.flush(); time.sleep(0.2)\n"
+        f"panel.name.value = {name!r}\n"
+        "panel.show(0)\n"
+        "assert panel.wait_idle(60)\n"
+        "print('shown', [str(b.id) for b in panel.shown], panel.timeline[:4] if panel.timeline else None)",
+        "panel.select(batch.id); panel.wait_idle(30)\n"
+        "ui.form.name.value = ''\n"
+        "panel.clone_button.click(); panel.wait_idle(30)\n"
+        "print('cloned', ui.form.name.value, ui.form.archives.value, ui.form.proxy_user.value)\n"
+        "print('writers', writers == {threading.get_ident()}, len(writers))",
+        "panel.widget",
+        "ui.close()",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=True,
+                            resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
+    client.execute()
+    nbformat.write(nb, tmp_path / "history.ipynb")
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert "mode kernel" in text
+    bid = text.split("submitted ", 1)[1].split()[0]
+    assert f"shown ['{bid}']" in text and "b'\\x89PNG'" in text
+    assert f"cloned {name} {ENV} alice" in text
+    assert "writers True 1" in text
+    view = nb.cells[3].outputs[0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" in view
