@@ -43,7 +43,7 @@ test-deps: $(TEST_DEPS)
 test: setup test-deps
 	$(BIN)/ruff check hdiaks_widgets tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not sandbox and not spark and not airflow and not browser and not notebook"
