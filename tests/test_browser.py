@@ -138,3 +138,87 @@ def test_browser_quickstart_submit_shows_success_and_pi(lab: str) -> None:
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+def _write_notebook(path: Path, cells: list[str]) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser-deps)")
+def test_browser_progress_moves_then_kill_from_the_app(lab: str, sandbox: Any, tmp_path: Path) -> None:
+    """Submit a multi-stage job from the app, watch the progress bar and the clock move, kill it
+    with Kill → Yes, and see the kill answered; a screenshot while it runs and one after the kill."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect, sync_playwright
+
+    _write_notebook(tmp_path / "work" / "progress.ipynb", [
+        "from hdiaks_widgets import BatchSpec, ClusterProfile, JobConfig, app\n"
+        f"cfg = JobConfig(profile=ClusterProfile(name='sandbox', flavour='sandbox', url={sandbox.url!r}),\n"
+        f"                spec=BatchSpec(file={sandbox.examples['stages_py']!r}, args=('12', '2.5'),\n"
+        "                               name='browser-progress'))\n"
+        "ui = app(cfg, progress_interval=0.5)\n"
+        "ui",
+    ])  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    running_shot = ARTIFACTS / "browser-progress-running.png"
+    killed_shot = ARTIFACTS / "browser-progress-killed.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2000})
+            page.goto(f"{lab}/lab/tree/progress.ipynb")
+            page.locator(".jp-Notebook").first.wait_for(timeout=120_000)
+            choose = page.locator(".jp-Dialog").get_by_role("button", name="Select Kernel")
+            try:
+                choose.wait_for(timeout=10_000)
+                choose.click()
+            except PlaywrightTimeout:
+                pass
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
+                timeout=120_000
+            )
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            submit = page.locator("button.hdiaks-submit")
+            expect(submit).to_be_enabled(timeout=120_000)
+            submit.click()
+
+            # The progress bar with Spark's numbers, and the clock ticking on its own.
+            percent = page.locator(".hdiaks-progress-percent")
+            expect(percent).to_contain_text("%", timeout=240_000)
+            seen: list[str] = []
+            clocks: list[str] = []
+            for _ in range(60):
+                text = percent.inner_text()
+                if text not in seen:
+                    seen.append(text)
+                clock = page.locator(".hdiaks-elapsed").inner_text()
+                if clock not in clocks:
+                    clocks.append(clock)
+                if len(seen) >= 3 and len(clocks) >= 3:
+                    break
+                page.wait_for_timeout(700)
+            assert len(seen) >= 3, seen
+            assert len(clocks) >= 3, clocks
+            expect(page.locator(".hdiaks-progress-detail")).to_contain_text("jobs ")
+            page.locator(".hdiaks-progress-panel").scroll_into_view_if_needed()
+            page.screenshot(path=str(running_shot))
+
+            page.locator("button.hdiaks-kill").click()
+            page.locator("button.hdiaks-kill-yes").click()
+            expect(page.locator(".hdiaks-message")).to_contain_text("Kill requested", timeout=60_000)
+            ended = page.locator(".hdiaks-status .hdiaks-state[data-state='killed'], "
+                                 ".hdiaks-status .hdiaks-state[data-state='purged']")  # fmt: skip
+            ended.first.wait_for(timeout=120_000)
+            expect(page.locator("button.hdiaks-kill")).to_be_disabled(timeout=30_000)
+            expect(page.locator(".hdiaks-poller-stats")).to_contain_text("requests/min", timeout=30_000)
+            page.locator(".hdiaks-status").scroll_into_view_if_needed()
+            page.screenshot(path=str(killed_shot))
+        finally:
+            browser.close()
+    assert running_shot.stat().st_size > 10_000 and killed_shot.stat().st_size > 10_000

@@ -594,6 +594,9 @@ class JobApp:
             frame = concat_batch_tables({label: _table(group, blank_running=True) for label, group in groups.items()})
         else:
             frame = _table(quiet, blank_running=True)
+        # A purged or replaced batch keeps its last batch object: show the label, not "running".
+        labels = {s.batch_id: s.state_label for s in snaps}
+        frame["state"] = [labels.get(str(bid), state) for bid, state in zip(frame["id"], frame["state"], strict=True)]
         self.batches.update(frame)
 
     def _render_current(self, *, append: bool = False) -> None:

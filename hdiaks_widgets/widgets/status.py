@@ -134,7 +134,7 @@ class ProgressPanel:
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="", bar_style="info",
                                    layout=w.Layout(width="300px"))
         self.bar.add_class("hdiaks-progress")
-        self.percent = w.HTML()
+        self.percent = w.HTML(layout=w.Layout(margin="0 0 0 8px"))
         self.percent.add_class("hdiaks-progress-percent")
         self.text = w.HTML()
         self.text.add_class("hdiaks-progress-detail")
@@ -159,11 +159,13 @@ class ProgressPanel:
         if fraction is not None and self.bar.value != fraction:
             self.bar.value = fraction
             self.values.append(fraction)
-        style = ("success" if snap.succeeded else "danger" if snap.state is not None and snap.state.is_terminal
-                 else "info")  # fmt: skip
+        ended = snap.finished or (snap.state is not None and snap.state.is_terminal)
+        style = "success" if snap.succeeded else "danger" if ended else "info"
         if self.bar.bar_style != style:
             self.bar.bar_style = style
         label = "" if fraction is None else f"{int(fraction * 100)} %"
+        if label and ended and not snap.succeeded:
+            label += f" when it ended ({snap.state_label})"
         if fraction is None and running(snap):
             label = "starting…" if progress is None or not progress.known else label
         if self.percent.value != label:
@@ -179,7 +181,7 @@ class ProgressPanel:
         if snap is None:
             return
         seconds = self._clock() - snap.started_at if running(snap) else snap.elapsed
-        text = f'<span style="color:#57606a">elapsed {elapsed_text(seconds)}</span>'
+        text = f'<span style="color:#57606a;margin-left:12px">elapsed {elapsed_text(seconds)}</span>'
         if self.elapsed.value != text:
             self.elapsed.value = text
 
