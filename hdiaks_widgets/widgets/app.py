@@ -566,9 +566,16 @@ class JobApp:
         with self._lock:
             self.snapshots[snap.batch_id] = snap
             self.log_panel.extend(snap)
-            self._dirty_rows = True
             current = snap.batch_id == self.current
-        self._render_rows()
+            targets = set(self.targets.values())
+            target = self.targets.get(snap.batch_id, "")
+        # One batch changed: draw its row alone (no table built), unless rows come or go.
+        visible = self.batches_section.selected_index is not None
+        key = (target if len(targets) > 1 else "", snap.batch_id)
+        if not (visible and not self._dirty_rows and snap.batch is not None
+                and self.batches.update_row(key, _row_data(snap, key[0] or None))):  # fmt: skip
+            self._dirty_rows = True
+            self._render_rows()
         if current:
             self._render_current(append=True)
 
@@ -640,6 +647,18 @@ def app(
 ) -> JobApp:
     """The notebook UI for ``cfg`` (default: SparkPi on the sandbox). Display it as a cell's value."""
     return JobApp(cfg, client_factory=client_factory, profiles=profiles, **options)
+
+
+def _row_data(snap: Snapshot, target: str | None) -> dict[str, Any]:
+    """One row of the batch table, as ``BatchRows`` draws it (the table's columns, no pandas)."""
+    batch = snap.batch
+    assert batch is not None
+    data: dict[str, Any] = {} if target is None else {"target": target}
+    data.update(id=str(batch.id), name=batch.name or "", state=snap.state_label, app_id=batch.app_id or "",
+                elapsed_s=None if running(snap) else round(snap.elapsed, 1),
+                spark_ui=batch.app_info.spark_ui_url or "", driver_log=batch.app_info.driver_log_url or "",
+                owner=batch.owner or "")  # fmt: skip
+    return data
 
 
 def _table(snaps: list[Snapshot], *, blank_running: bool = False) -> pd.DataFrame:

@@ -268,6 +268,19 @@ class BatchRows(w.VBox):  # type: ignore[misc]
         return writes
 
 
+    def update_row(self, key: tuple[str, str], data: Mapping[str, Any]) -> bool:
+        """Draw one existing row from ``data`` (a dict of the table's columns) without building the
+        table: False when there is no such row (the caller then calls :meth:`update`)."""
+        row = self._rows.get(key)
+        if row is None:
+            return False
+        text = _row_table(self._columns, _row_cells(self._columns, data))
+        if row.value != text:
+            row.value = text
+            self.row_writes += 1
+        return True
+
+
 class _LogChunks(w.VBox):  # type: ignore[misc]
     """The log view: a count line, then the table as chunks (``HTML`` widgets), each new group of
     lines of a followed log one more chunk. ``value`` is the whole view's HTML."""
