@@ -55,6 +55,8 @@ class LogLine(str):
     Kubernetes' diagnostics of the finished application).
     """
 
+    # No per-line ``__dict__`` (~100 B each): a million-line job's lines held by every snapshot.
+    __slots__ = ("source",)
     source: str
 
     def __new__(cls, text: str, source: str = "livy stdout") -> LogLine:
@@ -117,11 +119,20 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
 
 
 def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return value if value is None or type(value) is str else str(value)
+
+
+def _build(cls: type[Any], fields: dict[str, Any]) -> Any:
+    """A frozen dataclass from already-parsed fields without its ``__init__`` (one
+    ``object.__setattr__`` per field is most of a model's cost over a 1,000-batch list, S2 in
+    docs/benchmarks.md); the result is the same object ``cls(**fields)`` builds."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
 
 
 def _object(data: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):  # the exact type first: no ABC check
         raise LivyError(f"Livy sent a {type(data).__name__} where a {what} object was expected")
     return data
 
@@ -173,6 +184,8 @@ def _time(value: Any) -> datetime | None:
 
 
 def _lines(value: Any) -> tuple[str, ...]:
+    if type(value) is list and all(type(v) is str for v in value):  # JSON's usual list of str
+        return tuple(value)
     if isinstance(value, str):  # a single line instead of a list: keep it whole
         return (value,)
     if not isinstance(value, list | tuple):
@@ -188,13 +201,15 @@ class AppInfo:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> AppInfo:
-        if not isinstance(data, Mapping):
-            data = {}
-        return cls(
-            driver_log_url=_str_or_none(data.get("driverLogUrl")),
-            spark_ui_url=_str_or_none(data.get("sparkUiUrl")),
-            executor_log_urls=_str_or_none(data.get("executorLogUrls")),
-        )
+        if type(data) is not dict and not isinstance(data, Mapping):
+            return _NO_APP_INFO
+        get = data.get
+        return _build(cls, {"driver_log_url": _str_or_none(get("driverLogUrl")),  # type: ignore[no-any-return]
+                            "spark_ui_url": _str_or_none(get("sparkUiUrl")),
+                            "executor_log_urls": _str_or_none(get("executorLogUrls"))})  # fmt: skip
+
+
+_NO_APP_INFO = AppInfo()
 
 
 @dataclass(frozen=True)
@@ -291,40 +306,67 @@ class Batch:
     def from_json(cls, data: Mapping[str, Any], *, state_key: str = "state") -> Batch:
         """``state_key``: where the dialect puts the state (Fabric's list items: ``livyState``)."""
         data = _object(data, "batch")
-        raw_state = data.get(state_key)
+        get = data.get
+        raw_state = get(state_key)
         if raw_state is None:
-            raw_state = data.get("state", data.get("livyState"))
-        result = _str_or_none(data.get("result"))
-        info = data.get("livyInfo")
-        info = info if isinstance(info, Mapping) else {}
-        scheduler = data.get("schedulerInfo")
-        scheduler = scheduler if isinstance(scheduler, Mapping) else {}
-        # Apache Livy sends no livyInfo: skip the per-state look-ups (a list of 1,000, S2).
-        times = tuple((state, stamp) for key, state in _STATE_TIME_KEYS.items()
-                      if (stamp := _time(info.get(key))) is not None) if info else ()  # fmt: skip
-        by_state = dict(times)
-        errors = ErrorInfo.parse_all(data.get("errorInfo"))
-        if not errors and isinstance(data.get("errorCode"), str) and data.get("errorCode"):
-            # A Fabric list item names the error by code only.
-            errors = (ErrorInfo(str(data["errorCode"]), str(data["errorCode"]), _str_or_none(data.get("errorSource"))),)
-        return cls(
-            id=_id(data, "id", "batch"),
-            state=BatchState.parse(livy_state(raw_state, result)),
-            name=_str_or_none(data.get("name")),
-            owner=_str_or_none(data.get("owner")),
-            proxy_user=_str_or_none(data.get("proxyUser")),
-            app_id=_str_or_none(data.get("appId")),
-            app_info=AppInfo.from_json(data.get("appInfo")),
-            log=_lines(data.get("log")),
-            result=result,
-            submitted_at=(by_state.get("not_started") or _time(data.get("submittedAt"))
-                          or _time(scheduler.get("submittedAt"))),
-            started_at=by_state.get("running") or by_state.get("starting") or _time(data.get("startedAt")),
-            ended_at=(next((by_state[s] for s in _END_STATES if s in by_state), None)
-                      or _time(data.get("endedAt")) or _time(scheduler.get("endedAt"))),
-            state_times=times,
-            errors=errors,
-        )
+            raw_state = get("state", get("livyState"))
+        result = _str_or_none(get("result"))
+        fields = {
+            "id": _id(data, "id", "batch"),
+            "state": _batch_state(raw_state, result),
+            "name": _str_or_none(get("name")),
+            "owner": _str_or_none(get("owner")),
+            "proxy_user": _str_or_none(get("proxyUser")),
+            "app_id": _str_or_none(get("appId")),
+            "app_info": AppInfo.from_json(get("appInfo")),
+            "log": _lines(get("log")),
+            "result": result,
+            "submitted_at": None, "started_at": None, "ended_at": None, "state_times": (), "errors": (),
+        }  # fmt: skip
+        # Apache Livy sends none of the times and errors: skip their look-ups (a list of 1,000, S2).
+        if not _EXTRA_KEYS.isdisjoint(data):
+            fields.update(_times_and_errors(data))
+        return _build(cls, fields)  # type: ignore[no-any-return]
+
+
+# The fields a dialect other than Apache Livy may add to a batch (times, errors).
+_EXTRA_KEYS = frozenset({"livyInfo", "schedulerInfo", "errorInfo", "errorCode", "submittedAt", "startedAt", "endedAt"})
+_STATES: dict[tuple[Any, Any], BatchState] = {}
+
+
+def _batch_state(raw_state: Any, result: str | None) -> BatchState:
+    """Livy's state for a dialect's state and result, remembered per pair (a list repeats few)."""
+    key = (raw_state, result)
+    try:
+        return _STATES[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable state from a hostile server
+        state = BatchState.parse(livy_state(raw_state, result))
+        if type(raw_state) is str and len(_STATES) < 256:
+            _STATES[key] = state
+        return state
+
+
+def _times_and_errors(data: Mapping[str, Any]) -> dict[str, Any]:
+    info = data.get("livyInfo")
+    info = info if isinstance(info, Mapping) else {}
+    scheduler = data.get("schedulerInfo")
+    scheduler = scheduler if isinstance(scheduler, Mapping) else {}
+    times = tuple((state, stamp) for key, state in _STATE_TIME_KEYS.items()
+                  if (stamp := _time(info.get(key))) is not None) if info else ()  # fmt: skip
+    by_state = dict(times)
+    errors = ErrorInfo.parse_all(data.get("errorInfo"))
+    if not errors and isinstance(data.get("errorCode"), str) and data.get("errorCode"):
+        # A Fabric list item names the error by code only.
+        errors = (ErrorInfo(str(data["errorCode"]), str(data["errorCode"]), _str_or_none(data.get("errorSource"))),)
+    return {
+        "submitted_at": (by_state.get("not_started") or _time(data.get("submittedAt"))
+                         or _time(scheduler.get("submittedAt"))),
+        "started_at": by_state.get("running") or by_state.get("starting") or _time(data.get("startedAt")),
+        "ended_at": (next((by_state[s] for s in _END_STATES if s in by_state), None)
+                     or _time(data.get("endedAt")) or _time(scheduler.get("endedAt"))),
+        "state_times": times,
+        "errors": errors,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)

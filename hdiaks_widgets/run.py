@@ -35,10 +35,11 @@ without recovery, §2.5): the run says so and stops instead of following a stran
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -67,6 +68,7 @@ __all__ = [
     "LivyLike",
     "LivyLogReader",
     "LogDelta",
+    "LineView",
     "LogReader",
     "OffsetLogReader",
     "ServiceLogReader",
@@ -195,6 +197,79 @@ def default_log_reader(client: object) -> LogReader:
 # -- snapshots -------------------------------------------------------------------------------
 
 
+class LineView(Sequence[str]):
+    """The first ``n`` lines of an append-only store that a run's snapshots share.
+
+    A poll appends its new lines to the store and hands out a view one poll longer, so a poll
+    costs what it read, not every line held (a new tuple per poll is quadratic over a
+    1,000,000-line job, issue 13). Immutable as a tuple is: the lines under ``n`` never change.
+    It compares equal to a tuple or list of the same lines; a slice is a ``tuple``.
+    """
+
+    __slots__ = ("_store", "_n")
+
+    def __init__(self, lines: Iterable[str] = (), *, _store: list[str] | None = None, _n: int | None = None) -> None:
+        if _store is None:
+            _store = list(lines)
+        self._store = _store
+        self._n = len(_store) if _n is None else _n
+
+    def extend(self, lines: Sequence[str]) -> LineView:
+        """This view followed by ``lines``: the store is shared while this view is its tip,
+        copied only for a branch from an older view."""
+        if not lines:
+            return self
+        store = self._store
+        if len(store) != self._n:  # an older snapshot extended again: do not touch the newer lines
+            store = store[: self._n]
+        store.extend(lines)
+        return LineView(_store=store, _n=len(store))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return tuple(self._store[slice(*index.indices(self._n))])
+        i = index.__index__()
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError("line index out of range")
+        return self._store[i]
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.islice(self._store, self._n)
+
+    def __reversed__(self) -> Iterator[str]:
+        store = self._store
+        return (store[i] for i in range(self._n - 1, -1, -1))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LineView):
+            if other._store is self._store:
+                return other._n == self._n
+        elif not isinstance(other, tuple | list):
+            return NotImplemented
+        return len(other) == self._n and all(a == b for a, b in zip(self, other, strict=False))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __add__(self, other: Sequence[str]) -> tuple[str, ...]:
+        return (*self, *other)
+
+    def __radd__(self, other: Sequence[str]) -> tuple[str, ...]:
+        return (*other, *self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LineView, (tuple(self),))
+
+    def __repr__(self) -> str:
+        return f"LineView({self._n} lines)"
+
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What a run knows about one batch at one moment. Immutable: safe to hand to any thread."""
@@ -202,7 +277,7 @@ class Snapshot:
     batch_id: str
     name: str | None = None  # the batch name this run follows (to notice a reused id)
     batch: Batch | None = None  # the last batch object seen (kept after a purge)
-    lines: tuple[str, ...] = ()  # every log line read so far
+    lines: Sequence[str] = ()  # every log line read so far (a LineView after a poll: shared, not copied)
     new_lines: tuple[str, ...] = ()  # the lines the last poll added
     dropped_lines: int = 0  # lines known to be lost before they could be read
     log_gaps: int = 0  # places where Livy's window moved past lines never read (count unknown)
@@ -474,8 +549,8 @@ class BatchRun:
         return self._snapshot
 
     @property
-    def log(self) -> tuple[str, ...]:
-        """Every log line read so far."""
+    def log(self) -> Sequence[str]:
+        """Every log line read so far (a read-only sequence; ``tuple(run.log)`` for a tuple)."""
         return self._snapshot.lines
 
     @property
@@ -541,7 +616,8 @@ class BatchRun:
             log.warning("batch %s: poll failed (%s, attempt %d)", self.batch_id, kind, errors)
             return replace(snap, new_lines=(), updated_at=now, polls=snap.polls + 1, errors=errors,
                            error=sentence, error_kind=kind, exception=exc, finished=give_up)
-        lines = snap.lines + delta.lines if delta.lines else snap.lines
+        held = snap.lines if isinstance(snap.lines, LineView) else LineView(snap.lines)
+        lines = held.extend(delta.lines)
         progress = self._progress(batch, snap.progress)
         was_terminal = snap.batch is not None and snap.batch.state.is_terminal
         finished = batch.state.is_terminal and was_terminal and delta.at_end

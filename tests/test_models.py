@@ -14,6 +14,7 @@ from hdiaks_widgets.models import (
     Batch,
     BatchList,
     BatchState,
+    LogLine,
     LogPage,
     Session,
     SessionList,
@@ -303,3 +304,24 @@ def test_batch_from_json_malformed_dialect_fields_are_not_given(info: Any) -> No
 def test_id_sort_key_orders_numbers_by_value_then_other_ids() -> None:
     ids = ["10", FABRIC_UUID, "9", 2, "a-name"]
     assert sorted(ids, key=id_sort_key) == [2, "9", "10", FABRIC_UUID, "a-name"]
+
+
+def test_logline_has_no_per_line_dict() -> None:
+    line = LogLine("Pi is roughly 3.14", "driver stdout")
+    assert not hasattr(line, "__dict__") and line.source == "driver stdout" and line == "Pi is roughly 3.14"
+
+
+@pytest.mark.parametrize("data", [
+    {"id": 3, "state": "running", "name": "n", "owner": "o", "proxyUser": "p", "appId": "app",
+     "appInfo": {"driverLogUrl": "http://d", "sparkUiUrl": "http://u"}, "log": ["a", "b"]},
+    {"id": "f0", "state": "dead", "result": "Cancelled", "log": "one line", "appInfo": None,
+     "livyInfo": {"startingAt": "2025-03-05T12:11:17Z", "deadAt": "2025-03-05T12:12:00Z"},
+     "errorInfo": [{"message": "boom", "errorCode": "E1"}]},
+    {"id": 4, "state": ["hostile"], "name": 5, "log": [1, "x"], "appInfo": {"sparkUiUrl": 7}},
+], ids=["livy", "fabric", "odd-types"])  # fmt: skip
+def test_batch_from_json_fast_path_builds_the_same_model_as_the_constructor(data: dict[str, Any]) -> None:
+    batch = Batch.from_json(data)
+    rebuilt = Batch(**{f: getattr(batch, f) for f in Batch.__dataclass_fields__})
+    assert batch == rebuilt and hash(batch.app_info) == hash(rebuilt.app_info)
+    assert all(isinstance(x, str) for x in batch.log) and type(batch.log) is tuple
+    assert batch.app_info.spark_ui_url in (None, "http://u", "7")

@@ -26,7 +26,7 @@ from hdiaks_widgets.errors import (
 )
 from hdiaks_widgets.livy import LivyClient, RetryPolicy
 from hdiaks_widgets.models import BatchState
-from hdiaks_widgets.run import BatchRun, OffsetLogReader, Snapshot, describe_error
+from hdiaks_widgets.run import BatchRun, LineView, OffsetLogReader, Snapshot, describe_error
 from hdiaks_widgets.wire import batch_path
 
 URL = "http://livy.test"
@@ -58,6 +58,36 @@ def test_run_poll_reads_new_log_lines_by_offset() -> None:
     assert first.new_lines == ("line 0", "line 1", "line 2")
     assert second.new_lines == ("line 3", "line 4", "line 5")
     assert [start for start, _ in client.log_requests] == [0, 3]
+
+
+def test_run_poll_snapshots_share_one_line_store_and_keep_their_own_length() -> None:
+    client = FakeLivy(["running", "running", "running"], lines_per_poll=3)
+    first, second, third = _polls(client, 3)
+    assert isinstance(third.lines, LineView)
+    assert third.lines._store is first.lines._store  # type: ignore[attr-defined]  # appended, not copied
+    assert first.lines == ("line 0", "line 1", "line 2")  # an older snapshot never sees later lines
+    assert len(second.lines) == 6 and second.lines[-1] == "line 5" and list(second.lines)[-1] == "line 5"
+    assert third.lines[2:4] == ("line 2", "line 3") and isinstance(third.lines[1:], tuple)
+    assert third.lines == tuple(client.log) and third.lines == list(client.log) and "line 8" in third.lines
+
+
+def test_line_view_branch_from_an_older_view_copies_instead_of_overwriting() -> None:
+    base = LineView(["a", "b"])
+    newer = base.extend(["c"])
+    branch = base.extend(["x", "y"])
+    assert (newer, branch, base) == (("a", "b", "c"), ("a", "b", "x", "y"), ("a", "b"))
+    assert base + ("z",) == ("a", "b", "z") and ("z",) + base == ("z", "a", "b")
+    with pytest.raises(IndexError):
+        base[2]
+    assert base[-1] == "b" and list(reversed(newer)) == ["c", "b", "a"] and repr(newer) == "LineView(3 lines)"
+
+
+def test_line_view_pickles_only_its_own_lines() -> None:
+    import pickle
+
+    base = LineView(["a"])
+    base.extend(["b"])
+    assert pickle.loads(pickle.dumps(base)) == ("a",)
 
 
 def test_run_poll_never_fetches_a_line_twice() -> None:
