@@ -58,6 +58,23 @@ SCENARIOS = {
 _mons = [BatchMonitor(_client, i, on_snapshot=_on) for i in range({n})]
 for _m in _mons: _m.start()
 """,
+    # app(): JobApp watching the batches on its one poller (the batch on show followed), every
+    # widget message counted as ipywidgets hands it to the comm (no browser attached).
+    "app": """
+import ipywidgets as _w
+from hdiaks_widgets import ClusterProfile, JobConfig, BatchSpec, app
+_wmsgs = []
+_send = _w.Widget._send
+def _count(self, msg, buffers=None):
+    _wmsgs.append((time.time(), len(json.dumps(msg, default=str))))
+    return _send(self, msg, buffers)
+_w.Widget._send = _count
+_ui = app(JobConfig(profile=ClusterProfile(name="bench", flavour="sandbox", url={url!r}),
+                    spec=BatchSpec(file="local:///bench.py", name="bench")), monitor_interval=1.0)
+_mons = [_ui.watch(i) for i in range({n})]
+for _m in _mons: _m.add_callback(_on)
+_poller = next(iter(_ui._pollers.values()))
+""",
     "poller": """
 _poller = Poller(_client)
 _mons = [BatchMonitor(_client, i, on_snapshot=_on, poller=_poller, follow_logs=(i == 0)) for i in range({n})]
@@ -70,7 +87,7 @@ _deadline = time.time() + {timeout}
 while len(_ends) < {n} and time.time() < _deadline:
     time.sleep(0.05)
 print(json.dumps({{"ends": _ends, "stats": str(_poller.stats()) if _poller else None,
-                  "python": __import__("sys").executable}}))
+                  "python": __import__("sys").executable, "widget_msgs": globals().get("_wmsgs", [])}}))
 """
 
 
@@ -100,10 +117,10 @@ def scenario(name: str, url: str, args: argparse.Namespace, http: requests.Sessi
     try:
         proc = psutil.Process(km.provisioner.process.pid)  # type: ignore[union-attr]
         run_cell(kc, COMMON.format(url=url))
-        run_cell(kc, SCENARIOS[name].format(n=args.batches))
+        run_cell(kc, SCENARIOS[name].format(n=args.batches, url=url))
         time.sleep(args.warmup)
         http.delete(f"{url}/_poll/stats", timeout=10).raise_for_status()
-        cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
+        cpu0, t0, wall0 = sum(proc.cpu_times()[:2]), time.monotonic(), time.time()
         spacing = args.seconds / args.cells
         latencies: list[float] = []
         threads: list[int] = []
@@ -114,7 +131,7 @@ def scenario(name: str, url: str, args: argparse.Namespace, http: requests.Sessi
             latencies.append(took * 1000)
             threads.append(proc.num_threads())
             time.sleep(max(0.0, spacing - took))
-        cpu1, t1 = sum(proc.cpu_times()[:2]), time.monotonic()
+        cpu1, t1, wall1 = sum(proc.cpu_times()[:2]), time.monotonic(), time.time()
         load = os.getloadavg()[0]  # the machine's 1-minute load: other work slows every cell too
         counted = http.get(f"{url}/_poll/stats", timeout=10).json()
         result: dict[str, Any] = {
@@ -141,6 +158,10 @@ def scenario(name: str, url: str, args: argparse.Namespace, http: requests.Sessi
                 poller_stats=report["stats"],
                 python=report["python"],
             )
+            window = [size for at, size in report.get("widget_msgs", []) if wall0 <= at <= wall1]
+            if name == "app":
+                result.update(widget_msgs_per_s=len(window) / (wall1 - wall0),
+                              widget_kb_per_s=sum(window) / 1024 / (wall1 - wall0))
         return result
     finally:
         kc.stop_channels()
