@@ -144,6 +144,17 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]
         handle.stop()
 
 
+@pytest.fixture(scope="session")
+def cluster_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
+    """A sandbox in front of a one-worker Spark standalone cluster (cluster deploy mode, a History
+    Server), shared by the session: its start costs about 20 s, so every module uses this one."""
+    handle = start_sandbox(tmp_path_factory.mktemp("sandbox-cluster"), cluster=1)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
 @pytest.fixture
 def sandbox_faults(sandbox: SandboxHandle) -> Iterator[SandboxHandle]:
     """The shared sandbox with fault rules and request counts cleared before and after the test."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import HDIAKS, SandboxHandle, start_sandbox
+from conftest import HDIAKS, SandboxHandle
 from livy_memory import MemoryLivy, memory_session
 from servers import LoopbackHTTP, QuietHandler
 
@@ -411,15 +411,6 @@ def test_cli_logs_follow_shows_spark_progress_on_one_terminal_line(sandbox: Sand
 
 
 # -- the standalone cluster: the driver on a worker, the History Server after the end ------------
-
-
-@pytest.fixture(scope="module")
-def cluster_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
-    handle = start_sandbox(tmp_path_factory.mktemp("sandbox-cluster-progress"), cluster=1)
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 @pytest.mark.spark

@@ -180,11 +180,6 @@ def test_kubernetes_rotating_driver_window_is_followed_without_repeats(k8s_sandb
 # -- the standalone cluster: cluster deploy mode ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cluster_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
-    yield from _shape(tmp_path_factory, cluster=1)
-
-
 def _cluster_java(handle: SandboxHandle) -> list[int]:
     """Live java processes (drivers, executors) working under the cluster's worker dirs."""
     found = []
