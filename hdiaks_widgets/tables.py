@@ -258,18 +258,31 @@ def batch_table(
 ) -> pd.DataFrame:
     """One row per batch: id, name, state, app id, elapsed seconds, Spark UI and driver-log URLs."""
     # Ids are opaque strings (Fabric's are UUIDs); ``elapsed`` may be keyed by int or str ids.
-    times = {str(k): v for k, v in (elapsed or {}).items()}
+    times = {str(k): _seconds(v) for k, v in (elapsed or {}).items()}
     # Rows as tuples, not dicts: pandas builds a 1,000-row frame from them in about half the
-    # time (S2 in docs/benchmarks.md).
+    # time; the elapsed seconds are floats already (NaN when unknown), so no column is
+    # converted after the frame is built (S2 in docs/benchmarks.md).
     rows = [
-        (str(b.id), b.name or "", b.state.value, b.app_id or "", times.get(str(b.id)),
+        (b.id, b.name or "", b.state.value, b.app_id or "", times.get(b.id, _NAN) if times else _NAN,
          b.app_info.spark_ui_url or "", b.app_info.driver_log_url or "", b.owner or "")
         for b in batches
     ]  # fmt: skip
     frame = pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
     frame["id"] = frame["id"].astype(object)
-    frame["elapsed_s"] = pd.to_numeric(frame["elapsed_s"], errors="coerce").round(1)
     return frame
+
+
+_NAN = float("nan")
+
+
+def _seconds(value: Any) -> float:
+    """Elapsed seconds to one decimal; anything that is not a number is unknown (NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return _NAN
+    try:
+        return round(float(value), 1)
+    except (ValueError, OverflowError):
+        return _NAN
 
 
 def concat_batch_tables(frames: Mapping[str, pd.DataFrame], *, column: str = "target") -> pd.DataFrame:
