@@ -329,12 +329,12 @@ class Batch:
         name, owner, proxy, app = get("name"), get("owner"), get("proxyUser"), get("appId")
         info = get("appInfo")
         if type(info) is dict:
-            driver, ui, executors = info.get("driverLogUrl"), info.get("sparkUiUrl"), info.get("executorLogUrls")
+            driver, ui, more = info.get("driverLogUrl"), info.get("sparkUiUrl"), info.get("executorLogUrls")
             app_info = object.__new__(AppInfo)
             app_info.__dict__.update({  # a dict literal: a third of the cost of keyword arguments
                 "driver_log_url": driver if driver is None or type(driver) is str else str(driver),
                 "spark_ui_url": ui if ui is None or type(ui) is str else str(ui),
-                "executor_log_urls": executors if executors is None or type(executors) is str else str(executors)})  # fmt: skip
+                "executor_log_urls": more if more is None or type(more) is str else str(more)})  # fmt: skip
         else:
             app_info = AppInfo.from_json(info)
         log = get("log")
