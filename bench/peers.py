@@ -676,12 +676,18 @@ def render(r: dict[str, Any], command: str) -> list[str]:
             def per(ps: list[dict[str, float]], key: str) -> float:
                 return sum(p[key] for p in ps) / max(1, sum(p["new"] for p in ps)) * 1000
 
-            rows = [
-                ["first tenth", f"{first[0]['lines']:,}–{first[-1]['lines']:,}", f"{per(first, 'cpu_ms'):.2f}"],
-                ["last tenth", f"{last[0]['lines']:,}–{last[-1]['lines']:,}", f"{per(last, 'cpu_ms'):.2f}"],
-            ]
             growth = [
                 (b["rss_mb"] - a["rss_mb"]) / max(1, b["new"]) * 1e6 for a, b in zip(polls, polls[1:], strict=False)
+            ]
+
+            def rss(ps: list[dict[str, float]]) -> float:  # RSS growth over these polls per new line
+                i, j = polls.index(ps[0]), polls.index(ps[-1])
+                span = polls[max(0, i - 1) : j + 1]
+                return (span[-1]["rss_mb"] - span[0]["rss_mb"]) * 1e6 / max(1, sum(p["new"] for p in span[1:]))
+
+            rows = [
+                [name, f"{ps[0]['lines']:,}–{ps[-1]['lines']:,}", f"{per(ps, 'cpu_ms'):.2f}", f"{rss(ps):.0f}"]
+                for name, ps in (("first tenth", first), ("last tenth", last))
             ]
             out += ["### Snapshot cost over a 1,000,000-line job", "",
                     f"`BatchRun.poll()` on `grow-driver` printing {r['args']['snap_lines']:,} lines over 20 s, every "
@@ -690,11 +696,12 @@ def render(r: dict[str, Any], command: str) -> list[str]:
                     f"growth per new line, median {statistics.median(growth):.0f} bytes (first half "
                     f"{statistics.median(growth[: len(growth) // 2]):.0f}, second half "
                     f"{statistics.median(growth[len(growth) // 2 :]):.0f}).", ""]  # fmt: skip
-            out += _table(["polls", "lines held", "client CPU ms per 1,000 new lines"], rows)
+            out += _table(["polls", "lines held", "client CPU ms per 1,000 new lines", "RSS bytes per new line"], rows)
             out.append("")
     out += [
         "![Left: each client's ratio to the raw loop in S1-S3 (log scale). Right: client CPU per 1,000 new lines "
-        "of BatchRun.poll() against the lines the run holds.](peers.png)",
+        "of BatchRun.poll() (solid) and RSS bytes added per new line (dashed) against the lines the run "
+        "holds.](peers.png)",
         "",
         END,
     ]
@@ -742,6 +749,12 @@ def plot(r: dict[str, Any], path: Path) -> bool:
         right.set_xlabel("lines held by the run")
         right.set_ylabel("client CPU ms per 1,000 new lines")
         right.set_ylim(bottom=0)
+        memory = right.twinx()  # the memory a poll adds per new line, on the same polls
+        pairs = list(zip(polls, polls[1:], strict=False))
+        memory.plot([b["lines"] for _, b in pairs], [(b["rss_mb"] - a["rss_mb"]) * 1e6 / b["new"] for a, b in pairs],
+                    marker=".", color="#9a6700", linestyle="--")  # fmt: skip
+        memory.set_ylabel("RSS bytes added per new line (dashed)")
+        memory.set_ylim(bottom=0)
         right.set_title("Snapshot cost: BatchRun.poll() over a 1,000,000-line log")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -436,3 +436,13 @@ def test_rewritten_driver_log_url_keeps_its_offsets_between_polls(tmp_path: Path
         shown += [str(x) for x in reader.read(server, server.batch()).lines if x.source == "driver stdout"]
     assert shown == [f"out {i}" for i in range(1, 6)]
     assert all(url.startswith("https://gw.example/yarnui/") for url in server.fetched)
+
+
+@pytest.mark.parametrize(("page", "expected"), [
+    ("<html><p>Log Length: 12</p><pre>a &amp; b\nc\n</pre></html>", ("a & b\nc\n", 12)),
+    ("<html><pre>Log Length: 5\n</pre><p>Log Length: 2</p></html>", ("Log Length: 5\n", 2)),
+    ("<html><pre>a\n</pre><p>Log Length: 9</p><pre>b\n</pre></html>", ("a\nb\n", 9)),
+    ("<html><PRE class='x'>up\n</PRE> of 4 total</html>", ("up\n", 4)),
+], ids=["one-block", "length-in-text", "two-blocks", "upper-case-tag"])  # fmt: skip
+def test_parse_container_page_one_block_fast_path_reads_as_the_general_one(page: str, expected: object) -> None:
+    assert parse_container_page(page) == expected
