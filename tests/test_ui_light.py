@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,8 +176,12 @@ def test_many_snapshots_are_coalesced_into_few_renders() -> None:
     ui = _watching(livy, 50)
     try:
         _until(lambda: ui.batches.value.count("hdiaks-state") == 50, ui, "50 rows")
-        stats = ui.dispatcher.stats()
-        assert stats.coalesced > 0 or stats.flushes < stats.posted
+        before, started = ui.dispatcher.stats(), time.monotonic()
+        time.sleep(2.0)  # no settle(): only the dispatcher's own flushes, at most max_rate a second
+        after, took = ui.dispatcher.stats(), time.monotonic() - started
+        flushes, posted = after.flushes - before.flushes, after.posted - before.posted
+        assert flushes <= took * ui.dispatcher.max_rate + 2, (flushes, took)
+        assert posted > 3 * flushes and after.coalesced > before.coalesced, (posted, flushes)
     finally:
         ui.close()
 
