@@ -862,7 +862,14 @@ def _gist_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+_PLAIN_ID_LIMIT = 10**18  # 18 digits: far inside wire's id length limit
+
+
 def _batch(batch_id: int | str, *rest: str) -> str:
+    # Apache Livy's numeric ids need neither the check nor the quoting (S1: every state read).
+    if (type(batch_id) is int and 0 <= batch_id < _PLAIN_ID_LIMIT) or (
+            type(batch_id) is str and 0 < len(batch_id) <= 18 and batch_id.isascii() and batch_id.isdigit()):
+        return "/".join(("/batches", str(batch_id), *rest))
     try:
         return wire.batch_path(batch_id, *rest)
     except ValueError as exc:

@@ -310,3 +310,20 @@ def test_get_text_reads_a_log_page_without_a_charset_as_utf8(content_type: str) 
             assert client.get_text(f"{server.url}/logs/stdout") == text
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("ident", [0, 7, "7", "0012", 10**17, "nightly+etl@team", "a" * 30, "١٢", "9" * 19],
+                         ids=["0", "7", "str-7", "leading-zeros", "big", "name", "long-name", "arabic-digits",
+                              "19-digits"])  # fmt: skip
+def test_livy_client_batch_path_fast_path_matches_wire(ident: int | str) -> None:
+    from hdiaks_widgets import wire
+    from hdiaks_widgets.errors import ConfigError
+    from hdiaks_widgets.livy import _batch
+
+    try:
+        expected = wire.batch_path(ident, "state")
+    except ValueError:
+        with pytest.raises(ConfigError):
+            _batch(ident, "state")
+        return
+    assert _batch(ident, "state") == expected and _batch(ident) == wire.batch_path(ident)
