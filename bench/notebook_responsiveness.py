@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="the cells are spread over this long")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--scenarios", default="idle,threads,poller")
+    parser.add_argument("--scenarios", default="idle,threads,poller,app")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     server = subprocess.Popen(
