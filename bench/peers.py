@@ -42,6 +42,9 @@ from typing import Any
 
 import requests
 
+# bench/ is sys.path[0] when this file runs as a script (also in the Airflow venv's workers)
+from machine_info import cpu_model, version
+
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW3 = ROOT / ".venv-airflow3"
 BEGIN = "<!-- bench:peers begin (bench/peers.py rewrites this section) -->"
@@ -450,24 +453,8 @@ def run_worker(server: LoadServer, client: str, scenario: str, opts: dict[str, A
     return result
 
 
-def version(dist: str, python: Path | None = None) -> str:
-    code = f"import importlib.metadata as m; print(m.version({dist!r}))"
-    try:
-        out = subprocess.run([str(python or sys.executable), "-c", code], capture_output=True, text=True, timeout=60)
-    except OSError:
-        return "not installed"
-    return out.stdout.strip() or "not installed"
-
-
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "os": f"{platform.system()} {platform.release()}",

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import os
 import platform
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +33,7 @@ import requests
 
 # bench/ is sys.path[0] when this file runs as a script
 from log_fidelity import LogsResult, fidelity_table, render_logs, run_logs, transfer_table
+from machine_info import cpu_model, version
 
 from hdiaks_widgets import LivyClient
 from hdiaks_widgets.config import BatchSpec
@@ -218,26 +217,8 @@ def bench_quiet(sb: SandboxProcess, client: LivyClient, counters: Counters, args
 # -- report -----------------------------------------------------------------------------------
 
 
-def version(dist: str, python: Path | None = None) -> str:
-    if python is None:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-    code = f"import importlib.metadata as m; print(m.version({dist!r}))"
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
-    return done.stdout.strip() if done.returncode == 0 else "not installed"
-
-
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "os": f"{platform.system()} {platform.release()}",

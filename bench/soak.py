@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine_info import cpu_model  # noqa: E402
 from soak_scenarios import (  # noqa: E402 - the scenarios sit beside this file
     CANARY_PASSWORD,
     CANARY_SECRET,
@@ -50,14 +51,7 @@ def machine() -> str:
         memory = f"{mem:.0f} GiB"
     except (ValueError, OSError):
         memory = "? GiB"
-    model = ""
-    try:
-        names = [x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
-                 if x.startswith("model name")]  # fmt: skip
-        model = f" ({names[0]})" if names else ""
-    except OSError:
-        pass
-    return (f"{platform.system()} {platform.machine()}, {cpus} cores{model}, {memory}, "
+    return (f"{platform.system()} {platform.machine()}, {cpus} cores ({cpu_model()}), {memory}, "
             f"Python {platform.python_version()}")  # fmt: skip
 
 
