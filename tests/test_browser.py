@@ -96,9 +96,27 @@ def lab(sandbox: Any, tmp_path: Path) -> Iterator[str]:
                 proc.wait(timeout=10)
 
 
+def run_all_cells(page: Any, url: str) -> None:
+    """Open ``url`` (a notebook in JupyterLab), accept the default kernel if JupyterLab asks which
+    one to start, wait until the kernel is idle and run every cell (Run ▸ Run All Cells)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    page.locator(".jp-Notebook").first.wait_for(timeout=120_000)
+    choose = page.locator(".jp-Dialog").get_by_role("button", name="Select Kernel")
+    try:
+        choose.wait_for(timeout=10_000)
+        choose.click()
+    except PlaywrightTimeout:
+        pass
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(timeout=120_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser-deps)")
 def test_browser_quickstart_submit_shows_success_and_pi(lab: str) -> None:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -107,21 +125,7 @@ def test_browser_quickstart_submit_shows_success_and_pi(lab: str) -> None:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            page.goto(f"{lab}/lab/tree/01_submit_job.ipynb")
-            page.locator(".jp-Notebook").first.wait_for(timeout=120_000)
-            # JupyterLab may ask which kernel to start: accept the default (Python 3).
-            choose = page.locator(".jp-Dialog").get_by_role("button", name="Select Kernel")
-            try:
-                choose.wait_for(timeout=10_000)
-                choose.click()
-            except PlaywrightTimeout:
-                pass
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
-                timeout=120_000
-            )
-            # Run ▸ Run All Cells
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            run_all_cells(page, f"{lab}/lab/tree/01_submit_job.ipynb")
             page.get_by_text("Nothing submitted yet").first.wait_for(timeout=180_000)
 
             submit = page.locator("button.hdiaks-submit")
@@ -153,7 +157,6 @@ def _write_notebook(path: Path, cells: list[str]) -> None:
 def test_browser_progress_moves_then_kill_from_the_app(lab: str, sandbox: Any, tmp_path: Path) -> None:
     """Submit a multi-stage job from the app, watch the progress bar and the clock move, kill it
     with Kill → Yes, and see the kill answered; a screenshot while it runs and one after the kill."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     _write_notebook(tmp_path / "work" / "progress.ipynb", [
@@ -171,19 +174,7 @@ def test_browser_progress_moves_then_kill_from_the_app(lab: str, sandbox: Any, t
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2000})
-            page.goto(f"{lab}/lab/tree/progress.ipynb")
-            page.locator(".jp-Notebook").first.wait_for(timeout=120_000)
-            choose = page.locator(".jp-Dialog").get_by_role("button", name="Select Kernel")
-            try:
-                choose.wait_for(timeout=10_000)
-                choose.click()
-            except PlaywrightTimeout:
-                pass
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
-                timeout=120_000
-            )
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            run_all_cells(page, f"{lab}/lab/tree/progress.ipynb")
             submit = page.locator("button.hdiaks-submit")
             expect(submit).to_be_enabled(timeout=120_000)
             submit.click()

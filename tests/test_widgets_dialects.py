@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from conftest import SandboxHandle
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, run_all_cells
 from test_browser import lab as lab  # noqa: F401 - the fixture "lab" (JupyterLab on notebook 01)
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
@@ -472,7 +472,6 @@ def test_app_batch_table_names_each_batchs_target_once_there_are_two() -> None:
 def test_browser_service_switch_shows_its_fields_and_checks_them(lab: str) -> None:
     """In JupyterLab: pick Microsoft Fabric, see only its fields, get the profile's message under
     the field as you type (a bad GUID, a pasted portal address), switch back and find the URL kept."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -481,19 +480,7 @@ def test_browser_service_switch_shows_its_fields_and_checks_them(lab: str) -> No
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            page.goto(f"{lab}/lab/tree/01_submit_job.ipynb")
-            page.locator(".jp-Notebook").first.wait_for(timeout=120_000)
-            choose = page.locator(".jp-Dialog").get_by_role("button", name="Select Kernel")
-            try:
-                choose.wait_for(timeout=10_000)
-                choose.click()
-            except PlaywrightTimeout:
-                pass
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
-                timeout=120_000
-            )
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            run_all_cells(page, f"{lab}/lab/tree/01_submit_job.ipynb")
             page.get_by_text("Nothing submitted yet").first.wait_for(timeout=180_000)
             submit = page.locator("button.hdiaks-submit")
             expect(submit).to_be_enabled(timeout=60_000)
