@@ -27,7 +27,7 @@ from hdiaks_widgets.airflow.runtime import (
 )
 from hdiaks_widgets.auth import BasicAuth, ServicePrincipalAuth
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-from hdiaks_widgets.errors import ConfigError
+from hdiaks_widgets.errors import ConfigError, LivyHTTPError
 from hdiaks_widgets.livy import LivyClient, RetryPolicy
 from hdiaks_widgets.models import Batch, BatchState, LogLine, LogPage
 from hdiaks_widgets.run import BatchRun, Snapshot
@@ -208,6 +208,32 @@ def test_retry_after_a_failed_batch_runs_the_job_again_under_its_own_name(state:
     livy.add(names()[0], state)
     run, reattached = start_run(livy, job(), names(2))
     assert not reattached and [s.name for s in livy.posts] == [names(2)[-1]]
+
+
+class GatewayDown(FakeLivy):
+    """Every poll answers 503 (after the client's own retries, which this fake does not model)."""
+
+    def get_batch(self, batch_id: int | str) -> Batch:
+        raise LivyHTTPError(503, "gateway down", method="GET", url=f"/batches/{batch_id}")
+
+
+@pytest.mark.parametrize("earlier_try", [False, True], ids=["submitted", "reattached"])
+def test_start_run_gives_up_after_the_operators_max_poll_errors(earlier_try: bool) -> None:
+    """The worker's wait (``deferrable=False``) honours ``max_poll_errors`` like the trigger does,
+    on a fresh submit and on a retry's reattach."""
+    livy = GatewayDown()
+    if earlier_try:
+        livy.add(names()[0], BatchState.RUNNING)
+    run, reattached = start_run(livy, job(), names(2 if earlier_try else 1), max_errors=2)
+    assert reattached is earlier_try
+    snap = run.wait(interval=0, max_interval=0)
+    assert snap.finished and snap.errors == 2 and snap.error_kind == "server"
+    assert "Stopped watching after 2 failed attempts." in (snap.error or "")
+
+
+def test_start_run_keeps_eight_failed_polls_by_default() -> None:
+    run, _reattached = start_run(GatewayDown(), job(), names())
+    assert run.wait(interval=0, max_interval=0).errors == 8
 
 
 # -- verdicts ----------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ class SparkBatchOperator(BaseOperator):  # type: ignore[misc]  # Airflow is unty
             # Also when deferring: a missing Variable fails here, on the worker, with a plain message.
             client = build_client(cfg, self._variables, retries=self.livy_retries)
             names = self._names(context, cfg.spec.name or str(context["ti"].dag_id))
-            run, _reattached = start_run(client, cfg, names)
+            run, _reattached = start_run(client, cfg, names, max_errors=self.max_poll_errors)
         except HdiaksError as exc:
             raise AirflowException(str(exc)) from exc
         self._cfg, self._batch_id = cfg, run.batch_id

@@ -224,13 +224,16 @@ def first_try_since_clear(*, max_tries: int | None, retries: int | None, try_num
     return min(max(1, max_tries - retries + 1), max(1, try_number))
 
 
-def start_run(client: SubmitLike, cfg: JobConfig, names: list[str]) -> tuple[BatchRun, bool]:
+def start_run(
+    client: SubmitLike, cfg: JobConfig, names: list[str], *, max_errors: int = 8
+) -> tuple[BatchRun, bool]:
     """Submit the job under ``names[-1]``, or reattach to a batch of this task instance.
 
     Returns the run and whether it reattached. An earlier try's batch that did not fail (it
     still runs, or it succeeded while the try lost track of it) is followed; one that failed is
     left alone and this try runs the job again under its own name. The current try's own name is
-    always followed (a resubmission after a crash, or a concurrent duplicate).
+    always followed (a resubmission after a crash, or a concurrent duplicate). ``max_errors``: the
+    consecutive failed polls after which the run gives up (the operator's ``max_poll_errors``).
     """
     current = names[-1]
     for name in reversed(names[:-1]):
@@ -239,10 +242,10 @@ def start_run(client: SubmitLike, cfg: JobConfig, names: list[str]) -> tuple[Bat
             continue
         if batch.state.value not in wire.FAILED_STATES:
             log.info("Reattaching to Livy batch %s (%s), state %s", batch.id, name, batch.state.value)
-            return BatchRun(client, batch.id, name=name, batch=batch), True
+            return BatchRun(client, batch.id, name=name, batch=batch, max_errors=max_errors), True
         break  # an earlier try's batch failed: run the job again under this try's name
     spec = replace(cfg.batch_spec, name=current)
-    run = BatchRun.submit(client, spec, reattach=True)
+    run = BatchRun.submit(client, spec, reattach=True, max_errors=max_errors)
     if run.reattached:
         state = run.first_batch.state.value if run.first_batch is not None else "unknown"
         log.info("Reattaching to Livy batch %s (%s), state %s", run.batch_id, current, state)
