@@ -222,3 +222,156 @@ def test_progress_bar_moves_through_spark_numbers_and_ends_at_100(sandbox: Any) 
         assert "elapsed" in ui.progress.elapsed.value
     finally:
         ui.close()
+
+
+# -- the message budget: at most 2 widget messages a second per view (issue 14) --------------------
+
+
+@pytest.fixture
+def comm_msgs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+    """Every comm message a widget sends a browser, as (msg type, comm id): opens and closes as well
+    as updates (``Widget._send`` alone misses a new widget's open)."""
+    import comm as comm_module
+
+    log: list[tuple[str, str]] = []
+    dummy = type(comm_module.create_comm(target_name="hdiaks-test-probe"))
+
+    def record(self: Any, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
+               **keys: Any) -> None:  # fmt: skip
+        log.append((msg_type, self.comm_id))
+
+    monkeypatch.setattr(dummy, "publish_msg", record)
+    yield log
+
+
+class SteppedClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _stepped(livy: ScriptedLivy, count: int, clock: SteppedClock, **options: Any) -> JobApp:
+    """An app watching ``count`` running batches whose poller reads them once and then sleeps for an
+    hour: the test hands it each poll's snapshots (``ui.apply``) and each tick of the clock."""
+    ui = app(client_factory=lambda profile: livy, profiles={}, monitor_interval=3600, max_interval=3600,  # type: ignore[arg-type]
+             clock=clock, **options)  # fmt: skip
+    for bid in range(count):
+        livy.add(bid, log=["25/11/24 08:00:00 INFO Job: started"])
+        ui.watch(bid)
+    _until(lambda: ui.batches.value.count("hdiaks-state") == count and all(s.polls for s in ui.snapshots.values()),
+           ui, f"{count} batches read once")  # fmt: skip
+    ui.dispatcher.cancel("tick")  # the test ticks the clock itself
+    _second(ui, clock, [])
+    _second(ui, clock, [])
+    assert "started" in ui.log.value
+    return ui
+
+
+def _second(ui: JobApp, clock: SteppedClock, snaps: list[Any]) -> None:
+    """One simulated second: a poll's snapshots, then the clock's tick, applied."""
+    for snap in snaps:
+        ui.apply(snap)
+    clock.now += 1.0
+    ui.dispatcher.post(ui._tick, key=("every", "tick"), hold=(ui.progress.elapsed, ui.poller_line, ui.log))
+    assert ui.settle()
+
+
+def _poll(ui: JobApp, second: int, *, lines: int = 2) -> list[Any]:
+    """What one poll of the poller hands the app: every batch polled once more, the followed
+    batch's log grown by ``lines``."""
+    from dataclasses import replace
+
+    snaps = []
+    for key, snap in list(ui.snapshots.items()):
+        new = tuple(f"25/11/24 08:00:{second % 60:02d} INFO Job: second {second} line {i}" for i in range(lines))
+        grown = (*snap.lines, *new) if key == ui.current else tuple(snap.lines)  # a snapshot's lines only grow
+        snaps.append(replace(snap, lines=grown, new_lines=new if key == ui.current else (), polls=snap.polls + 1,
+                             updated_at=snap.updated_at + 1.0))  # fmt: skip
+    return snaps
+
+
+def test_app_sends_at_most_two_messages_a_second_while_fifty_batches_run(
+        comm_msgs: list[tuple[str, str]]) -> None:  # fmt: skip
+    livy, clock = ScriptedLivy(), SteppedClock()
+    ui = _stepped(livy, 50, clock)
+    try:
+        clock_id = ui.progress.elapsed.comm.comm_id
+        rows = {r.comm.comm_id for r in ui.batches.children}
+        seconds, per_second, clock_texts = 24, [], []
+        for second in range(seconds):
+            comm_msgs.clear()
+            _second(ui, clock, _poll(ui, second))
+            per_second.append(list(comm_msgs))
+            clock_texts.append(ui.progress.elapsed.value)
+        total = sum(len(m) for m in per_second)
+        # The clock ticked every second, one message each; nothing for 49 quiet batches' rows.
+        assert [sum(1 for _, cid in m if cid == clock_id) for m in per_second] == [1] * seconds
+        assert len(set(clock_texts)) == seconds
+        assert not [cid for m in per_second for _, cid in m if cid in rows]
+        # The log's new lines: one message per two seconds (the last chunk, with the count in it),
+        # two when a new chunk opens (its open and the view's list of chunks).
+        log_msgs = [len(m) - 1 for m in per_second]
+        assert all(n <= 2 for n in log_msgs), log_msgs
+        assert all(a + b <= 2 for a, b in zip(log_msgs[::2], log_msgs[1::2], strict=True)), log_msgs
+        assert total <= 2 * seconds, (total, log_msgs)
+        # ... and every line is on show, with the count (the last second's within one more tick).
+        missing = [f"second {s} line {i}" for s in range(seconds) for i in range(2)
+                   if f"second {s} line {i}" not in ui.log.value]  # fmt: skip
+        assert missing in ([], [f"second {seconds - 1} line 0", f"second {seconds - 1} line 1"]), missing
+        _second(ui, clock, _poll(ui, seconds, lines=0))
+        shown = ui.log.value
+        assert all(f"second {s} line {i}" in shown for s in range(seconds) for i in range(2))
+        assert f"{1 + 2 * seconds} of {1 + 2 * seconds} lines shown" in shown
+        assert shown.count("lines shown") == 1
+    finally:
+        ui.close()
+
+
+def test_one_poll_and_one_tick_cost_at_most_two_messages_even_when_a_row_changes(
+        comm_msgs: list[tuple[str, str]]) -> None:  # fmt: skip
+    livy, clock = ScriptedLivy(), SteppedClock()
+    ui = _stepped(livy, 20, clock, log_every=1.0)
+    try:
+        _second(ui, clock, _poll(ui, 0))
+        comm_msgs.clear()
+        _second(ui, clock, _poll(ui, 1, lines=0))  # a quiet second: the clock alone
+        assert len(comm_msgs) == 1, comm_msgs
+        comm_msgs.clear()
+        _second(ui, clock, _poll(ui, 2))  # new lines in the tail chunk: the clock and that chunk
+        assert sorted(cid for _, cid in comm_msgs) == sorted([ui.progress.elapsed.comm.comm_id,
+                                                              ui.log.children[-1].comm.comm_id])  # fmt: skip
+        from dataclasses import replace
+
+        comm_msgs.clear()
+        snaps = _poll(ui, 3, lines=0)
+        done = next(s for s in snaps if s.batch_id == "7")
+        row = next(r for r in ui.batches.children[1:] if 'title="7"' in r.value)
+        ended = replace(done, batch=replace(done.batch, state=BatchState.SUCCESS), finished=True)
+        _second(ui, clock, [ended if s is done else s for s in snaps])  # batch 7 ended: its row, by row
+        assert sorted(cid for _, cid in comm_msgs) == sorted([ui.progress.elapsed.comm.comm_id, row.comm.comm_id])
+        assert 'data-state="success"' in row.value
+    finally:
+        ui.close()
+
+
+def test_collapsed_log_and_unselected_batches_send_nothing_but_the_clock(
+        comm_msgs: list[tuple[str, str]]) -> None:  # fmt: skip
+    livy, clock = ScriptedLivy(), SteppedClock()
+    ui = _stepped(livy, 5, clock, log_every=1.0)
+    try:
+        ui.log_section.selected_index = None
+        ui.settle()
+        comm_msgs.clear()
+        for second in range(6):
+            _second(ui, clock, _poll(ui, second))
+        assert {cid for _, cid in comm_msgs} == {ui.progress.elapsed.comm.comm_id}, comm_msgs
+        assert len(comm_msgs) == 6
+        ui.log_section.selected_index = 0  # opened again: the lines that came meanwhile are drawn
+        ui.settle()
+        assert "second 5 line 1" in ui.log.value and "13 of 13 lines shown" in ui.log.value
+    finally:
+        ui.close()

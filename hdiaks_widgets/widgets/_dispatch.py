@@ -17,8 +17,10 @@ API (stable; other views such as the history panel build on it):
   dispatcher's own timer, not a thread per caller; ``cancel(key)`` stops it.
 - ``drain(timeout=...)``: wait until no ``run`` is in flight and everything is applied (tests, scripts).
 - ``flush(timeout=...)``: apply what is pending now (inline when called on the owner thread, else wait
-  for the owner to do it); ``on_owner_thread()``; ``stats()``; ``close()`` (stops the timer and the
-  workers, drops what is pending; returns at once).
+  for the owner to do it); ``fire_due()``: post every ``every`` whose time has come (for a caller that
+  holds the kernel's thread, whose IOLoop timer cannot fire meanwhile: ``JobApp.wait``);
+  ``on_owner_thread()``; ``stats()``; ``close()`` (stops the timer and the workers, drops what is
+  pending; returns at once).
 
 Where updates run (``mode``): in a kernel (``get_ipython().kernel`` exists) on the kernel's own IOLoop
 through ``io_loop.add_callback`` — the thread that also runs cells and the widgets' comm handlers, so a
@@ -324,6 +326,10 @@ class Dispatcher:
         self._fire_due()
         self._flush()
         self._kernel_arm_timer()
+
+    def fire_due(self) -> None:
+        """Post every :meth:`every` whose time has come (re-armed as the timer does)."""
+        self._fire_due()
 
     def _fire_due(self) -> None:
         """Post every ``every`` whose time has come, and re-arm it."""

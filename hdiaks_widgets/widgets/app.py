@@ -9,8 +9,14 @@ client, a history page) runs in the dispatcher's worker pool, so a click never b
 an in-flight flag makes a double click submit once. The app's batches are watched on ONE shared
 :class:`~hdiaks_widgets.poller.Poller` per client: the batch on show has its log followed (and its
 Spark progress read), the others are read from the list and their log only once they end. A
-monitor replaced for the same batch id gets a new generation: its late snapshots are dropped.
+batch is known by its :class:`BatchKey` (endpoint and id: two services may both have a batch 3). A
+monitor replaced for the same batch gets a new generation: its late snapshots are dropped.
 Every failure is shown as a sentence (``monitor.describe_error``), never as a traceback.
+
+What it sends a browser (issue 14: at most 2 widget messages a second per view while batches run):
+the clock, once a second; the followed log's new lines at most every ``log_every`` seconds (2 s:
+one message, the last chunk, which carries the line count too), at once when the batch ends; a
+batch's row when its row changes; the poller's cost line when what it says changes, or every 30 s.
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import ipywidgets as w
 import pandas as pd
@@ -47,11 +54,80 @@ from hdiaks_widgets.widgets.history import BatchHistoryPanel, SpecLedger
 from hdiaks_widgets.widgets.signin import SignInPanel
 from hdiaks_widgets.widgets.status import BatchRows, HistoryPanel, LogPanel, ProgressPanel, running, status_html
 
-__all__ = ["JobApp", "app"]
+__all__ = ["BatchKey", "JobApp", "app"]
 
 log = logging.getLogger(__name__)
 
-_STATS_EVERY = 5.0  # seconds between updates of the poller's cost line
+_STATS_EVERY = 30.0  # seconds between updates of the poller's cost line when only its rate moved
+_RATE = re.compile(r"\d+ requests/min")
+V = TypeVar("V")
+
+
+class BatchKey(str):
+    """A batch of the app: its id (the string itself, as people read and type it) and the endpoint it
+    lives on (``endpoint``). Two keys are equal when both match, so a Fabric UUID and a Livy batch
+    3 on two endpoints never clash; a plain id string equals every key with that id, so
+    ``ui.snapshots["3"]`` and ``ui.current == "3"`` keep working (the app's mappings refuse a plain
+    id that two endpoints share)."""
+
+    endpoint: str
+
+    def __new__(cls, batch_id: int | str, endpoint: str) -> BatchKey:
+        key = super().__new__(cls, str(batch_id))
+        key.endpoint = endpoint
+        return key
+
+    @property
+    def batch_id(self) -> str:
+        return str.__str__(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BatchKey):
+            return str.__eq__(self, other) and self.endpoint == other.endpoint
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+    def __repr__(self) -> str:
+        return f"BatchKey({self.batch_id!r}, endpoint={self.endpoint!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (BatchKey, (self.batch_id, self.endpoint))
+
+
+class _ByBatch(dict[BatchKey, V]):
+    """The app's per-batch state, keyed by :class:`BatchKey`; a plain id finds its batch when one
+    endpoint has it."""
+
+    def resolve(self, key: object) -> BatchKey | None:
+        if isinstance(key, BatchKey):
+            return key if dict.__contains__(self, key) else None
+        want = str(key)
+        found = [k for k in self if k.batch_id == want]
+        if len(found) > 1:
+            where = ", ".join(sorted(k.endpoint for k in found))
+            raise KeyError(f"batch {want}: watched on {len(found)} endpoints ({where}); "
+                           "look it up by BatchKey(id, endpoint)")  # fmt: skip
+        return found[0] if found else None
+
+    def __getitem__(self, key: object) -> V:
+        found = self.resolve(key)
+        if found is None:
+            raise KeyError(key)
+        return dict.__getitem__(self, found)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            return self.resolve(key) is not None
+        except KeyError:
+            return True
+
+    def get(self, key: object, default: Any = None) -> Any:
+        found = self.resolve(key)
+        return default if found is None else dict.__getitem__(self, found)
 
 
 class JobApp:
@@ -71,7 +147,9 @@ class JobApp:
         export_dir: str = "dags",
         max_renders: float = 4.0,
         progress_interval: float = 2.0,
+        log_every: float = 2.0,
         dispatcher: Dispatcher | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         # The owner of UI state first: everything below reports through it.
         self.dispatcher = dispatcher or Dispatcher(max_rate=max_renders, on_error=self._on_ui_error)
@@ -84,20 +162,25 @@ class JobApp:
         self._interval = monitor_interval
         self._max_interval = max_interval
         self._progress_interval = progress_interval
+        self._log_every = log_every  # seconds between appends of the followed log (it ends: at once)
+        self._clock = clock
         self._lock = threading.RLock()
         self._in_flight = False
         self._closed = False
-        self.monitors: dict[int | str, BatchMonitor] = {}
-        self.snapshots: dict[int | str, Snapshot] = {}
-        self._clients_of: dict[int | str, LivyClientLike] = {}
-        self._generation: dict[str, int] = {}  # batch id -> the generation of its current monitor
-        self._progress: dict[str, ProgressReader] = {}
+        self.monitors: _ByBatch[BatchMonitor] = _ByBatch()
+        self.snapshots: _ByBatch[Snapshot] = _ByBatch()
+        self._clients_of: _ByBatch[LivyClientLike] = _ByBatch()
+        self._generation: dict[BatchKey, int] = {}  # the generation of each batch's current monitor
+        self._progress: dict[BatchKey, ProgressReader] = {}
         self.stale_dropped = 0  # snapshots of replaced monitors that never reached the view
-        self.targets: dict[int | str, str] = {}  # batch id -> the flavour it was submitted to
-        self.current: int | str | None = None
+        self.targets: _ByBatch[str] = _ByBatch()  # batch -> the flavour it was submitted to
+        self.current: BatchKey | None = None
         self._syncing_selector = False
         self._dirty_rows = True  # the batch rows need drawing (set while the section is collapsed)
-        self._stats_at = 0.0
+        self._stats_at: float | None = None
+        self._stats_shape = ""
+        self._log_due = False  # the followed log has lines not sent yet (they go with a tick)
+        self._log_at = 0.0
 
         self.submit_button = w.Button(description="Submit", button_style="primary", icon="play")
         self.submit_button.add_class("hdiaks-submit")
@@ -121,7 +204,7 @@ class JobApp:
         self.sign_in_box = self.sign_in_panel.widget
         self.status = w.HTML(status_html(None))
         self.status.add_class("hdiaks-status")
-        self.progress = ProgressPanel()
+        self.progress = ProgressPanel(clock)
         self.poller_line = w.HTML()
         self.poller_line.add_class("hdiaks-poller-stats")
         self.batches = BatchRows()
@@ -180,7 +263,7 @@ class JobApp:
         self._sync_sign_in()
         # The clock and the poller's cost line: one timer of the dispatcher, not a thread per batch.
         self.dispatcher.every(1.0, self._tick, key="tick",
-                              hold=(self.progress.elapsed, self.poller_line))  # fmt: skip
+                              hold=(self.progress.elapsed, self.poller_line, self.log_panel.view))  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -210,8 +293,9 @@ class JobApp:
 
         Called on the kernel's thread (a cell), the widgets keep updating while it waits."""
         bid = self.current if batch_id is None else batch_id
-        monitor = self.monitors.get(str(bid)) if bid is not None else None
-        if monitor is None:
+        key = self.monitors.resolve(bid) if bid is not None else None
+        monitor = self.monitors.get(key) if key is not None else None
+        if key is None or monitor is None:
             return None
         if self.dispatcher.on_owner_thread():
             # The kernel's thread owns the widgets: keep applying their updates while waiting.
@@ -219,13 +303,15 @@ class JobApp:
             while True:
                 left = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
                 snap = monitor.wait(left)
+                self.dispatcher.fire_due()  # the clock and the log's tick: the IOLoop's timer waits for us
                 self.dispatcher.flush()
                 if snap.finished or not monitor.running or (deadline is not None and time.monotonic() >= deadline):
                     break
         else:
             snap = monitor.wait(timeout)
         self.dispatcher.flush()
-        return self.snapshots.get(snap.batch_id, snap)
+        shown: Snapshot = self.snapshots.get(key, snap)
+        return shown
 
     def settle(self, timeout: float = 10.0) -> bool:
         """Wait for the network calls the UI started (a click's kill, a history page) and apply every
@@ -236,18 +322,18 @@ class JobApp:
         """Every batch submitted from this app, as a DataFrame. ``by_target``: a first ``target``
         column names the flavour each batch went to (``fabric``, ``synapse``, ``hdinsight``...)."""
         with self._lock:
-            snaps = [s for s in self.snapshots.values() if s.batch is not None]
-            targets = dict(self.targets)
+            items = [(k, s) for k, s in self.snapshots.items() if s.batch is not None]
+            labels = self._labels(by_flavour=True)
         if not by_target:
-            return _table(snaps)
+            return _table([s for _, s in items])
         groups: dict[str, list[Snapshot]] = {}
-        for snap in snaps:
-            groups.setdefault(targets.get(snap.batch_id, ""), []).append(snap)
+        for key, snap in items:
+            groups.setdefault(labels.get(key, ""), []).append(snap)
         return concat_batch_tables({label: _table(group) for label, group in groups.items()})
 
     def log_table(self, batch_id: int | str | None = None, *, filtered: bool = False) -> pd.DataFrame:
         """The parsed log of a batch (default: the current one), with a ``source`` column."""
-        bid = self.current if batch_id is None else str(batch_id)
+        bid = self.current if batch_id is None else self.snapshots.resolve(batch_id)
         with self._lock:
             return self.log_panel.table(bid, filtered=filtered)
 
@@ -261,9 +347,13 @@ class JobApp:
         client = self._client(target)
         return self._start_monitor(BatchRun(client, batch_id), client, target=target)
 
-    def apply(self, snap: Snapshot) -> None:
-        """Show a snapshot: posted to the dispatcher (from any thread); the latest per batch wins."""
-        self.dispatcher.post(lambda: self._apply(snap), key=("snapshot", snap.batch_id), hold=self._held())
+    def apply(self, snap: Snapshot, *, key: BatchKey | None = None) -> None:
+        """Show a snapshot: posted to the dispatcher (from any thread); the latest per batch wins.
+        ``key`` says which batch when two endpoints share its id."""
+        found = key or self.snapshots.resolve(snap.batch_id)
+        if found is None:
+            raise KeyError(f"batch {snap.batch_id}: not watched by this app; watch it first (ui.watch)")
+        self.dispatcher.post(lambda: self._apply(snap, found), key=("snapshot", found), hold=self._held())
 
     def poller_stats(self) -> str:
         """What watching costs now: Livy requests per minute and batches, over every poller of this app."""
@@ -369,7 +459,7 @@ class JobApp:
         if bid is None or client is None:
             return
         self.dispatcher.run(
-            lambda: client.kill_batch(bid),
+            lambda: client.kill_batch(bid.batch_id),
             lambda _: self._show_message(note_html(f"Kill requested for batch {bid}.")),
             lambda exc: self._show_message(note_html(f"Could not kill batch {bid}: {describe_error(exc)[1]}",
                                                      ok=False)),
@@ -381,13 +471,17 @@ class JobApp:
                   hold=(self.kill_confirm.layout,))  # fmt: skip
 
     def _on_batch_selector_change(self, change: Mapping[str, Any]) -> None:
-        if self._syncing_selector or change["new"] is None or change["new"] == self.current:
+        new = change["new"]
+        if self._syncing_selector or new is None or (isinstance(new, BatchKey) and new == self.current):
             return
-        self._select(str(change["new"]))
+        key = self.monitors.resolve(new)
+        if key is None or key == self.current:
+            return
+        self._select(key)
         self._now(self._render_current, key="current", hold=self._held())
 
     def _on_log_filter(self) -> None:
-        self._now(self._render_log_full, key="log", hold=(self.log_panel.view, self.log_panel.count))
+        self._now(self._render_log_full, key="log", hold=(self.log_panel.view,))
 
     def _on_section_change(self, _change: Mapping[str, Any]) -> None:
         # A section opened again: draw what changed while it was collapsed.
@@ -456,7 +550,7 @@ class JobApp:
             return poller
 
     def _start_monitor(self, run: BatchRun, client: LivyClientLike, *, target: ClusterProfile) -> BatchMonitor:
-        batch_id = run.batch_id
+        batch_id = BatchKey(run.batch_id, getattr(client, "base_url", None) or f"profile {target.name}")
         poller = self._poller(client)
         with self._lock:
             if self._closed:
@@ -467,17 +561,20 @@ class JobApp:
             gen = self._generation.get(batch_id, 0) + 1
             self._generation[batch_id] = gen
             self._progress[batch_id] = ProgressReader(min_interval=self._progress_interval)
-            monitor = BatchMonitor(run, on_snapshot=lambda snap: self._on_snapshot(snap, gen), poller=poller,
-                                   follow_logs=False)  # fmt: skip
+            monitor = BatchMonitor(run, on_snapshot=lambda snap: self._on_snapshot(snap, batch_id, gen),
+                                   poller=poller, follow_logs=False)  # fmt: skip
             self.monitors[batch_id] = monitor
             self._clients_of[batch_id] = client
             self.targets[batch_id] = target.flavour
             self.snapshots[batch_id] = replace(monitor.snapshot, batch=run.first_batch)
-            options = [(f"{bid}", bid) for bid in sorted(self.monitors, key=id_sort_key, reverse=True)]  # "10" > "9"
             self._select(batch_id)
         monitor.start()
 
         def show_new() -> None:
+            with self._lock:  # the list as it is now (later batches may have come since the post)
+                labels = self._labels()
+                options = [(f"{bid} ({labels[bid]})" if labels[bid] else f"{bid}", bid)
+                           for bid in sorted(self.monitors, key=id_sort_key, reverse=True)]  # "10" > "9"  # fmt: skip
             self._syncing_selector = True  # our own change of the list is not the user's choice
             try:
                 with self.batch_selector.hold_sync():
@@ -491,7 +588,7 @@ class JobApp:
         self.dispatcher.post(show_new, key=("new", batch_id), hold=(self.batch_selector, *self._held()))
         return monitor
 
-    def _select(self, batch_id: str) -> None:
+    def _select(self, batch_id: BatchKey) -> None:
         """Make ``batch_id`` the batch on show: its log followed and its Spark progress read, the
         previous one back to the list (its log read once it ends, no progress reads)."""
         with self._lock:
@@ -506,13 +603,13 @@ class JobApp:
             new.follow_logs = True
             new.run_handle.progress_reader = reader
 
-    def _on_snapshot(self, snap: Snapshot, gen: int) -> None:
+    def _on_snapshot(self, snap: Snapshot, key: BatchKey, gen: int) -> None:
         """A poller's snapshot (its thread): dropped when a newer monitor replaced this one."""
-        if self._generation.get(snap.batch_id) != gen:
+        if self._generation.get(key) != gen:
             with self._lock:
                 self.stale_dropped += 1
             return
-        self.dispatcher.post(lambda: self._apply(snap, gen), key=("snapshot", snap.batch_id), hold=self._held())
+        self.dispatcher.post(lambda: self._apply(snap, key, gen), key=("snapshot", key), hold=self._held())
 
     def _client(self, profile: ClusterProfile) -> LivyClientLike:
         with self._clients_lock:  # not self._lock: building a client may read Key Vault
@@ -555,29 +652,29 @@ class JobApp:
     # -- rendering (the dispatcher's owner thread only) ------------------------------------------
 
     def _held(self) -> tuple[Any, ...]:
-        return (self.status, self.kill_button, self.log_panel.count, self.log_panel.view, self.log_notice,
+        return (self.status, self.kill_button, self.log_panel.view, self.log_notice,
                 self.log_source, self.download_button, self.progress.bar, self.progress.percent,
                 self.progress.text, self.progress.elapsed)  # fmt: skip
 
-    def _apply(self, snap: Snapshot, gen: int | None = None) -> None:
-        if gen is not None and self._generation.get(snap.batch_id) != gen:
+    def _apply(self, snap: Snapshot, bid: BatchKey, gen: int | None = None) -> None:
+        if gen is not None and self._generation.get(bid) != gen:
             self.stale_dropped += 1  # replaced between the post and this flush
             return
         with self._lock:
-            self.snapshots[snap.batch_id] = snap
-            self.log_panel.extend(snap)
-            current = snap.batch_id == self.current
-            targets = set(self.targets.values())
-            target = self.targets.get(snap.batch_id, "")
+            self.snapshots[bid] = snap
+            self.log_panel.extend(snap, key=bid)
+            current = bid == self.current
+            label = self._labels().get(bid, "")
         # One batch changed: draw its row alone (no table built), unless rows come or go.
         visible = self.batches_section.selected_index is not None
-        key = (target if len(targets) > 1 else "", snap.batch_id)
+        key = (label, snap.batch_id)
         if not (visible and not self._dirty_rows and snap.batch is not None
-                and self.batches.update_row(key, _row_data(snap, key[0] or None))):  # fmt: skip
+                and self.batches.update_row(key, _row_data(snap, label or None))):  # fmt: skip
             self._dirty_rows = True
             self._render_rows()
         if current:
-            self._render_current(append=True)
+            # A running batch's new lines wait for the tick (at most every log_every); its end at once.
+            self._render_current(append=True, later=running(snap))
 
     def _render_visible(self) -> None:
         self._render_rows()
@@ -588,34 +685,50 @@ class JobApp:
             return  # collapsed: drawn when opened
         self._dirty_rows = False
         with self._lock:
-            snaps = [s for s in self.snapshots.values() if s.batch is not None]
-            targets = dict(self.targets)
-        by_target = len(set(targets.values())) > 1
+            items = [(k, s) for k, s in self.snapshots.items() if s.batch is not None]
+            labels = self._labels()
+        by_target = any(labels.values())
         # While a batch runs its row has no elapsed time (the clock above ticks for the batch on
         # show): a row is sent again only when its state, app id or links change.
-        quiet = [replace(s, updated_at=s.started_at) if running(s) else s for s in snaps]
+        quiet = [(k, replace(s, updated_at=s.started_at) if running(s) else s) for k, s in items]
         if by_target:
             groups: dict[str, list[Snapshot]] = {}
-            for snap in quiet:
-                groups.setdefault(targets.get(snap.batch_id, ""), []).append(snap)
+            for key, snap in quiet:
+                groups.setdefault(labels.get(key, ""), []).append(snap)
             frame = concat_batch_tables({label: _table(group, blank_running=True) for label, group in groups.items()})
         else:
-            frame = _table(quiet, blank_running=True)
+            frame = _table([s for _, s in quiet], blank_running=True)
         # A purged or replaced batch keeps its last batch object: show the label, not "running".
-        labels = {s.batch_id: s.state_label for s in snaps}
-        frame["state"] = [labels.get(str(bid), state) for bid, state in zip(frame["id"], frame["state"], strict=True)]
+        states = {(labels.get(k, ""), s.batch_id): s.state_label for k, s in items}
+        where = frame["target"] if "target" in frame.columns else [""] * len(frame)
+        frame["state"] = [states.get((str(label), str(bid)), state)
+                          for label, bid, state in zip(where, frame["id"], frame["state"], strict=True)]  # fmt: skip
         self.batches.update(frame)
 
-    def _render_current(self, *, append: bool = False) -> None:
+    def _labels(self, *, by_flavour: bool = False) -> dict[BatchKey, str]:
+        """The ``target`` label of each batch: none while one endpoint is watched (unless
+        ``by_flavour``), the flavour when each flavour has one endpoint, else flavour and endpoint."""
+        endpoints: dict[str, set[str]] = {}
+        for key, flavour in self.targets.items():
+            endpoints.setdefault(flavour, set()).add(key.endpoint)
+        if not by_flavour and sum(len(e) for e in endpoints.values()) <= 1:
+            return dict.fromkeys(self.targets, "")
+        return {key: flavour if len(endpoints[flavour]) == 1 else f"{flavour} {_short(key.endpoint)}"
+                for key, flavour in self.targets.items()}  # fmt: skip
+
+    def _render_current(self, *, append: bool = False, later: bool = False) -> None:
         snap = self._current_snapshot()
         text = status_html(snap, elapsed=False)
         if self.status.value != text:
             self.status.value = text
         self.progress.show(snap)
         if self.log_section.selected_index is not None:
-            if append:
-                self.log_panel.append(self.current, snap)
+            if append and later:
+                self._log_due = True
+            elif append:
+                self._append_log()
             else:
+                self._log_due, self._log_at = False, self._clock()
                 self.log_panel.render(self.current, snap)
         disabled = not running(snap)
         if self.kill_button.disabled != disabled:
@@ -624,13 +737,24 @@ class JobApp:
     def _render_log_full(self) -> None:
         self.log_panel.render(self.current, self._current_snapshot())
 
+    def _append_log(self) -> None:
+        self._log_due, self._log_at = False, self._clock()
+        self.log_panel.append(self.current, self._current_snapshot())
+
     def _tick(self) -> None:
-        """Once a second: the clock of the batch on show; every few seconds the poller's cost."""
+        """Once a second: the clock of the batch on show, the followed log's new lines when
+        ``log_every`` has passed, and the poller's cost line when what it says changed (its rate
+        alone: every 30 s)."""
         self.progress.tick()
-        now = time.monotonic()
-        if now - self._stats_at >= _STATS_EVERY:
-            self._stats_at = now
-            text = f'<div style="font-size:12px;color:#57606a">{html.escape(self.poller_stats())}</div>'
+        now = self._clock()
+        shown = self.log_section.selected_index is not None
+        if self._log_due and shown and now - self._log_at >= self._log_every - 0.25:  # a tick may come early
+            self._append_log()
+        stats = self.poller_stats()
+        shape = _RATE.sub("", stats)
+        if self._stats_at is None or shape != self._stats_shape or now - self._stats_at >= _STATS_EVERY:
+            self._stats_at, self._stats_shape = now, shape
+            text = f'<div style="font-size:12px;color:#57606a">{html.escape(stats)}</div>'
             if self.poller_line.value != text:
                 self.poller_line.value = text
 
@@ -647,6 +771,11 @@ def app(
 ) -> JobApp:
     """The notebook UI for ``cfg`` (default: SparkPi on the sandbox). Display it as a cell's value."""
     return JobApp(cfg, client_factory=client_factory, profiles=profiles, **options)
+
+
+def _short(endpoint: str) -> str:
+    """An endpoint as a label: its URL without the scheme."""
+    return endpoint.split("://", 1)[-1]
 
 
 def _row_data(snap: Snapshot, target: str | None) -> dict[str, Any]:

@@ -4,7 +4,8 @@ cluster history and the driver log.
 Nothing here talks to Livy or starts a thread: :class:`JobApp` calls these from the dispatcher's
 owner thread (``widgets._dispatch``). They are built to send little: :class:`BatchRows` is one
 ``HTML`` widget per batch, re-sent only when that row's text changed; :class:`LogPanel` appends the
-new lines of a followed log as a small chunk instead of re-sending the whole table;
+new lines of a followed log to a small last chunk (which also carries the line count) instead of
+re-sending the whole table;
 :class:`ProgressPanel` is a ``FloatProgress`` and a clock that ticks once a second.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 
 import ipywidgets as w
 import pandas as pd
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from hdiaks_widgets.models import BatchList
 from hdiaks_widgets.monitor import Snapshot, describe_error
@@ -226,6 +228,10 @@ class BatchRows(w.VBox):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self.header = w.HTML()
+        # Every row shares one layout and one style: a new row opens one comm (with its class and
+        # its text in the open), not three comms and two updates.
+        self._row_layout = w.Layout()
+        self._row_style = HTMLStyle()
         self._rows: dict[tuple[str, str], w.HTML] = {}
         self._columns: tuple[str, ...] = ()
         self.row_writes = 0  # rows re-sent since the start (tests, the bench)
@@ -251,11 +257,12 @@ class BatchRows(w.VBox):  # type: ignore[misc]
             key = (str(data.get("target", "")), str(data.get("id")))
             seen.add(key)
             row = self._rows.get(key)
-            if row is None:
-                row = self._rows[key] = w.HTML()
-                row.add_class("hdiaks-batch-row")
             text = _row_table(columns, _row_cells(columns, {str(k): v for k, v in data.items()}))
-            if row.value != text:
+            if row is None:
+                row = self._rows[key] = w.HTML(text, layout=self._row_layout, style=self._row_style,
+                                               _dom_classes=("hdiaks-batch-row",))  # fmt: skip
+                writes += 1
+            elif row.value != text:
                 row.value = text
                 writes += 1
             order.append(row)
@@ -282,15 +289,20 @@ class BatchRows(w.VBox):  # type: ignore[misc]
 
 
 class _LogChunks(w.VBox):  # type: ignore[misc]
-    """The log view: a count line, then the table as chunks (``HTML`` widgets), each new group of
-    lines of a followed log one more chunk. ``value`` is the whole view's HTML."""
+    """The log view: the table as chunks (``HTML`` widgets); the last one ends with the line count.
+    ``value`` is the view's HTML as a browser shows it (the older chunks' counts are hidden)."""
 
     @property
     def value(self) -> str:
-        return "".join(child.value for child in self.children if isinstance(child, w.HTML))
+        chunks = [child.value for child in self.children if isinstance(child, w.HTML)]
+        return "".join([_COUNT_DIV.sub("", text) for text in chunks[:-1]] + chunks[-1:])
 
 
 _THEAD = re.compile(r"<thead>.*?</thead>", re.S)
+_COUNT_DIV = re.compile(r'<div class="hdiaks-log-count"[^>]*>.*?</div>', re.S)
+# The line count rides the last chunk (no widget and no message of its own). A chunk that is no
+# longer the last keeps its old count in its HTML: this rule, sent once in the first chunk, hides it.
+_COUNT_CSS = "<style>.hdiaks-log .hdiaks-log-chunk:not(:last-child) .hdiaks-log-count{display:none}</style>"
 
 
 class LogPanel:
@@ -300,6 +312,11 @@ class LogPanel:
     ``current`` gives the snapshot of the batch on show; ``on_filter`` re-renders it (under the
     app's lock). The source filter offers the sources present in the batch on show; the run's
     note about its log (``Snapshot.log_note``) is shown above the table while it is set.
+
+    What a followed log sends (issue 14): new lines go into the last chunk, re-sent with them (one
+    message) while its HTML stays under ``tail_chars``; past that they open a new chunk (one comm
+    open, one update of the view's children). The "N of M lines shown" count is the last chunk's
+    footer, so it costs no message of its own. Chunks share one layout and one style.
     """
 
     def __init__(
@@ -309,8 +326,10 @@ class LogPanel:
         on_filter: Callable[[], None],
         log_last: int = 200,
         download_dir: Path = Path("."),
+        tail_chars: int = 4000,
     ) -> None:
         self._current = current
+        self._tail_chars = tail_chars
         self._on_filter = on_filter
         self._download_dir = download_dir
         self._frames: dict[int | str, pd.DataFrame] = {}
@@ -328,10 +347,12 @@ class LogPanel:
         self.note = w.HTML()
         self.log_notice = w.HTML()  # Snapshot.log_note (`note` is the download's)
         self.log_notice.add_class("hdiaks-log-notice")
-        self.count = w.HTML()
-        self.view = _LogChunks([self.count], layout=w.Layout(max_height="520px", overflow="auto"))
+        self.view = _LogChunks([], layout=w.Layout(max_height="520px", overflow="auto"))
         self.view.add_class("hdiaks-log")
-        self._chunks: list[tuple[w.HTML, int]] = []  # (chunk, lines in it)
+        self._chunk_layout = w.Layout()
+        self._chunk_style = HTMLStyle()
+        self._chunks: list[tuple[w.HTML | None, pd.DataFrame]] = []  # (chunk, the lines in it)
+        self._total = 0  # lines of the batch on show (the count's M)
         self._shown_for: int | str | None = None  # the batch the view shows
         self._rendered = 0  # rows of that batch's frame the view has taken in
         self.full_renders = 0
@@ -346,9 +367,10 @@ class LogPanel:
             widget.observe(self._on_filter_change, names="value")
         self.download_button.on_click(self._on_download_button_click)
 
-    def extend(self, snap: Snapshot) -> None:
-        """Parse only the lines not parsed before (a snapshot carries every line so far)."""
-        bid = snap.batch_id
+    def extend(self, snap: Snapshot, *, key: int | str | None = None) -> None:
+        """Parse only the lines not parsed before (a snapshot carries every line so far); ``key``
+        names the batch when its id alone does not (the app's endpoint and id)."""
+        bid = snap.batch_id if key is None else key
         done, stream = self._parsed.get(bid, (0, "stdout"))
         fresh = snap.lines[done:]
         if not fresh:
@@ -377,21 +399,20 @@ class LogPanel:
         frame = self._frames.get(batch_id) if batch_id is not None else None
         self._sync_sources(frame)
         shown = self.filtered(frame if frame is not None else log_table([]))
-        total = 0 if frame is None else len(frame)
         for chunk, _ in self._chunks:
-            chunk.close()
-        first = w.HTML(log_html(shown))
-        self._chunks = [(first, len(shown))]
-        self._shown_for, self._rendered = batch_id, total
+            if chunk is not None:
+                chunk.close()
+        self._total = 0 if frame is None else len(frame)
+        self._shown_for, self._rendered = batch_id, self._total
+        self._chunks = [(None, shown)]
+        self._draw_last()
         self.full_renders += 1
-        self._set_count(total)
-        self.view.children = (self.count, first)
         self._sync_notes(snap)
 
     def append(self, batch_id: int | str | None, snap: Snapshot | None) -> None:
-        """Show only the lines that came since the last render or append, as one more chunk (the
-        whole view is drawn anew only for another batch, or when the "last N" limit drops chunks
-        down to nothing)."""
+        """Show only the lines that came since the last render or append, in the last chunk or one
+        more (the whole view is drawn anew only for another batch, or when the "last N" limit drops
+        the first chunk, which holds the table's header)."""
         frame = self._frames.get(batch_id) if batch_id is not None else None
         if batch_id != self._shown_for or frame is None or len(frame) < self._rendered or not self._chunks:
             self.render(batch_id, snap)
@@ -401,31 +422,54 @@ class LogPanel:
             new = frame.iloc[self._rendered:]
             shown = filter_log(new, level=self.level.value, text=self.text.value or None, source=self.source.value)
             limit = int(self.last.value)
-            self._rendered = len(frame)
-            if len(shown):
-                if len(shown) >= limit:
-                    self.render(batch_id, snap)
-                    return
-                chunk = w.HTML(_THEAD.sub("", _STYLE_TAG.sub("", log_html(shown))))
-                self._chunks.append((chunk, len(shown)))
-                # Keep about the last N: drop whole chunks from the top while N lines remain without them.
-                while len(self._chunks) > 1 and self._shown_lines() - self._chunks[0][1] >= limit:
-                    self._chunks.pop(0)[0].close()
-                if self._chunks[0][0] is not self.view.children[1]:  # the header chunk went: redraw
-                    self.render(batch_id, snap)
-                    return
-                self.view.children = (self.count, *(c for c, _ in self._chunks))
-                self.appends += 1
-            self._set_count(len(frame))
+            self._rendered = self._total = len(frame)
+            if len(shown) >= limit:
+                self.render(batch_id, snap)
+                return
+            header = self._chunks[0][0]
+            last, rows = self._chunks[-1]
+            grown = pd.concat([rows, shown], ignore_index=True) if len(shown) and len(rows) else (
+                shown if len(shown) else rows)
+            lines = self._shown_lines() + len(shown)
+            if len(self._chunk_html(grown, first=len(self._chunks) == 1, lines=lines)) <= self._tail_chars:
+                self._chunks[-1] = (last, grown)
+            else:
+                self._chunks.append((None, shown))
+            # Keep about the last N: drop whole chunks from the top while N lines remain without them.
+            while len(self._chunks) > 1 and self._shown_lines() - len(self._chunks[0][1]) >= limit:
+                dropped = self._chunks.pop(0)[0]
+                if dropped is not None:
+                    dropped.close()
+            if self._chunks[0][0] is not header:  # the header chunk went: redraw
+                self.render(batch_id, snap)
+                return
+            self._draw_last()
+            self.appends += 1
         self._sync_notes(snap)
 
     def _shown_lines(self) -> int:
-        return sum(n for _, n in self._chunks)
+        return sum(len(rows) for _, rows in self._chunks)
 
-    def _set_count(self, total: int) -> None:
-        text = f'<div style="font-size:12px;color:#57606a">{self._shown_lines()} of {total} lines shown</div>'
-        if self.count.value != text:
-            self.count.value = text
+    def _chunk_html(self, rows: pd.DataFrame, *, first: bool, lines: int) -> str:
+        count = (f'<div class="hdiaks-log-count" style="font-size:12px;color:#57606a">{lines} of {self._total} '
+                 "lines shown</div>")  # fmt: skip
+        if first:
+            return _COUNT_CSS + log_html(rows) + count
+        return ("" if rows.empty else _THEAD.sub("", _STYLE_TAG.sub("", log_html(rows)))) + count
+
+    def _draw_last(self) -> None:
+        """Send the last chunk: its new text (one message), or open it and show it in the view."""
+        chunk, rows = self._chunks[-1]
+        text = self._chunk_html(rows, first=len(self._chunks) == 1, lines=self._shown_lines())
+        if chunk is None:
+            chunk = w.HTML(text, layout=self._chunk_layout, style=self._chunk_style,
+                           _dom_classes=("hdiaks-log-chunk",))  # fmt: skip
+            self._chunks[-1] = (chunk, rows)
+        elif chunk.value != text:
+            chunk.value = text
+        children = tuple(c for c, _ in self._chunks)
+        if tuple(self.view.children) != children:  # a chunk came or went
+            self.view.children = children
 
     def _sync_notes(self, snap: Snapshot | None) -> None:
         notice = log_note_html(snap)
