@@ -83,6 +83,9 @@ class Dialect:
     list_total_key: str = "total"
     list_state_key: str = "state"  # Fabric's list items are activity summaries with "livyState"
     page_limit: int | None = None
+    # Apache Livy lists oldest first (SessionManager keeps a LinkedHashMap in insertion order and
+    # the list is its slice from..from+size); the sandbox's Fabric answers newest first (not documented).
+    list_newest_first: bool = False
     get_params: Mapping[str, str] = field(default_factory=dict)  # Synapse: detailed=true
     has_state_endpoint: bool = True
     has_log_endpoint: bool = True
@@ -143,6 +146,7 @@ DIALECTS: Mapping[str, Dialect] = {
         list_total_key="totalCountOfMatchedItems",
         list_state_key="livyState",
         page_limit=100,  # not documented; the sandbox cuts $top to 100 (docs/fidelity.md)
+        list_newest_first=True,  # the monitoring hub's order, as the sandbox serves it (docs/fidelity.md)
         has_state_endpoint=False,
         has_log_endpoint=False,
         log_source="fabric-monitoring",

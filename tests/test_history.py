@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 import requests
 from conftest import SandboxHandle
+from livy_memory import BASE_URL, MemoryLivy, memory_session, respond
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
-from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.livy import LivyClient, RetryPolicy
 from hdiaks_widgets.models import Batch, BatchState
 from hdiaks_widgets.run import BatchRun
 from hdiaks_widgets.widgets import app
@@ -34,6 +35,7 @@ from hdiaks_widgets.widgets.history import (
     clone_spec,
     elapsed_seconds,
     me_of,
+    read_page,
     timeline_png,
 )
 
@@ -119,6 +121,154 @@ def test_history_timeline_png_draws_timed_batches_and_names_the_rest(tmp_path: P
     assert empty.startswith(PNG_MAGIC) and empty != png
 
 
+# -- paging over Apache Livy's list, in memory (oldest first, as SessionServlet slices it) --------------
+
+
+def _memory(n: int, *, state: str = "success") -> tuple[MemoryLivy, LivyClient]:
+    livy = MemoryLivy()
+    for i in range(n):
+        livy.add(f"old-{i}", state)
+    return livy, LivyClient(BASE_URL, session=memory_session(livy), retry=RetryPolicy(total=0))
+
+
+def _memory_panel(dispatcher: Dispatcher, client: LivyClient, *, page_size: int = 20) -> BatchHistoryPanel:
+    profile = ClusterProfile(name="livy", flavour="livy", url=BASE_URL)
+    return BatchHistoryPanel(dispatcher, lambda: profile, lambda _p: client, page_size=page_size)
+
+
+def _ids(batches: Any) -> list[int]:
+    return [int(b.id) for b in batches]
+
+
+def test_history_read_page_newest_is_the_last_page_from_the_first_answers_total() -> None:
+    livy, client = _memory(45)
+    page = read_page(client, None, 20, newest_first=False)
+    assert (page.start, page.total, _ids(page.batches)) == (25, 45, list(range(25, 45)))
+    assert [p for m, p in livy.requests if m == "GET"] == ["/batches?from=0&size=20", "/batches?from=25&size=20"]
+    livy.requests.clear()
+    assert _ids(read_page(client, None, 20, newest_first=False, known_total=45).batches) == list(range(25, 45))
+    assert len(livy.requests) == 1  # the total known from the last answer: one request
+    small, small_client = _memory(3)
+    assert _ids(read_page(small_client, None, 20, newest_first=False).batches) == [0, 1, 2]
+    assert len(small.requests) == 1  # the whole list fits the first page
+    assert _ids(read_page(client, None, 20, newest_first=True).batches) == list(range(20))  # page 0
+
+
+def test_history_panel_opens_newest_first_and_pages_older_and_newer(dispatcher: Dispatcher) -> None:
+    livy, client = _memory(45)
+    panel = _memory_panel(dispatcher, client)
+    panel.show()
+    assert panel.wait_idle()
+    assert _ids(panel.shown) == list(range(44, 24, -1))  # the newest batch first
+    assert "batches 1–20 of 45, newest first" in panel.label.value
+    assert panel.newer_button.disabled and not panel.older_button.disabled
+    assert panel.row.value == "44"
+    panel.older_button.click()
+    assert panel.wait_idle()
+    assert _ids(panel.shown) == list(range(24, 4, -1)) and "batches 21–40 of 45" in panel.label.value
+    panel.older_button.click()
+    assert panel.wait_idle()
+    assert _ids(panel.shown) == [4, 3, 2, 1, 0] and "batches 41–45 of 45" in panel.label.value
+    assert panel.older_button.disabled and not panel.newer_button.disabled
+    panel.newer_button.click()
+    assert panel.wait_idle()
+    assert _ids(panel.shown) == list(range(24, 4, -1))
+    panel.newer_button.click()
+    assert panel.wait_idle()
+    assert _ids(panel.shown) == list(range(44, 24, -1)) and panel.newest and panel.newer_button.disabled
+    for i in range(3):  # new batches arrive: Refresh on the newest page follows them
+        livy.add(f"new-{i}")
+    panel.refresh_button.click()
+    assert panel.wait_idle()
+    assert _ids(panel.shown) == list(range(47, 27, -1)) and "of 48" in panel.label.value
+
+
+def test_history_panel_second_click_goes_on_from_the_page_asked_for(dispatcher: Dispatcher) -> None:
+    """Two clicks on Older before the first page arrives read two pages back (the latest answer wins)."""
+    livy, client = _memory(45)
+    panel = _memory_panel(dispatcher, client)
+    panel.show()
+    assert panel.wait_idle()
+    gate = threading.Event()
+
+    def hold(_request: requests.PreparedRequest) -> None:
+        gate.wait(30)  # every list request waits until both clicks were made
+
+    livy.before.append(hold)
+    panel.older_button.click()
+    panel.older_button.click()
+    gate.set()
+    assert panel.wait_idle()
+    assert panel.start == 0 and _ids(panel.shown) == [4, 3, 2, 1, 0]
+
+
+def test_history_panel_filters_apply_to_the_newest_page(dispatcher: Dispatcher) -> None:
+    livy, client = _memory(30)
+    livy.add("nightly-etl", "dead")
+    livy.add("report", "running")
+    panel = _memory_panel(dispatcher, client, page_size=10)
+    panel.show()
+    assert panel.wait_idle()
+    panel.state.value = "dead"
+    assert panel.wait_idle()
+    assert _ids(panel.shown) == [30] and "1 match the filters" in panel.label.value
+    panel.state.value = ""
+    panel.name.value = "RE"
+    assert panel.wait_idle()
+    assert _ids(panel.shown) == [31]
+
+
+def test_history_kill_says_the_batch_is_gone_when_livy_forgets_it(dispatcher: Dispatcher) -> None:
+    livy, client = _memory(3, state="running")
+    panel = _memory_panel(dispatcher, client)
+    panel.show()
+    assert panel.wait_idle()
+    panel.select(1)
+    assert panel.wait_idle()
+    panel.kill_button.click()
+    assert panel.wait_idle()
+    assert _ids(panel.shown) == [2, 0]
+    assert "Batch 1 was killed and is no longer listed" in panel.note.value
+    assert "Refresh shows" not in panel.note.value
+
+
+def test_history_kill_says_what_the_list_shows_when_the_service_keeps_it(dispatcher: Dispatcher) -> None:
+    """A service that keeps a killed batch's record (Fabric, Synapse): the note names the state listed."""
+    livy, client = _memory(2, state="running")
+    kept: list[str] = []
+
+    def keep(request: requests.PreparedRequest) -> requests.Response | None:
+        if request.method == "DELETE":
+            kept.append(str(request.url))
+            return respond(request, 200, {"msg": "deleted"})  # answered, the record left as it was
+        return None
+
+    livy.before.append(keep)
+    panel = _memory_panel(dispatcher, client)
+    panel.show()
+    assert panel.wait_idle()
+    panel.select(0)
+    assert panel.wait_idle()
+    panel.kill_button.click()
+    assert panel.wait_idle()
+    assert len(kept) == 1
+    assert "Batch 0 was asked to stop; the list still shows it running: Refresh to see it end." in panel.note.value
+    livy.batches[0].state = "killed"
+    panel.kill_button.click()  # still enabled: the list said running
+    assert panel.wait_idle()
+    assert "Batch 0 was killed: the list shows it killed." in panel.note.value
+
+
+def test_history_frame_is_the_newest_page_newest_first() -> None:
+    _livy, client = _memory(25)
+    dispatcher = Dispatcher(mode="thread", max_rate=50)
+    try:
+        frame = _memory_panel(dispatcher, client, page_size=10).frame()
+    finally:
+        dispatcher.close()
+    assert [int(i) for i in frame["id"]] == list(range(24, 14, -1))
+
+
 # -- on the sandbox ----------------------------------------------------------------------------
 
 
@@ -170,8 +320,8 @@ def _writes_off_owner(panel: BatchHistoryPanel, dispatcher: Dispatcher) -> list[
         if threading.get_ident() != dispatcher.owner:
             bad.append(f"{type(change['owner']).__name__}.{change['name']} on {threading.current_thread().name}")
 
-    for widget in (panel.label, panel.table, panel.row, panel.note, panel.log_view, panel.image, panel.prev_button,
-                   panel.next_button, *panel._actions):  # fmt: skip
+    for widget in (panel.label, panel.table, panel.row, panel.note, panel.log_view, panel.image, panel.newer_button,
+                   panel.older_button, *panel._actions):  # fmt: skip
         widget.observe(check)
     return bad
 
@@ -185,7 +335,7 @@ def test_history_filters_state_name_and_mine_on_the_sandbox(sandbox: SandboxHand
     form = JobForm(JobConfig(profile=rec.profile, spec=BatchSpec(file=MISSING, proxy_user="alice")), profiles={})
     panel = _panel(dispatcher, rec, form=form)
     bad = _writes_off_owner(panel, dispatcher)
-    panel.show(0)
+    panel.show()
     assert panel.wait_idle()
     ids = {str(b.id) for b in panel.shown}
     assert {alice, bob, other} <= ids
@@ -208,25 +358,30 @@ def test_history_filters_state_name_and_mine_on_the_sandbox(sandbox: SandboxHand
 
 
 def test_history_pages_are_the_services_list(sandbox: SandboxHandle, dispatcher: Dispatcher) -> None:
+    """The panel opens at the sandbox's last page (Apache Livy lists oldest first), newest row first;
+    Older reads the page before it in Livy's list, Newer comes back; each page is what GET answers."""
     rec = Recorder(sandbox, _profile(sandbox))
-    for i in range(3):
-        _submit_missing(rec, sandbox, f"page-{uuid.uuid4().hex[:6]}-{i}")
+    mine = [_submit_missing(rec, sandbox, f"page-{uuid.uuid4().hex[:6]}-{i}") for i in range(5)]
     panel = _panel(dispatcher, rec, page_size=2)
-    panel.show(0)
+    panel.show()
     assert panel.wait_idle()
     with sandbox.http() as s:
-        first = s.get(f"{sandbox.url}/batches", params={"from": 0, "size": 2}, timeout=10).json()
-        second = s.get(f"{sandbox.url}/batches", params={"from": 2, "size": 2}, timeout=10).json()
-    assert {str(b.id) for b in panel.page} == {str(b["id"]) for b in first["sessions"]}
-    assert panel.prev_button.disabled and not panel.next_button.disabled
-    assert f"batches 1–2 of {first['total']}" in panel.label.value
-    panel.next_button.click()
+        total = s.get(f"{sandbox.url}/batches", params={"from": 0, "size": 0}, timeout=10).json()["total"]
+        last = s.get(f"{sandbox.url}/batches", params={"from": total - 2, "size": 2}, timeout=10).json()
+        before = s.get(f"{sandbox.url}/batches", params={"from": total - 4, "size": 2}, timeout=10).json()
+    assert panel.total == total and panel.start == total - 2
+    assert [str(b.id) for b in panel.page] == [str(b["id"]) for b in last["sessions"]] == mine[-2:]
+    assert [str(b.id) for b in panel.shown] == mine[:-3:-1]  # newest first
+    assert panel.newer_button.disabled and not panel.older_button.disabled
+    assert f"batches 1–2 of {total}, newest first" in panel.label.value
+    panel.older_button.click()
     assert panel.wait_idle()
-    assert panel.start == 2 and {str(b.id) for b in panel.page} == {str(b["id"]) for b in second["sessions"]}
-    assert not panel.prev_button.disabled
-    panel.prev_button.click()
+    assert panel.start == total - 4
+    assert [str(b.id) for b in panel.page] == [str(b["id"]) for b in before["sessions"]] == mine[1:3]
+    assert f"batches 3–4 of {total}" in panel.label.value and not panel.newer_button.disabled
+    panel.newer_button.click()
     assert panel.wait_idle()
-    assert panel.start == 0
+    assert panel.start == total - 2 and panel.newest
 
 
 def test_history_clone_then_submit_posts_the_same_body(sandbox: SandboxHandle, dispatcher: Dispatcher) -> None:
@@ -248,7 +403,7 @@ def test_history_clone_then_submit_posts_the_same_body(sandbox: SandboxHandle, d
     form = JobForm(JobConfig(profile=rec.profile, spec=BatchSpec(file="abfs://examples@sandbox.dfs.core.windows.net/x.py")),
                    profiles={})  # fmt: skip
     panel = _panel(dispatcher, rec, form=form, ledger=ledger)
-    panel.show(0)
+    panel.show()
     assert panel.wait_idle()
     panel.select(run.batch_id)
     assert panel.wait_idle()
@@ -286,7 +441,7 @@ def test_history_clone_of_a_batch_from_elsewhere_says_what_is_missing(sandbox: S
     form = JobForm(JobConfig(profile=rec.profile, spec=BatchSpec(file="abfs://examples@sandbox.dfs.core.windows.net/x.py")),
                    profiles={})  # fmt: skip
     panel = _panel(dispatcher, rec, form=form)
-    panel.show(0)
+    panel.show()
     assert panel.wait_idle()
     panel.select(bid)
     assert panel.wait_idle()
@@ -304,7 +459,7 @@ def test_history_show_log_reads_the_batchs_log(sandbox: SandboxHandle, dispatche
     rec = Recorder(sandbox, _profile(sandbox))
     bid = _submit_missing(rec, sandbox, f"log-{uuid.uuid4().hex[:6]}")
     panel = _panel(dispatcher, rec)
-    panel.show(0)
+    panel.show()
     assert panel.wait_idle()
     panel.select(bid)
     assert panel.wait_idle()
@@ -326,14 +481,16 @@ def test_history_kill_stops_a_running_batch(sandbox: SandboxHandle, dispatcher: 
         assert datetime.now(UTC) < deadline
         threading.Event().wait(0.3)
     panel.state.value = "active"
-    panel.show(0)
+    panel.show()
     assert panel.wait_idle()
     panel.select(run.batch_id)
     assert panel.wait_idle()
     assert not panel.kill_button.disabled
     panel.kill_button.click()
     assert panel.wait_idle()
-    assert f"Batch {run.batch_id} was asked to stop" in panel.note.value
+    # The sandbox, as Apache Livy, drops a deleted batch's record before it answers the DELETE.
+    assert f"Batch {run.batch_id} was killed and is no longer listed" in panel.note.value
+    assert run.batch_id not in {str(b.id) for b in panel.page}
     # Livy forgets a batch once it is deleted (DELETE kills it; GET is 404 afterwards); the sandbox
     # keeps it under /_sandbox/batches/{id} with the Spark processes still alive.
     deadline = datetime.now(UTC) + timedelta(seconds=60)
@@ -367,9 +524,10 @@ def test_history_timeline_renders_fabric_times(sandbox: SandboxHandle, dispatche
             assert datetime.now(UTC) < deadline
             threading.Event().wait(0.3)
     panel = _panel(dispatcher, rec)
-    panel.show(0)
+    panel.show()
     assert panel.wait_idle()
-    assert {str(b.id) for b in panel.shown} == set(ids)
+    assert [str(b.id) for b in panel.shown] == ids[::-1]  # Fabric (here) lists newest first: page 0
+    assert panel.start == 0 and "batches 1–3 of 3, newest first" in panel.label.value
     assert all(b.submitted_at is not None and b.ended_at is not None for b in panel.shown), panel.shown
     assert panel.timeline is not None and panel.timeline.startswith(PNG_MAGIC)
     assert panel.image.value == panel.timeline
@@ -395,7 +553,7 @@ def test_history_in_the_app_clones_what_the_app_submitted(sandbox: SandboxHandle
         panel = ui.batch_history
         assert panel.widget in ui.history_section.children
         ui.form.set_config(JobConfig(profile=_profile(sandbox), spec=BatchSpec(file=MISSING)))
-        panel.show(0)
+        panel.show()
         assert panel.wait_idle()
         panel.select(batch.id)
         assert panel.wait_idle()
@@ -413,11 +571,17 @@ def test_history_in_the_app_clones_what_the_app_submitted(sandbox: SandboxHandle
 
 @pytest.mark.notebook
 def test_history_panel_in_a_real_kernel(sandbox: SandboxHandle, tmp_path: Path) -> None:
-    """nbclient runs the app in a real ipykernel: the panel pages, filters and clones there, its
+    """nbclient runs the app in a real ipykernel: the panel opens at the newest page (in the full suite
+    the shared sandbox holds hundreds of batches, listed oldest first), filters and clones there, its
     widgets written on the kernel's own thread (the dispatcher's kernel mode), and its view is shown."""
     import nbformat  # noqa: PLC0415 - notebook tier only
     from nbclient import NotebookClient  # noqa: PLC0415
 
+    # As in the full suite, whichever way this test runs: more than two pages (20) of older batches
+    # before the notebook's own, so page 0 of Livy's oldest-first list cannot hold it.
+    rec = Recorder(sandbox, _profile(sandbox))
+    while rec.client.list_batches(start=0, size=0).total < 45:
+        BatchRun.submit(rec.client, BatchSpec(file=MISSING, name=f"older-{uuid.uuid4().hex[:8]}"), name_checked=True)
     name = f"nb-{uuid.uuid4().hex[:6]}"
     cells = [
         "import threading\n"
@@ -436,11 +600,7 @@ def test_history_panel_in_a_real_kernel(sandbox: SandboxHandle, tmp_path: Path) 
         "while ui.snapshots[batch.id].state_label not in ('dead', 'success'):\n"
         "    ui.dispatcher.flush(); time.sleep(0.2)\n"
         f"panel.name.value = {name!r}\n"
-        "# Apache Livy lists oldest first and the name filter applies to the page read: the shared\n"
-        "# sandbox holds every earlier test's batches, so the page read is the last one (ours is newest)\n"
-        "from hdiaks_widgets import LivyClient\n"
-        "with LivyClient(profile.base_url) as c: total = c.list_batches(start=0, size=1).total\n"
-        "panel.show(max(0, total - panel.page_size))\n"
+        "panel.show()  # the newest page: the shared sandbox may hold hundreds of earlier batches\n"
         "assert panel.wait_idle(60)\n"
         "print('shown', [str(b.id) for b in panel.shown], panel.timeline[:4] if panel.timeline else None)",
         "panel.select(batch.id); panel.wait_idle(30)\n"

@@ -4,6 +4,17 @@ Pages are the service's own list (``LivyClient.list_batches``: Apache Livy ``fro
 ``$top``/``$skip`` of at most 100, Synapse at most 20 — the client keeps each page within the
 dialect's limit). Filters apply to the rows of the page read: Livy's list has no server-side filter.
 
+The panel opens at the newest batches (:func:`read_page`). Apache Livy lists oldest first: its
+``SessionServlet`` answers ``GET /batches?from&size`` with a slice ``from..from+size`` of
+``SessionManager.all()``, a ``LinkedHashMap`` in insertion (= id) order, and ``total`` = every batch it
+holds (apache/incubator-livy ``server/.../SessionServlet.scala``, ``sessions/SessionManager.scala``). So
+the newest page is the last, ``from = total - size``, known from the first answer's ``total``; pages
+older than it are cut from the end (``[total-2·size, total-size)``…, the oldest one shorter).
+Synapse is read the same way (its list is Livy's ``from``/``size`` answer; its order is not documented).
+Fabric's list comes newest first in the sandbox (``Dialect.list_newest_first``; Fabric does not
+document an order), so there the newest page is ``$skip=0``. Rows are shown newest first either way;
+"◀ Newer" / "Older ▶" move through the list in that sense.
+
 *Submitted by me* (:func:`me_of`): a batch this notebook submitted (the :class:`SpecLedger`), or a
 batch whose ``owner`` or ``proxyUser`` is the profile's user (Basic sign-in) or the form's proxy
 user. Apache Livy fills ``owner`` only when it authenticates (Kerberos/LDAP; ``None`` with no auth) and
@@ -35,16 +46,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import ipywidgets as w
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 from hdiaks_widgets import wire
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
+from hdiaks_widgets.dialects import dialect_of
 from hdiaks_widgets.models import Batch, BatchList, BatchState, LogPage, id_sort_key
 from hdiaks_widgets.monitor import describe_error
 from hdiaks_widgets.run import BatchRun
-from hdiaks_widgets.tables import STATE_COLOURS, link_html
+from hdiaks_widgets.tables import STATE_COLOURS, batch_table, link_html
 from hdiaks_widgets.widgets._common import LivyClientLike, note_html
 
 __all__ = [
@@ -54,7 +69,9 @@ __all__ = [
     "SpecLedger",
     "clone_spec",
     "elapsed_seconds",
+    "lists_newest_first",
     "me_of",
+    "read_page",
     "timeline_png",
 ]
 
@@ -182,6 +199,32 @@ def clone_spec(batch: Batch, recorded: BatchSpec | None, *, flavour: str) -> tup
         f"{' and '.join(returned)} of a batch's body: fill in {', '.join(missing)} yourself."
     ]
     return spec, notes
+
+
+def lists_newest_first(profile: ClusterProfile) -> bool:
+    """Whether the profile's service lists its batches newest first (Fabric here) or, as Apache Livy, oldest first."""
+    return dialect_of(profile.flavour).list_newest_first
+
+
+def read_page(client: LivyClientLike, start: int | None, size: int, *, newest_first: bool,
+              known_total: int = 0) -> BatchList:  # fmt: skip
+    """``size`` batches from ``start`` in the service's order, or (``start=None``) the newest ``size``.
+
+    Newest where the list is oldest first: the last page, ``from = total - size``. The first request
+    guesses ``total`` (``known_total``, the last one seen; 0 reads from the start); when its answer's
+    ``total`` shows the page is not the end, the page at ``total - size`` is read (at most twice more:
+    batches come and go between requests). One request when the guess holds or the list fits a page."""
+    if start is not None:
+        return client.list_batches(start=start, size=size)
+    if newest_first:
+        return client.list_batches(start=0, size=size)
+    page = client.list_batches(start=max(0, known_total - size), size=size)
+    for _ in range(2):
+        last = max(0, page.total - size)
+        if page.start == last:
+            break
+        page = client.list_batches(start=last, size=size)
+    return page
 
 
 def fresh_name(name: str | None) -> str:
@@ -318,9 +361,11 @@ class BatchHistoryPanel:
         self._on_submitted = on_submitted
         self._log_lines = log_lines
         self._clock = clock or (lambda: datetime.now(UTC))
-        self.start = 0
+        self.start = 0  # where the page shown begins in the service's own order
         self.total = 0
-        self.page: tuple[Batch, ...] = ()  # the service's page, unfiltered
+        self.newest = True  # the page shown is the newest: Refresh follows new batches
+        self._want: tuple[int, int] | None = None  # (start, size) last asked for: a second click goes on from it
+        self.page: tuple[Batch, ...] = ()  # the service's page, unfiltered, in the service's order
         self.shown: tuple[Batch, ...] = ()  # the rows that pass the filters
         self.profile: ClusterProfile | None = None
         self.timeline: bytes | None = None
@@ -335,8 +380,8 @@ class BatchHistoryPanel:
         self.mine = w.Checkbox(value=False, description="submitted by me", indent=False, layout=w.Layout(width="140px"))
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.add_class("hdiaks-history-refresh")
-        self.prev_button = w.Button(description="◀ Previous", disabled=True)
-        self.next_button = w.Button(description="Next ▶", disabled=True)
+        self.newer_button = w.Button(description="◀ Newer", disabled=True)
+        self.older_button = w.Button(description="Older ▶", disabled=True)
         self.label = w.HTML()
         self.table = w.HTML()
         self.table.add_class("hdiaks-history-rows")
@@ -357,19 +402,19 @@ class BatchHistoryPanel:
             button.disabled = True
         self.widget = w.VBox([
             w.HBox([self.state, self.name, self.mine, self.refresh_button]),
-            w.HBox([self.prev_button, self.next_button, self.label]),
+            w.HBox([self.newer_button, self.older_button, self.label]),
             self.table,
             w.HBox([self.row, *self._actions]),
             self.note, self.log_view,
             w.HTML("<b>Timeline</b> (submitted → started → ended, coloured by state)"), self.image,
         ])  # fmt: skip
         self.widget.add_class("hdiaks-history-panel")
-        self._views = (self.label, self.table, self.row, self.note, self.log_view, self.image, self.prev_button,
-                       self.next_button, *self._actions)  # fmt: skip
+        self._views = (self.label, self.table, self.row, self.note, self.log_view, self.image, self.newer_button,
+                       self.older_button, *self._actions)  # fmt: skip
 
         self.refresh_button.on_click(self._on_refresh_button_click)
-        self.prev_button.on_click(self._on_prev_button_click)
-        self.next_button.on_click(self._on_next_button_click)
+        self.newer_button.on_click(self._on_newer_button_click)
+        self.older_button.on_click(self._on_older_button_click)
         self.state.observe(self._on_filter_change, names="value")
         self.name.observe(self._on_filter_change, names="value")
         self.mine.observe(self._on_filter_change, names="value")
@@ -389,17 +434,19 @@ class BatchHistoryPanel:
     def selected(self) -> Batch | None:
         return next((b for b in self.shown if str(b.id) == self.row.value), None)
 
-    def show(self, start: int = 0, *, quiet: bool = False) -> Future[Any]:
-        """Read the page from ``start`` off the kernel thread and show it (the latest request wins).
-        ``quiet``: keep the note as it is (an action's answer) instead of saying "Reading…"."""
-        if not quiet:
-            self._tell("Reading the cluster's batches…")
-        profile, size = self._profile_of(), self.page_size
+    def show(self, start: int | None = None, *, size: int | None = None, quiet: bool = False) -> Future[Any]:
+        """Read a page off the kernel thread and show it (the latest request wins): the newest
+        ``page_size`` batches by default (:func:`read_page`), else ``size`` batches from ``start`` in
+        the service's own order. ``quiet``: keep the note as it is (an action's answer)."""
+        return self._show(start, size=size, quiet=quiet)
 
-        def call() -> BatchList:
-            return self._client_for(profile).list_batches(start=start, size=size)
-
-        return self._run(call, lambda page: self._apply_page(start, profile, page), key="page")
+    def frame(self, *, start: int | None = None, size: int | None = None) -> pd.DataFrame:
+        """One page as a DataFrame, read in the calling thread, newest first (default: the newest page)."""
+        profile = self._profile_of()
+        newest_first = lists_newest_first(profile)
+        page = read_page(self._client_for(profile), start, size or self.page_size, newest_first=newest_first)
+        rows = tuple(page.batches)
+        return batch_table(rows if newest_first else rows[::-1])
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Until every call started here reported back and its widgets were written (tests, scripts)."""
@@ -449,8 +496,9 @@ class BatchHistoryPanel:
             self._client_for(profile).kill_batch(batch.id)
 
         def done(_result: None) -> None:
-            self.note.value = note_html(f"Batch {batch.id} was asked to stop; Refresh shows its state.")
-            self.show(self.start, quiet=True)
+            self.note.value = note_html(f"Batch {batch.id}: the kill was answered; reading the list again…")
+            start, size = (None, None) if self.newest else (self._want or (self.start, self.page_size))
+            self._show(start, size=size, quiet=True, then=lambda: self._say_killed(batch))
 
         return self._run(call, done, key=("kill", str(batch.id)))
 
@@ -493,20 +541,31 @@ class BatchHistoryPanel:
             self.note.value = note_html(f"Resubmitted batch {batch.id} as batch {run.batch_id} ({spec.name}).")
             if self._on_submitted is not None:
                 self._on_submitted(run, profile)
-            self.show(self.start, quiet=True)
+            self._refresh(quiet=True)
 
         return self._run(call, done, key=("resubmit", str(batch.id)))
 
     # -- handlers ----------------------------------------------------------------------------
 
     def _on_refresh_button_click(self, _button: w.Button) -> None:
-        self.show(self.start)
+        self._refresh()
 
-    def _on_prev_button_click(self, _button: w.Button) -> None:
-        self.show(max(0, self.start - self.page_size))
+    def _on_newer_button_click(self, _button: w.Button) -> None:
+        start, size = self._want or (self.start, self.page_size)
+        if self._newest_first():
+            newer = start - self.page_size
+            self._show(None if newer <= 0 else newer)
+        else:  # the page after this one in Livy's order; the newest page when that reaches the end
+            newer = start + size
+            self._show(None if newer + self.page_size >= self.total else newer)
 
-    def _on_next_button_click(self, _button: w.Button) -> None:
-        self.show(self.start + self.page_size)
+    def _on_older_button_click(self, _button: w.Button) -> None:
+        start, size = self._want or (self.start, self.page_size)
+        if self._newest_first():
+            self._show(start + size)
+        elif start > 0:  # pages are cut from the end: the oldest one is the shorter
+            older = max(0, start - self.page_size)
+            self._show(older, size=start - older)
 
     def _on_filter_change(self, _change: Mapping[str, Any]) -> None:
         self.dispatcher.post(self._render, key=("history", id(self)), hold=self._views)
@@ -546,8 +605,53 @@ class BatchHistoryPanel:
         future.add_done_callback(finished)
         return future
 
-    def _apply_page(self, start: int, profile: ClusterProfile, page: BatchList) -> None:
-        self.profile, self.start, self.total, self.page = profile, start, page.total, page.batches
+    def _newest_first(self) -> bool:
+        return lists_newest_first(self.profile or self._profile_of())
+
+    def _refresh(self, *, quiet: bool = False) -> None:
+        """Read the page shown again: the newest one (which may have moved on) or the same range."""
+        if self.newest or self._want is None:
+            self._show(None, quiet=quiet)
+        else:
+            self._show(self._want[0], size=self._want[1], quiet=quiet)
+
+    def _show(self, start: int | None, *, size: int | None = None, quiet: bool = False,
+              then: Callable[[], None] | None = None) -> Future[Any]:  # fmt: skip
+        if not quiet:
+            self._tell("Reading the cluster's batches…")
+        profile, size = self._profile_of(), size or self.page_size
+        newest_first, known = lists_newest_first(profile), (self.total if profile == self.profile else 0)
+        if start is not None:
+            self._want = (start, size)
+
+        def call() -> BatchList:
+            return read_page(self._client_for(profile), start, size, newest_first=newest_first, known_total=known)
+
+        def done(page: BatchList) -> None:
+            self._apply_page(profile, page, size=size, newest=start is None)
+            if then is not None:
+                then()
+
+        return self._run(call, done, key="page")
+
+    def _say_killed(self, batch: Batch) -> None:
+        """What the list read after a kill shows: Apache Livy forgets a batch it deletes (``DELETE``
+        stops it, then drops its record before answering: SessionManager.delete), so it is gone;
+        Fabric and Synapse keep it, ``killed`` once it stopped."""
+        seen = next((b for b in self.page if str(b.id) == str(batch.id)), None)
+        if seen is None:
+            said = (f"Batch {batch.id} was killed and is no longer listed: the service dropped its record "
+                    "(Apache Livy forgets a batch it deletes), so its state and log are gone with it.")  # fmt: skip
+        elif seen.state.is_terminal:
+            said = f"Batch {batch.id} was killed: the list shows it {seen.state.value}."
+        else:
+            said = (f"Batch {batch.id} was asked to stop; the list still shows it {seen.state.value}: "
+                    "Refresh to see it end.")
+        self.note.value = note_html(said)
+
+    def _apply_page(self, profile: ClusterProfile, page: BatchList, *, size: int, newest: bool) -> None:
+        self.profile, self.start, self.total, self.page = profile, page.start, page.total, tuple(page.batches)
+        self.newest, self._want = newest, (page.start, size)
         self._render()
         if not self.shown:
             self.timeline = None
@@ -567,14 +671,20 @@ class BatchHistoryPanel:
         spec = self.form.config()[0].spec if self.form is not None else None
         me = me_of(profile, spec) if profile is not None else frozenset()
         flt = self.filter
-        ordered = sorted(self.page, key=lambda b: id_sort_key(b.id), reverse=True)
+        newest_first = lists_newest_first(profile) if profile is not None else False
+        ordered = self.page if newest_first else self.page[::-1]  # newest first either way
         self.shown = tuple(b for b in ordered if flt.matches(b, me=me, mine_ids=mine_ids))
-        end = self.start + len(self.page)
-        matched = f"; {len(self.shown)} match the filters" if len(self.shown) != len(self.page) else ""
-        self.label.value = (f"batches {self.start + 1 if self.page else 0}–{end} of {self.total}{matched}"
+        n, end = len(self.page), self.start + len(self.page)
+        # Positions counted from the newest batch (1 = the newest), whatever the service's order.
+        first, last = (self.start + 1, end) if newest_first else (max(1, self.total - end + 1), self.total - self.start)
+        matched = f"; {len(self.shown)} match the filters" if len(self.shown) != n else ""
+        where = f"batches {first}–{last} of {self.total}, newest first" if n else f"no batches here of {self.total}"
+        self.label.value = (where + matched
                             + (" (the service keeps finished batches only for a while)" if self.total else ""))
-        self.prev_button.disabled = self.start <= 0
-        self.next_button.disabled = end >= self.total
+        if newest_first:
+            self.newer_button.disabled, self.older_button.disabled = self.start <= 0, end >= self.total
+        else:
+            self.newer_button.disabled, self.older_button.disabled = end >= self.total, self.start <= 0
         keep = self.row.value
         options = [(f"{b.id} · {b.name or ''} · {b.state.value}", str(b.id)) for b in self.shown]
         self.row.options = options
