@@ -58,17 +58,19 @@ SCENARIOS = {
 _mons = [BatchMonitor(_client, i, on_snapshot=_on) for i in range({n})]
 for _m in _mons: _m.start()
 """,
-    # app(): JobApp watching the batches on its one poller (the batch on show followed), every
-    # widget message counted as ipywidgets hands it to the comm (no browser attached).
+    # app(): JobApp watching the batches on its one poller (the batch on show followed), every comm
+    # message the kernel publishes counted (a widget's open, its updates, its close: what a browser
+    # would receive; no browser attached). Until 2026-12-02 only updates (Widget._send) were counted.
     "app": """
 import ipywidgets as _w
+from ipykernel.comm.comm import BaseComm as _Comm
 from hdiaks_widgets import ClusterProfile, JobConfig, BatchSpec, app
 _wmsgs = []
-_send = _w.Widget._send
-def _count(self, msg, buffers=None):
-    _wmsgs.append((time.time(), len(json.dumps(msg, default=str))))
-    return _send(self, msg, buffers)
-_w.Widget._send = _count
+_publish = _Comm.publish_msg
+def _count(self, msg_type, data=None, *args, **kwargs):
+    _wmsgs.append((time.time(), len(json.dumps(data, default=str)), msg_type, self.comm_id))
+    return _publish(self, msg_type, data, *args, **kwargs)
+_Comm.publish_msg = _count
 _ui = app(JobConfig(profile=ClusterProfile(name="bench", flavour="sandbox", url={url!r}),
                     spec=BatchSpec(file="local:///bench.py", name="bench")), monitor_interval=1.0)
 _mons = [_ui.watch(i) for i in range({n})]
@@ -86,8 +88,20 @@ REPORT = """
 _deadline = time.time() + {timeout}
 while len(_ends) < {n} and time.time() < _deadline:
     time.sleep(0.05)
+_roles = {{}}  # comm id -> what it is in the app (the widgets alive now; a closed one is "gone")
+if "_ui" in globals():
+    from ipywidgets.widgets.widget import _instances
+    for _name in ("status", "poller_line", "message", "batch_selector", "kill_button", "log"):
+        _roles[getattr(_ui, _name).model_id] = _name
+    _roles[_ui.progress.elapsed.model_id] = "clock"
+    for _wid, _obj in list(_instances.items()):
+        _classes = set(getattr(_obj, "_dom_classes", ()))
+        if "hdiaks-log-chunk" in _classes: _roles[_wid] = "log chunk"
+        elif "hdiaks-batch-row" in _classes: _roles[_wid] = "batch row"
+        else: _roles.setdefault(_wid, type(_obj).__name__)
 print(json.dumps({{"ends": _ends, "stats": str(_poller.stats()) if _poller else None,
-                  "python": __import__("sys").executable, "widget_msgs": globals().get("_wmsgs", [])}}))
+                  "python": __import__("sys").executable, "widget_msgs": globals().get("_wmsgs", []),
+                  "roles": _roles}}))
 """
 
 
@@ -158,10 +172,18 @@ def scenario(name: str, url: str, args: argparse.Namespace, http: requests.Sessi
                 poller_stats=report["stats"],
                 python=report["python"],
             )
-            window = [size for at, size in report.get("widget_msgs", []) if wall0 <= at <= wall1]
+            window = [m for m in report.get("widget_msgs", []) if wall0 <= m[0] <= wall1]
             if name == "app":
-                result.update(widget_msgs_per_s=len(window) / (wall1 - wall0),
-                              widget_kb_per_s=sum(window) / 1024 / (wall1 - wall0))
+                span = wall1 - wall0
+                roles = report.get("roles", {})
+                by_source: dict[str, int] = {}
+                for _at, _size, kind, cid in window:
+                    source = f"{roles.get(cid, 'gone')} {kind.removeprefix('comm_')}"
+                    by_source[source] = by_source.get(source, 0) + 1
+                result.update(widget_msgs_per_s=len(window) / span,
+                              widget_updates_per_s=sum(1 for m in window if m[2] == "comm_msg") / span,
+                              widget_kb_per_s=sum(m[1] for m in window) / 1024 / span,
+                              widget_by_source={k: round(v / span, 2) for k, v in sorted(by_source.items())})
         return result
     finally:
         kc.stop_channels()
@@ -188,6 +210,10 @@ def table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) ->
         load = "–".join(f"{x:.1f}" for x in sorted({min(r["load"] for r in runs), max(r["load"] for r in runs)}))
         rows.append(f"| {name} | {s['p50']:.1f} | {s['p99']:.1f} | {s['max']:.1f} | {s['cpu']:.0f} | "
                     f"{s['threads']:.0f} | {s['rpm']:.0f} | {ends} | {delay} | {errors} | {load} |")  # fmt: skip
+    for r in results.get("app", []):
+        rows.append(f"\napp widget messages: {r['widget_msgs_per_s']:.2f}/s (updates alone "
+                    f"{r['widget_updates_per_s']:.2f}/s), {r['widget_kb_per_s']:.2f} KB/s; per second by source: "
+                    + ", ".join(f"{k} {v}" for k, v in r["widget_by_source"].items()))  # fmt: skip
     if "threads" in summary and "poller" in summary:
         a, b = summary["threads"], summary["poller"]
         rows += ["", "poller / threads: " + ", ".join(

@@ -15,6 +15,7 @@ from typing import Any
 
 import ipywidgets as w
 import pytest
+from servers import LoopbackHTTP, QuietHandler
 
 from hdiaks_widgets.config import BatchSpec
 from hdiaks_widgets.models import AppInfo, Batch, BatchList, BatchState, LogPage
@@ -375,3 +376,71 @@ def test_collapsed_log_and_unselected_batches_send_nothing_but_the_clock(
         assert "second 5 line 1" in ui.log.value and "13 of 13 lines shown" in ui.log.value
     finally:
         ui.close()
+
+
+# -- two services, one batch id: the app keys its batches by (endpoint, id) ------------------------
+
+
+class TinyLivy(LoopbackHTTP):
+    """A loopback Apache Livy holding one running batch 3 named ``name``; records what it deletes."""
+
+    def __init__(self, name: str) -> None:
+        self.deleted: list[str] = []
+        batch = {"id": 3, "name": name, "owner": None, "proxyUser": None, "state": "running", "appId": f"app-{name}",
+                 "appInfo": {"driverLogUrl": None, "sparkUiUrl": None}, "log": []}  # fmt: skip
+        lines = ["stdout: ", f"25/11/24 08:00:00 INFO Job: hello from {name}", "\nstderr: "]
+        deleted = self.deleted
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                path = self.path.split("?", 1)[0].rstrip("/")
+                if path == "/batches":
+                    self.reply(200, json.dumps({"from": 0, "total": 1, "sessions": [batch]}).encode())
+                elif path == "/batches/3":
+                    self.reply(200, json.dumps(batch).encode())
+                elif path == "/batches/3/log":
+                    self.reply(200, json.dumps({"id": 3, "from": 0, "total": len(lines), "log": lines}).encode())
+                else:
+                    self.reply(404, json.dumps({"msg": f"{path} not found"}).encode())
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                deleted.append(self.path)
+                self.reply(200, b'{"msg": "deleted"}')
+
+        super().__init__(Handler)
+
+
+def test_app_keys_batches_by_endpoint_and_id_so_two_services_batch_3_do_not_clash() -> None:
+    from hdiaks_widgets.config import ClusterProfile
+    from hdiaks_widgets.widgets.app import BatchKey
+
+    with TinyLivy("job-on-a") as a, TinyLivy("job-on-b") as b:
+        pa, pb = (ClusterProfile(name=n, flavour="livy", url=s.url) for n, s in (("a", a), ("b", b)))
+        ui = app(profiles={"a": pa, "b": pb}, monitor_interval=0.05, max_interval=0.1)
+        try:
+            first, second = ui.watch(3, profile=pa), ui.watch(3, profile=pb)
+            assert first is not second and len(ui.monitors) == 2 and len(ui._pollers) == 2
+            _until(lambda: all(s.batch is not None and s.polls for s in ui.snapshots.values())
+                   and ui.batches.value.count("hdiaks-state") == 2, ui, "both batches 3 read")  # fmt: skip
+            assert first.running and second.running  # the second did not replace the first
+            names = {key.endpoint: snap.batch.name for key, snap in ui.snapshots.items() if snap.batch}
+            assert names == {a.url: "job-on-a", b.url: "job-on-b"}
+            with pytest.raises(KeyError, match="batch 3: watched on 2 endpoints"):
+                ui.snapshots["3"]
+            assert ui.snapshots[BatchKey(3, a.url)].batch.name == "job-on-a"  # type: ignore[union-attr]
+            # Two rows, one per endpoint, each labelled; two choices in the selector.
+            assert "job-on-a" in ui.batches.value and "job-on-b" in ui.batches.value
+            assert len(ui.batches.children) == 3  # the header and two rows
+            labels = [label for label, _ in ui.batch_selector.options]
+            assert len(labels) == 2 and labels[0] != labels[1] and all(label.startswith("3 (livy ") for label in labels)
+            # The batch on show is b's (watched last); choose a's: its log is shown, and Kill reaches a only.
+            assert ui.current == BatchKey(3, b.url)
+            ui.batch_selector.value = BatchKey(3, a.url)
+            _until(lambda: "hello from job-on-a" in ui.log.value, ui, "a's log on show")
+            assert "job-on-b" not in ui.log.value
+            ui.kill_button.click()
+            ui.kill_yes.click()
+            _until(lambda: bool(a.deleted), ui, "a's batch 3 killed")
+            assert a.deleted == ["/batches/3"] and b.deleted == []
+        finally:
+            ui.close()
