@@ -503,19 +503,23 @@ def test_log_note_html_cannot_inject_html(text: str, url: str) -> None:
     assert 'href="javascript' not in out and "<script" not in out and "<img" not in out
 
 
-def test_app_history_pages() -> None:
-    ui = _app(FakeLivy(history=45))
+def test_app_history_opens_at_the_newest_batches() -> None:
+    """One history panel (widgets/history.py); the app's history_* name its Refresh, pager, label and table."""
+    ui = _app(FakeLivy(history=45))  # listed oldest first, as Apache Livy lists
+    assert ui.history_section.children == (ui.batch_history.widget,)
     ui.history_button.click()  # each page is listed off the kernel thread
     assert ui.settle()
-    assert "batches 1–20 of 45" in ui.history_label.value and ui.history_prev.disabled
-    ui.history_next.click()
+    assert "batches 1–20 of 45, newest first" in ui.history_label.value and ui.history_prev.disabled
+    assert ui.history.value.index("old-44") < ui.history.value.index("old-25") and "old-24" not in ui.history.value
+    ui.history_next.click()  # Older, twice
     ui.history_next.click()
     assert ui.settle()
     assert "batches 41–45 of 45" in ui.history_label.value and ui.history_next.disabled
-    assert "old-44" in ui.history.value
+    assert "old-0" in ui.history.value and "old-5" not in ui.history.value
     ui.history_prev.click()
     assert ui.settle()
     assert "batches 21–40 of 45" in ui.history_label.value
+    assert list(ui.history_table()["name"]) == [f"old-{i}" for i in range(44, 24, -1)]
 
 
 def test_app_history_error_is_a_sentence() -> None:
@@ -526,7 +530,8 @@ def test_app_history_error_is_a_sentence() -> None:
     ui = _app(Down())
     ui.history_button.click()
     assert ui.settle()
-    assert "Could not list batches" in ui.history.value
+    note = ui.batch_history.note.value
+    assert "The cluster did not answer" in note and "Cannot reach Livy at http://127.0.0.1:1" in note
 
 
 # -- export DAG ----------------------------------------------------------------------------------

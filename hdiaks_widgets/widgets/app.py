@@ -40,7 +40,7 @@ from hdiaks_widgets.auth import DeviceCodeAuth
 from hdiaks_widgets.config import ClusterProfile, JobConfig
 from hdiaks_widgets.errors import AuthError, ConfigProblem
 from hdiaks_widgets.livy import LivyClient
-from hdiaks_widgets.models import Batch, BatchList, id_sort_key
+from hdiaks_widgets.models import Batch, id_sort_key
 from hdiaks_widgets.monitor import BatchMonitor, Snapshot, describe_error
 from hdiaks_widgets.poller import Poller
 from hdiaks_widgets.progress import ProgressReader
@@ -52,7 +52,7 @@ from hdiaks_widgets.widgets.export import DagExportPanel
 from hdiaks_widgets.widgets.form import JobForm
 from hdiaks_widgets.widgets.history import BatchHistoryPanel, SpecLedger
 from hdiaks_widgets.widgets.signin import SignInPanel
-from hdiaks_widgets.widgets.status import BatchRows, HistoryPanel, LogPanel, ProgressPanel, running, status_html
+from hdiaks_widgets.widgets.status import BatchRows, LogPanel, ProgressPanel, running, status_html
 
 __all__ = ["BatchKey", "JobApp", "app"]
 
@@ -210,18 +210,18 @@ class JobApp:
         self.batches = BatchRows()
         self.batches_section = w.Accordion(children=[self.batches], titles=("Batches submitted from this notebook",),
                                            selected_index=0)  # fmt: skip
-        self.history_panel = HistoryPanel(self._list_page, page_size=history_page_size, dispatcher=self.dispatcher)
-        self.history_button = self.history_panel.show_button
-        self.history_prev = self.history_panel.prev_button
-        self.history_next = self.history_panel.next_button
-        self.history_label = self.history_panel.label
-        self.history = self.history_panel.view
-        # Filters, per-row actions (log, kill, clone, resubmit) and a timeline: widgets/history.py.
+        # The cluster's batches, newest first: filters, per-row actions (log, kill, clone, resubmit) and a
+        # timeline (widgets/history.py). history_* name its Refresh, pager, label and table.
         self.history_ledger = SpecLedger()  # the bodies submitted here: what a clone needs
         self.batch_history = BatchHistoryPanel(
             self.dispatcher, self.form.selected_profile, self._client, form=self.form, ledger=self.history_ledger,
             page_size=history_page_size, on_submitted=lambda run, target: self.watch(run.batch_id, profile=target),
         )  # fmt: skip
+        self.history_button = self.batch_history.refresh_button
+        self.history_prev = self.batch_history.newer_button
+        self.history_next = self.batch_history.older_button
+        self.history_label = self.batch_history.label
+        self.history = self.batch_history.table
         self.log_panel = LogPanel(
             current=self._current_snapshot,
             on_filter=self._on_log_filter,
@@ -239,9 +239,8 @@ class JobApp:
         self.log_section = w.Accordion(children=[self.log_panel.widget], titles=("Driver log",), selected_index=0)
 
         self.export_section = w.Accordion(children=[self.export.widget], titles=("Export DAG",), selected_index=None)
-        self.history_section = w.Accordion(children=[self.history_panel.widget, self.batch_history.widget],
-                                           titles=("Cluster batch history",
-                                                   "Cluster batches: filters, actions, timeline"),
+        self.history_section = w.Accordion(children=[self.batch_history.widget],
+                                           titles=("Cluster batch history: filters, actions, timeline",),
                                            selected_index=None)  # fmt: skip
         self.widget = w.VBox([
             self.form.widget, self.export_section,
@@ -337,9 +336,10 @@ class JobApp:
         with self._lock:
             return self.log_panel.table(bid, filtered=filtered)
 
-    def history_table(self, *, start: int = 0, size: int | None = None) -> pd.DataFrame:
-        """One page of the cluster's batch history (``GET /batches?from=&size=``), in the calling thread."""
-        return self.history_panel.table(start=start, size=size)
+    def history_table(self, *, start: int | None = None, size: int | None = None) -> pd.DataFrame:
+        """One page of the cluster's batch history, newest first, in the calling thread: the newest
+        page by default, else ``size`` batches from ``start`` in the service's own list order."""
+        return self.batch_history.frame(start=start, size=size)
 
     def watch(self, batch_id: int | str, *, profile: ClusterProfile | None = None) -> BatchMonitor:
         """Watch an existing batch (submitted elsewhere) in this app."""
@@ -621,9 +621,6 @@ class JobApp:
 
     def _livy_client(self, profile: ClusterProfile) -> LivyClientLike:
         return LivyClient.from_profile(profile, on_device_code=self.sign_in_panel.on_device_code)
-
-    def _list_page(self, start: int, size: int) -> BatchList:
-        return self._client(self.form.selected_profile()).list_batches(start=start, size=size)
 
     def _show_message(self, note: str) -> None:
         self.dispatcher.post(lambda: setattr(self.message, "value", note), key="message", hold=(self.message,))

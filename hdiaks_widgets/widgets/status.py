@@ -22,8 +22,7 @@ import ipywidgets as w
 import pandas as pd
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-from hdiaks_widgets.models import BatchList
-from hdiaks_widgets.monitor import Snapshot, describe_error
+from hdiaks_widgets.monitor import Snapshot
 from hdiaks_widgets.progress import Progress
 from hdiaks_widgets.tables import (
     SOURCE_ALL,
@@ -40,9 +39,8 @@ from hdiaks_widgets.tables import (
     state_html,
 )
 from hdiaks_widgets.widgets._common import note_html
-from hdiaks_widgets.widgets._dispatch import Dispatcher
 
-__all__ = ["BatchRows", "HistoryPanel", "LogPanel", "ProgressPanel", "log_note_html", "progress_html",
+__all__ = ["BatchRows", "LogPanel", "ProgressPanel", "log_note_html", "progress_html",
            "status_html"]
 
 _LEVEL_CHOICES = ("ALL", "DEBUG", "INFO", "WARN", "ERROR")
@@ -511,81 +509,3 @@ class LogPanel:
             return
         more = "" if snap.finished else " (the job is still running; download again for the rest)"
         self.note.value = note_html(f"Saved {len(snap.lines)} log lines to {target.resolve()}{more}.")
-
-
-class HistoryPanel:
-    """The cluster's batch history, a page at a time (``GET /batches?from=&size=``).
-
-    With a ``dispatcher`` a page is listed in its worker pool (a slow gateway never holds the
-    kernel) and drawn when it arrives; a later click wins over an earlier answer still on its way.
-    """
-
-    def __init__(
-        self, list_page: Callable[[int, int], BatchList], *, page_size: int = 20, dispatcher: Dispatcher | None = None
-    ) -> None:
-        self._list_page = list_page
-        self._dispatch = dispatcher
-        self.page_size = page_size
-        self.start = 0
-        self._want = 0  # the page last asked for (a second click before the answer goes on from it)
-        self.total = 0
-        self.show_button = w.Button(description="Show cluster history", icon="list")
-        self.prev_button = w.Button(description="◀ Newer", disabled=True)
-        self.next_button = w.Button(description="Older ▶", disabled=True)
-        self.label = w.HTML()
-        self.view = w.HTML()
-        self.view.add_class("hdiaks-history")
-        self.widget = w.VBox([
-            w.HBox([self.show_button, self.prev_button, self.next_button, self.label]),
-            self.view,
-        ])  # fmt: skip
-        self.show_button.on_click(self._on_show_button_click)
-        self.prev_button.on_click(self._on_prev_button_click)
-        self.next_button.on_click(self._on_next_button_click)
-
-    def table(self, *, start: int = 0, size: int | None = None) -> pd.DataFrame:
-        """One page of the history as a DataFrame (remembers the total for the pager)."""
-        page = self._list_page(start, size or self.page_size)
-        self.total = page.total
-        return batch_table(page.batches)
-
-    def show(self, start: int) -> None:
-        """List the page from ``start`` and show it (off the caller's thread with a dispatcher)."""
-        self._want = start
-        if self._dispatch is None:
-            try:
-                frame = self.table(start=start)
-            except Exception as exc:  # noqa: BLE001 - shown as a sentence
-                self._show_error(exc)
-                return
-            self._show_frame(start, frame)
-            return
-        held = (self.view, self.label, self.prev_button, self.next_button)
-        self._dispatch.post(lambda: setattr(self.label, "value", "listing batches…"), key="history-label", hold=held)
-        self._dispatch.run(lambda: self.table(start=start), lambda frame: self._show_frame(start, frame),
-                           self._show_error, key="history", hold=held)  # fmt: skip
-
-    def _show_error(self, exc: BaseException) -> None:
-        with self.view.hold_sync(), self.label.hold_sync():
-            self.view.value = note_html(f"Could not list batches: {describe_error(exc)[1]}", ok=False)
-            self.label.value = ""
-
-    def _show_frame(self, start: int, frame: pd.DataFrame) -> None:
-        self.start = start
-        end = start + len(frame)
-        with self.view.hold_sync(), self.label.hold_sync():
-            self.view.value = batch_html(frame)
-            self.label.value = f"batches {start + 1 if len(frame) else 0}–{end} of {self.total}"
-            self.prev_button.disabled = start <= 0
-            self.next_button.disabled = end >= self.total
-
-    # -- handlers ----------------------------------------------------------------------------
-
-    def _on_show_button_click(self, _button: w.Button) -> None:
-        self.show(0)
-
-    def _on_prev_button_click(self, _button: w.Button) -> None:
-        self.show(max(0, self._want - self.page_size))
-
-    def _on_next_button_click(self, _button: w.Button) -> None:
-        self.show(self._want + self.page_size)
