@@ -100,6 +100,7 @@ class Load:
     windows: list[tuple[int, int]] = field(default_factory=list)  # grow-view lines in the view per read
     growing: dict[str, Growing] = field(default_factory=lambda: {k: Growing() for k in GROWING})
     files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    tails: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def file(self, batch: str, stream: str) -> bytes:
@@ -131,9 +132,20 @@ class Load:
             "id": int(batch_id) if batch_id.isdigit() else batch_id,
             "name": NAMES.get(batch_id, f"load-{batch_id}"), "owner": "bench", "proxyUser": None, "state": state,
             "appId": app,
-            "appInfo": {"driverLogUrl": driver, "sparkUiUrl": f"{self.base}/ui/{app}"},
-            "log": [],
+            "appInfo": {"driverLogUrl": driver, "sparkUiUrl": f"{self.base}/ui/{app}"}, "queue": None,
+            "log": self.list_log(batch_id) if grow is None else [],
         }  # fmt: skip
+
+    def list_log(self, batch_id: str) -> list[str]:
+        """The last 10 log lines a batch object carries, in a list too: Apache Livy's
+        ``BatchSessionServlet.clientSessionView`` (apache/livy master) puts the last 10 of
+        ``logLines()`` into every batch object it answers, a list's too (for a user allowed to view
+        it), so a list of 1,000 carries 10,000 lines."""
+        tail = self.tails.get(batch_id)
+        if tail is None:
+            n = self.big_lines if batch_id == self.big_id else self.small_lines
+            tail = self.tails[batch_id] = [line_text(batch_id, "stdout", k) for k in range(max(1, n - 9), n + 1)]
+        return tail
 
     def view(self, batch_id: str, printed: int = 0) -> list[str]:
         """Livy's log view when ``printed`` lines were printed: the last ``cache_log_size`` lines of

@@ -484,17 +484,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         runs[c].append(run_worker(server, c, "s1", {"n": args.calls}, home))
                         print(f"s1 {c} {runs[c][-1]['us_per_call']:.0f} us/call", file=sys.stderr)
                 results["s1"] = runs
-            if "s2" in args.only:
-                results["s2"] = {c: run_worker(server, c, "s2", {"reps": 20}, home)
-                                 for c in ["raw", "hdiaks", "hdiaks-iter", "pylivy"]}  # fmt: skip
-                print("s2 done", file=sys.stderr)
+            if "s2" in args.only:  # rounds of fresh processes, interleaved, order alternating (as S1)
+                s2: dict[str, list[dict[str, Any]]] = {c: [] for c in ("raw", "hdiaks", "hdiaks-iter", "pylivy")}
+                for rep in range(args.s2_reps):
+                    for c in list(s2) if rep % 2 == 0 else list(s2)[::-1]:
+                        s2[c].append(run_worker(server, c, "s2", {"reps": 20}, home))
+                        print(f"s2 {c} {s2[c][-1]['cpu_ms']:.1f} ms CPU", file=sys.stderr)
+                results["s2"] = s2
             if "s3" in args.only:
                 log_url = f"{server.url}/node/containerlogs/container_7/livy"
                 s3: dict[str, list[dict[str, Any]]] = {
                     c: [] for c in ("raw", "hdiaks", "hdiaks-bounded", "hdiaks-copy")
                 }
-                for _ in range(args.s3_reps):
-                    for c in s3:
+                for rep in range(args.s3_reps):
+                    for c in list(s3) if rep % 2 == 0 else list(s3)[::-1]:  # interleaved, order alternating
                         opts = {
                             "log_url": log_url,
                             "max_chunks": 1 if c == "hdiaks-bounded" else 16,
@@ -528,6 +531,17 @@ def _med(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
 
+def _paired(runs: list[dict[str, Any]], floor: list[dict[str, Any]], key: str) -> float:
+    """The median of per-round ratios: each run against the floor's run of the same round (the two
+    ran next to each other, so a slow moment of the shared machine weighs on both)."""
+    return float(statistics.median(x[key] / max(y[key], 1e-12) for x, y in zip(runs, floor, strict=False)))
+
+
+def _runs(value: Any) -> list[dict[str, Any]]:
+    """S2 results of a run older than the rounds (one process per client) as a list of one."""
+    return value if isinstance(value, list) else [value]
+
+
 def render(r: dict[str, Any], command: str) -> list[str]:
     out = [BEGIN, "## Peers on one load server (issue 13: S1–S4, snapshot cost)", ""]
     m = r["machine"]
@@ -557,34 +571,41 @@ def render(r: dict[str, Any], command: str) -> list[str]:
             f, fc = (floor_b, floor_b_cpu) if batch else (floor, floor_cpu)
             us, cpu = _med(runs, "us_per_call"), _med(runs, "cpu_us_per_call")
             reqs = statistics.median(x["server"]["requests"] for x in runs)
+            base = s1["raw-batch" if batch else "raw"]
             rows.append([c, how[c], f"{us:.0f}", f"{cpu:.0f}", f"{us / f:.2f}×", f"{cpu / fc:.2f}×",
-                         f"{reqs / (r['args']['calls'] + 20):.2f}",
+                         f"{_paired(runs, base, 'cpu_us_per_call'):.2f}×", f"{reqs / (r['args']['calls'] + 20):.2f}",
                          " / ".join(f"{x['us_per_call']:.0f}" for x in runs)])  # fmt: skip
         out += ["### S1. Per-call overhead: 2,000 sequential state reads", "",
                 f"Median of {r['args']['reps']} interleaved runs (each a fresh process; 20 warm-up calls first). "
                 "Ratios are to the raw loop reading the same endpoint (`raw` for `/state`, `raw-batch` for "
-                "`/batches/{id}`). CPU is the client process's `process_time`.", ""]  # fmt: skip
+                "`/batches/{id}`). CPU is the client process's `process_time`. `CPU / raw, paired` is the median of "
+                "the per-round ratios (each run against the raw run of the same round).", ""]  # fmt: skip
         out += _table(["client", "call", "µs/call", "client CPU µs/call", "time / raw", "CPU / raw",
-                       "requests/call", "µs/call per run"], rows)  # fmt: skip
+                       "CPU / raw, paired", "requests/call", "µs/call per run"], rows)  # fmt: skip
         out.append("")
     if "s2" in r:
-        s2 = r["s2"]
-        floor = s2["raw"]["ms"]
+        s2 = {c: _runs(x) for c, x in r["s2"].items()}
+        floor, floor_cpu = _med(s2["raw"], "ms"), _med(s2["raw"], "cpu_ms")
         how = {"raw": "one `GET /batches?from=0&size=1000`, rows → `pd.DataFrame`",
                "hdiaks": "`batch_table(client.list_batches(size=1000).batches)` (what `hdiaks list --size 1000` reads)",
                "hdiaks-iter": "`batch_table(list(client.iter_batches()))`",
                "pylivy": "`pd.DataFrame(... for b in client.list_batches())`"}  # fmt: skip
-        floor_cpu = s2["raw"]["cpu_ms"]
-        rows = [[c, how[c], str(x["rows"]), f"{x['server']['requests'] / x['reps']:.0f}", f"{x['ms']:.1f}",
-                 f"{x['cpu_ms']:.1f}", f"{x['ms'] / floor:.2f}×", f"{x['cpu_ms'] / floor_cpu:.2f}×"]
-                for c, x in s2.items()]  # fmt: skip
+        rows = [[c, how[c], str(xs[0]["rows"]), f"{xs[0]['server']['requests'] / xs[0]['reps']:.0f}",
+                 f"{_med(xs, 'ms'):.1f}", f"{_med(xs, 'cpu_ms'):.1f}", f"{_med(xs, 'ms') / floor:.2f}×",
+                 f"{_med(xs, 'cpu_ms') / floor_cpu:.2f}×", f"{_paired(xs, s2['raw'], 'ms'):.2f}×",
+                 f"{_paired(xs, s2['raw'], 'cpu_ms'):.2f}×", " / ".join(f"{x['cpu_ms']:.1f}" for x in xs)]
+                for c, xs in s2.items()]  # fmt: skip
         out += [
             "### S2. The state of 1,000 batches as a DataFrame",
             "",
-            "Median of 20 builds in one process after one warm-up build. LivyHook has no list call.",
+            f"{len(s2['raw'])} rounds; in each, every client in a fresh process (interleaved, order alternating) "
+            "times 20 builds after one warm-up build and gives their median; the table gives the median over "
+            "the rounds, and the median of the per-round ratios (`paired`: each client against the raw process "
+            "of the same round). LivyHook has no list call.",
             "",
         ]
-        out += _table(["client", "how", "rows", "requests", "ms", "client CPU ms", "time / raw", "CPU / raw"], rows)
+        out += _table(["client", "how", "rows", "requests", "ms", "client CPU ms", "time / raw", "CPU / raw",
+                       "time / raw, paired", "CPU / raw, paired", "client CPU ms per round"], rows)  # fmt: skip
         out.append("")
     if "s3" in r:
         s3 = r["s3"]
@@ -601,10 +622,12 @@ def render(r: dict[str, Any], command: str) -> list[str]:
             mb = x["server"]["bytes"] / 1e6
             rows.append([c, how[c], f"{x['lines']:,}", str(x["server"]["requests"]), f"{mb:.1f}",
                          f"{_med(runs, 's'):.2f}", f"{_med(runs, 'cpu_s'):.2f}", f"{_med(runs, 'peak_above_mb'):.0f}",
-                         f"{_med(runs, 's') / floor:.2f}×", f"{_med(runs, 'peak_above_mb') / max(floor_mem, 1):.2f}×",
-                         same])  # fmt: skip
+                         f"{_med(runs, 's') / floor:.2f}×", f"{_paired(runs, raw, 's'):.2f}×",
+                         f"{_med(runs, 'peak_above_mb') / max(floor_mem, 1):.2f}×", same])  # fmt: skip
         out += ["### S3. The whole driver log of 1,000,000 lines by byte range", "",
-                f"Median of {r['args']['s3_reps']} runs each. `peak RSS above start` is `ru_maxrss` at the end minus "
+                f"Median of {r['args']['s3_reps']} runs each (rounds of fresh processes, interleaved, order "
+                "alternating; `paired`: the median of per-round ratios to the raw run of the same round). "
+                "`peak RSS above start` is `ru_maxrss` at the end minus "
                 "the RSS before the scenario (imports done). pylivy and LivyHook have no driver-log reader (they read "
                 "only Livy's `/log` view, 200 lines per stream on a real server).", ""]  # fmt: skip
         out += _table(
@@ -618,6 +641,7 @@ def render(r: dict[str, Any], command: str) -> list[str]:
                 "client CPU s",
                 "peak RSS above start MB",
                 "time / raw",
+                "time / raw, paired",
                 "memory / raw",
                 "same file as raw",
             ],
@@ -715,10 +739,10 @@ def plot(r: dict[str, Any], path: Path) -> bool:
                 bars.append(("S1 CPU/call", c, ratio))
     if "s2" in r:
         for c in ("hdiaks", "hdiaks-iter"):
-            bars.append(("S2 CPU", c, r["s2"][c]["cpu_ms"] / r["s2"]["raw"]["cpu_ms"]))
+            bars.append(("S2 CPU", c, _paired(_runs(r["s2"][c]), _runs(r["s2"]["raw"]), "cpu_ms")))
     if "s3" in r:
         for c in ("hdiaks", "hdiaks-bounded", "hdiaks-copy"):
-            bars.append(("S3 time", c, _med(r["s3"][c], "s") / _med(r["s3"]["raw"], "s")))
+            bars.append(("S3 time", c, _paired(r["s3"][c], r["s3"]["raw"], "s")))
             bars.append(
                 ("S3 memory", c, _med(r["s3"][c], "peak_above_mb") / max(_med(r["s3"]["raw"], "peak_above_mb"), 1))
             )
@@ -768,7 +792,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=["s1", "s2", "s3", "s4", "snap"])
     parser.add_argument("--reps", type=int, default=5, help="S1 runs per client")
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--s3-reps", type=int, default=3)
+    parser.add_argument("--s2-reps", type=int, default=7, help="S2 rounds (a fresh process per client each)")
+    parser.add_argument("--s3-reps", type=int, default=5)
     parser.add_argument("--big-lines", type=int, default=1_000_000)
     parser.add_argument("--grow-lines", type=int, default=100_000)
     parser.add_argument("--grow-seconds", type=float, default=20.0)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import enum
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, overload
 
 from hdiaks_widgets.dialects import livy_state
 from hdiaks_widgets.errors import LivyError
@@ -24,10 +24,12 @@ __all__ = [
     "AppInfo",
     "Batch",
     "BatchList",
+    "BatchRow",
     "BatchState",
     "DRIVER_SOURCES",
     "ErrorInfo",
     "LOG_SOURCES",
+    "ListedBatches",
     "LogLine",
     "LogPage",
     "LogSource",
@@ -395,13 +397,140 @@ def _times_and_errors(data: Mapping[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# A list item's row for a table: id, name, state, app id, Spark UI, driver log, owner ("" for none).
+BatchRow = tuple[str, str, str, str, str, str, str]
+
+
+def _row(b: Batch) -> BatchRow:
+    info = b.app_info
+    return (b.id, b.name or "", b.state.value, b.app_id or "", info.spark_ui_url or "", info.driver_log_url or "",
+            b.owner or "")  # fmt: skip
+
+
+def _fast_row(item: Any, state_key: str) -> BatchRow | None:
+    """The row :meth:`Batch.from_json` would give ``item``, without building it, for the items it
+    reads on its plain path (a dict, an int or text id, text state, a dict or no ``appInfo``, no
+    times or errors: every Apache Livy list item); ``None`` for any other item. Each value goes
+    through the same coercion as in ``from_json`` (a test holds the two to the same answer)."""
+    if type(item) is not dict or not _EXTRA_KEYS.isdisjoint(item):
+        return None
+    get = item.get
+    ident = get("id")
+    if type(ident) is int:
+        ident = str(ident)
+    elif type(ident) is not str or not ident:
+        return None
+    raw_state = get(state_key)
+    result = get("result")
+    if type(raw_state) is not str or not (result is None or type(result) is str):
+        return None
+    try:
+        state = _STATES[raw_state, result]
+    except KeyError:
+        state = _batch_state(raw_state, result)
+    info = get("appInfo")
+    if type(info) is dict:
+        driver, ui = info.get("driverLogUrl"), info.get("sparkUiUrl")
+    elif info is None:
+        driver = ui = None
+    else:
+        return None
+    name, owner, app = get("name"), get("owner"), get("appId")
+    return (ident, "" if name is None else name if type(name) is str else str(name), state.value,
+            "" if app is None else app if type(app) is str else str(app),
+            "" if ui is None else ui if type(ui) is str else str(ui),
+            "" if driver is None else driver if type(driver) is str else str(driver),
+            "" if owner is None else owner if type(owner) is str else str(owner))  # fmt: skip
+
+
+class ListedBatches(Sequence[Batch]):
+    """The batches of one list answer, as a read-only sequence of :class:`Batch`.
+
+    A list of 1,000 is mostly read as a table (the history panel, S2 in docs/benchmarks.md), where
+    building 1,000 frozen models first costs more than the HTTP exchange. So an item on
+    :meth:`Batch.from_json`'s plain path (every Apache Livy item) is kept with its table row and
+    built into a ``Batch`` only when read (then kept); any other item is built at once, so a
+    malformed answer still fails where the list is read. It compares equal to a tuple or list of
+    the same batches, slices and ``+`` give tuples, and it pickles as a tuple."""
+
+    __slots__ = ("_built", "_items", "_rows", "_state_key")
+
+    def __init__(self, items: Sequence[Any] = (), *, state_key: str = "state") -> None:
+        built: list[Batch | None] = []
+        rows: list[BatchRow] = []
+        for item in items:
+            if isinstance(item, Batch):
+                built.append(item)
+                rows.append(_row(item))
+                continue
+            row = _fast_row(item, state_key)
+            if row is None:
+                batch = Batch.from_json(item, state_key=state_key)
+                built.append(batch)
+                row = _row(batch)
+            else:
+                built.append(None)
+            rows.append(row)
+        self._items = list(items)
+        self._built = built
+        self._rows = rows
+        self._state_key = state_key
+
+    def rows(self) -> list[BatchRow]:
+        """Each batch's :data:`BatchRow`, in order (a new list; the rows are shared tuples)."""
+        return list(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._built)
+
+    def _at(self, index: int) -> Batch:
+        batch = self._built[index]
+        if batch is None:
+            batch = self._built[index] = Batch.from_json(self._items[index], state_key=self._state_key)
+        return batch
+
+    @overload
+    def __getitem__(self, index: int) -> Batch: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Batch, ...]: ...
+    def __getitem__(self, index: int | slice) -> Batch | tuple[Batch, ...]:
+        if isinstance(index, slice):
+            return tuple(self._at(i) for i in range(*index.indices(len(self._built))))
+        n = len(self._built)
+        if not -n <= index < n:
+            raise IndexError("batch index out of range")
+        return self._at(index % n if index < 0 else index)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for i in range(len(self._built)):
+            yield self._at(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ListedBatches | tuple | list):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __add__(self, other: Sequence[Batch]) -> tuple[Batch, ...]:
+        return (*self, *other)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (tuple(self),))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
 @dataclass(frozen=True)
 class BatchList:
-    """``GET /batches``: ``total`` counts every session the server knows, not just this page."""
+    """``GET /batches``: ``total`` counts every session the server knows, not just this page.
+    ``batches`` is a :class:`ListedBatches` when read from a server (a tuple works too)."""
 
     start: int
     total: int
-    batches: tuple[Batch, ...]
+    batches: Sequence[Batch]
 
     def __repr__(self) -> str:
         # A page can hold thousands of batches: one line with counts, not every batch.
@@ -422,7 +551,7 @@ class BatchList:
         return cls(
             start=_int(data, "from", "batch list", 0),
             total=_int(data, "total", "batch list", 0),
-            batches=tuple(Batch.from_json(s) for s in data.get("sessions") or ()),
+            batches=ListedBatches(data.get("sessions") or ()),
         )
 
 

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from hdiaks_widgets.models import LOG_SOURCES, Batch
+from hdiaks_widgets.models import LOG_SOURCES, Batch, ListedBatches
 
 __all__ = [
     "BATCH_COLUMNS",
@@ -57,6 +57,7 @@ Stream = Literal["stdout", "stderr"]
 LOG_COLUMNS = ("line", "time", "level", "logger", "message", "stream", "source")
 SOURCE_ALL = "all"  # the source filter's "no filter"
 BATCH_COLUMNS = ("id", "name", "state", "app_id", "elapsed_s", "spark_ui", "driver_log", "owner")
+_ROW_COLUMNS = ("id", "name", "state", "app_id", "spark_ui", "driver_log", "owner")  # models.BatchRow
 # Severity order for "this level and above" filters. Spark prints WARN; Python logging WARNING.
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 _LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL", "SEVERE": "ERROR"}
@@ -259,6 +260,11 @@ def batch_table(
     """One row per batch: id, name, state, app id, elapsed seconds, Spark UI and driver-log URLs."""
     # Ids are opaque strings (Fabric's are UUIDs); ``elapsed`` may be keyed by int or str ids.
     times = {str(k): _seconds(v) for k, v in (elapsed or {}).items()}
+    if type(batches) is ListedBatches and batches and not times:  # a list answer: its rows, no Batch built (S2)
+        frame = pd.DataFrame(batches.rows(), columns=list(_ROW_COLUMNS))
+        frame.insert(4, "elapsed_s", _NAN)
+        frame["id"] = frame["id"].astype(object)
+        return frame
     # Rows as tuples, not dicts: pandas builds a 1,000-row frame from them in about half the
     # time; the elapsed seconds are floats already (NaN when unknown), so no column is
     # converted after the frame is built (S2 in docs/benchmarks.md).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from hdiaks_widgets.models import (
     Batch,
     BatchList,
     BatchState,
+    ListedBatches,
     LogLine,
     LogPage,
     Session,
@@ -325,3 +327,66 @@ def test_batch_from_json_fast_path_builds_the_same_model_as_the_constructor(data
     assert batch == rebuilt and hash(batch.app_info) == hash(rebuilt.app_info)
     assert all(isinstance(x, str) for x in batch.log) and type(batch.log) is tuple
     assert batch.app_info.spark_ui_url in (None, "http://u", "7")
+
+
+# -- ListedBatches: a list answer's batches, built when read (S2 in docs/benchmarks.md) -----------
+
+LIST_ITEMS: list[Any] = [
+    {"id": 0, "name": "pi", "owner": "alice", "proxyUser": None, "state": "success", "appId": "application_1_0001",
+     "appInfo": {"driverLogUrl": "http://d/0", "sparkUiUrl": "http://u/0"}, "queue": None, "log": ["a", "b"]},
+    {"id": 1, "state": "running", "appInfo": None},
+    {"id": "f0e1", "state": "dead", "result": "Cancelled", "appInfo": {}},
+    {"id": 2, "state": "starting", "name": 5, "owner": 6, "appId": 7, "appInfo": {"sparkUiUrl": 8, "driverLogUrl": 9}},
+    {"id": 3, "state": ["hostile"], "log": [1, "x"]},  # not on the plain path: built at once
+    {"id": 4, "state": "brand-new-state"},  # an unknown state: not final, as from_json says
+    {"id": 5, "state": "running", "appInfo": "not an object"},
+    {"id": 6, "state": "success", "livyInfo": {"successAt": "2025-03-05T12:12:00Z"}, "errorInfo": []},
+    {"id": 7, "livyState": "running", "state": None},
+]  # fmt: skip
+
+
+def _row_of(b: Batch) -> tuple[str, ...]:
+    info = b.app_info
+    return (b.id, b.name or "", b.state.value, b.app_id or "", info.spark_ui_url or "", info.driver_log_url or "",
+            b.owner or "")  # fmt: skip
+
+
+@pytest.mark.parametrize("state_key", ["state", "livyState"])
+def test_listed_batches_are_the_models_from_json_builds_and_their_rows(state_key: str) -> None:
+    listed = ListedBatches(LIST_ITEMS, state_key=state_key)
+    expected = tuple(Batch.from_json(item, state_key=state_key) for item in LIST_ITEMS)
+    assert listed.rows() == [_row_of(b) for b in expected]  # rows read before any batch is built
+    assert tuple(listed) == expected and listed == expected and listed == list(expected)
+    assert [listed[i] for i in range(len(listed))] == list(expected)
+
+
+def test_listed_batches_behave_as_a_read_only_tuple() -> None:
+    listed = ListedBatches(LIST_ITEMS)
+    expected = tuple(Batch.from_json(item) for item in LIST_ITEMS)
+    assert len(listed) == len(LIST_ITEMS) and listed[-1] == expected[-1] and listed[1:3] == expected[1:3]
+    assert type(listed[1:3]) is tuple and listed + (expected[0],) == (*expected, expected[0])
+    assert listed[0] is listed[0]  # built once, then kept
+    assert hash(listed) == hash(expected) and repr(listed) == repr(expected)
+    assert pickle.loads(pickle.dumps(listed)) == expected and type(pickle.loads(pickle.dumps(listed))) is tuple
+    assert listed != ListedBatches(LIST_ITEMS[:-1]) and listed != "text"
+    with pytest.raises(IndexError):
+        listed[len(LIST_ITEMS)]
+    with pytest.raises(TypeError):
+        listed[0] = expected[0]  # type: ignore[index]
+    assert ListedBatches() == () and ListedBatches().rows() == []
+
+
+@pytest.mark.parametrize("bad", [{"state": "running"}, {"id": True, "state": "running"}, ["id", 1], {"id": ""}])
+def test_listed_batches_raise_for_a_malformed_item_where_the_list_is_read(bad: Any) -> None:
+    with pytest.raises(LivyError):
+        ListedBatches([LIST_ITEMS[0], bad])
+    with pytest.raises(LivyError):
+        BatchList.from_json({"from": 0, "total": 2, "sessions": [LIST_ITEMS[0], bad]})
+
+
+def test_batchlist_from_json_keeps_listed_batches_and_compares_with_tuples() -> None:
+    page = BatchList.from_json({"from": 0, "total": 9, "sessions": LIST_ITEMS})
+    assert type(page.batches) is ListedBatches
+    assert page == BatchList(start=0, total=9, batches=tuple(Batch.from_json(i) for i in LIST_ITEMS))
+    assert repr(page) == ("BatchList(start=0, total=9, 9 batches: 3 not_started, 2 success, 2 running, 1 killed, "
+                          "1 starting; ids 0…7)")

@@ -7,8 +7,9 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from hdiaks_widgets.models import AppInfo, Batch, BatchState, LogLine
+from hdiaks_widgets.models import AppInfo, Batch, BatchState, ListedBatches, LogLine
 from hdiaks_widgets.tables import (
+    BATCH_COLUMNS,
     LOG_COLUMNS,
     LogRecord,
     batch_html,
@@ -297,3 +298,20 @@ def test_linked_text_html_hostile_url_stays_escaped_text(url: str) -> None:
 def test_linked_text_html_without_the_url_is_escaped_text() -> None:
     assert linked_text_html("a <i>note</i>", None) == "a &lt;i&gt;note&lt;/i&gt;"
     assert linked_text_html("a note", "https://elsewhere.example/") == "a note"
+
+
+def test_batch_table_of_a_list_answer_equals_the_table_of_its_built_models() -> None:
+    """``batch_table(page.batches)`` for a list answer reads the rows kept by ``ListedBatches``
+    (no model built: S2 in docs/benchmarks.md); the frame is the one the models give, dtypes too."""
+    from test_models import LIST_ITEMS
+
+    listed = ListedBatches(LIST_ITEMS)
+    fast = batch_table(listed)
+    assert listed._built.count(None) >= 5  # the plain items were not built by the table
+    slow = batch_table(tuple(listed))
+    pd.testing.assert_frame_equal(fast, slow)
+    assert list(fast.columns) == list(BATCH_COLUMNS) and fast["elapsed_s"].isna().all()
+    assert list(fast["id"]) == ["0", "1", "f0e1", "2", "3", "4", "5", "6", "7"] and fast["id"].dtype == object
+    pd.testing.assert_frame_equal(batch_table(ListedBatches()), batch_table(()))
+    with_times = batch_table(listed, elapsed={"1": 4.0})  # elapsed given: the general path, same columns
+    assert with_times.loc[1, "elapsed_s"] == 4.0 and list(with_times.columns) == list(BATCH_COLUMNS)
