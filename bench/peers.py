@@ -587,7 +587,7 @@ def render(r: dict[str, Any], command: str) -> list[str]:
         s2 = {c: _runs(x) for c, x in r["s2"].items()}
         floor, floor_cpu = _med(s2["raw"], "ms"), _med(s2["raw"], "cpu_ms")
         how = {"raw": "one `GET /batches?from=0&size=1000`, rows → `pd.DataFrame`",
-               "hdiaks": "`batch_table(client.list_batches(size=1000).batches)` (what `hdiaks list --size 1000` reads)",
+               "hdiaks": "`batch_table(client.list_batches(size=1000).batches)` (the list answer as a table)",
                "hdiaks-iter": "`batch_table(list(client.iter_batches()))`",
                "pylivy": "`pd.DataFrame(... for b in client.list_batches())`"}  # fmt: skip
         rows = [[c, how[c], str(xs[0]["rows"]), f"{xs[0]['server']['requests'] / xs[0]['reps']:.0f}",
