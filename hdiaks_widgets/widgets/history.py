@@ -236,7 +236,7 @@ def fresh_name(name: str | None) -> str:
 def timeline_png(batches: Sequence[Batch], *, now: datetime | None = None, width: float = 8.0) -> bytes:
     """A PNG: one row per batch, a thin grey bar from submitted to started (waiting), a thick bar from
     started to ended (or now) coloured by state; batches without times are named at the bottom."""
-    from matplotlib.dates import date2num  # noqa: PLC0415
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415 - heavy; only when a timeline is drawn
     from matplotlib.patches import Patch  # noqa: PLC0415
 
@@ -267,13 +267,17 @@ def timeline_png(batches: Sequence[Batch], *, now: datetime | None = None, width
             ax.plot(x(submitted, max(ended, submitted)), [row, row], color=colour, linewidth=9, solid_capstyle="butt")
         else:
             ax.plot(x(submitted), [row], marker="o", color=colour)
-    ax.xaxis_date(tz=UTC)
+    if timed:  # an empty date axis would show made-up 1970 ticks
+        ax.xaxis_date(tz=UTC)
+        # Short labels at any span (the default showed "56:53.800000" for batches a second long).
+        locator = AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))  # type: ignore[no-untyped-call]
     ax.set_yticks(range(len(timed)))
     ax.set_yticklabels([f"{_short_id(b.id)} {(b.name or '')[:28]}" for b in timed], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("time (UTC)")
+    ax.set_xlabel("time (UTC)" if timed else "")
     ax.grid(axis="x", color="#eaeef2")
-    fig.autofmt_xdate()
     states = sorted({b.state.value for b in timed})
     if states:
         ax.legend(handles=[Patch(color=STATE_COLOURS.get(s, "#6e7781"), label=s) for s in states]
@@ -285,6 +289,7 @@ def timeline_png(batches: Sequence[Batch], *, now: datetime | None = None, width
             str(b.id) for b in untimed[:12]) + ("…" if len(untimed) > 12 else "")
     if not timed:
         ax.set_yticks([])
+        ax.set_xticks([])
         ax.text(0.5, 0.5, "no submitted/started/ended times from this service", ha="center", va="center",
                 transform=ax.transAxes)
     ax.set_title(title, fontsize=8, loc="left", wrap=True)
@@ -327,8 +332,13 @@ def rows_html(batches: Sequence[Batch], *, selected: str | None, mine_ids: froze
         )
     if not body:
         body.append('<tr><td colspan="7"><i>no batch on this page matches the filters</i></td></tr>')
-    return ('<table class="hdiaks-history-table" style="border-collapse:collapse;font-size:12px">'
+    return (_TABLE_STYLE + '<table class="hdiaks-history-table" style="border-collapse:collapse;font-size:12px">'
             + head + "".join(body) + "</table>")  # fmt: skip
+
+
+# Cells apart and left-aligned (the browser test's screenshot showed the headers run together).
+_TABLE_STYLE = ("<style>.hdiaks-history-table th,.hdiaks-history-table td{padding:2px 10px;text-align:left;"
+                "white-space:nowrap}</style>")  # fmt: skip
 
 
 class BatchHistoryPanel:
@@ -653,9 +663,10 @@ class BatchHistoryPanel:
         self.profile, self.start, self.total, self.page = profile, page.start, page.total, tuple(page.batches)
         self.newest, self._want = newest, (page.start, size)
         self._render()
-        if not self.shown:
+        if not self.shown:  # no picture rather than an empty one (a browser draws a broken-image icon)
             self.timeline = None
             self.image.value = b""
+            self.image.layout.display = "none"
             return
         shown = self.shown
         now = self._clock()
@@ -664,6 +675,7 @@ class BatchHistoryPanel:
     def _apply_timeline(self, png: bytes) -> None:
         self.timeline = png
         self.image.value = png
+        self.image.layout.display = None
 
     def _render(self) -> None:
         profile = self.profile
@@ -678,7 +690,8 @@ class BatchHistoryPanel:
         # Positions counted from the newest batch (1 = the newest), whatever the service's order.
         first, last = (self.start + 1, end) if newest_first else (max(1, self.total - end + 1), self.total - self.start)
         matched = f"; {len(self.shown)} match the filters" if len(self.shown) != n else ""
-        where = f"batches {first}–{last} of {self.total}, newest first" if n else f"no batches here of {self.total}"
+        where = (f"batches {first}–{last} of {self.total}, newest first" if n else
+                 f"no batches on this page ({self.total} listed)" if self.total else "the service lists no batches")
         self.label.value = (where + matched
                             + (" (the service keeps finished batches only for a while)" if self.total else ""))
         if newest_first:
