@@ -213,3 +213,163 @@ def test_browser_progress_moves_then_kill_from_the_app(lab: str, sandbox: Any, t
         finally:
             browser.close()
     assert running_shot.stat().st_size > 10_000 and killed_shot.stat().st_size > 10_000
+
+
+def _accordion_title(page: Any, title: str) -> Any:
+    """The header of an ipywidgets Accordion pane (ipywidgets 8 draws it as a Lumino title)."""
+    return page.locator(".jupyter-widget-Collapse-header, .lm-AccordionPanel-title, .p-Collapse-header",
+                        has_text=title).first  # fmt: skip
+
+
+def _image_drawn(page: Any, image: Any) -> list[int]:
+    """Wait until ``image`` (an <img>) has loaded a picture; its natural [width, height]."""
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=image.element_handle(),
+                           timeout=60_000)  # fmt: skip
+    return list(image.evaluate("el => [el.naturalWidth, el.naturalHeight]"))
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser-deps)")
+def test_browser_log_storm_note_then_kill_from_history_and_the_timeline(
+    lab: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """Submit LogStorm (far more lines than Livy's 200-line window, still printing when killed) from the
+    app, see the dropped-lines note in the log panel, open the history pane, Refresh, see the batch
+    running at the top (newest first) and the timeline drawn, Kill it from the history panel, and see
+    what Apache Livy does: the list read again no longer holds it (a DELETE drops the batch's record),
+    or holds it killed, and the note says which; the app's own status ends killed or purged.
+
+    What the screenshots showed (looked at when this test passed, 2026-12-02):
+    ``browser-history-timeline.png`` (after the first Refresh): the app with batch 3
+    ``browser-storm-…`` running, elapsed 38 s, the log panel's yellow note "Livy keeps only the last
+    200 lines of each stream: earlier lines were dropped before they could be read" above stderr lines
+    numbered past 3,000; the pane "Cluster batch history: filters, actions, timeline" with "batches 1–1
+    of 1, newest first", one row ``3 ★ browser-storm-… running`` (★: submitted here), elapsed and
+    submitted "—", a Spark UI link, Kill enabled; under Timeline a picture titled "0 batch(es) with the
+    service's times; 1 without (Apache Livy's batch object has none): 3" and the words "no
+    submitted/started/ended times from this service" in an empty frame — Apache Livy gives no times,
+    so there is nothing to draw. ``browser-history-after-kill.png``: the table empty, "the service
+    lists no batches", the green note "Batch 3 was killed and is no longer listed: the service dropped
+    its record (Apache Livy forgets a batch it deletes), so its state and log are gone with it", no
+    timeline picture; the app's own status above says ``purged`` in grey with a red sentence that
+    the server no longer has it ("purged after Livy's retention time, deleted by another client, or
+    lost when the server restarted"), Kill disabled. ``browser-history-fabric-timeline.png`` (the
+    Fabric app's panel): three rows ``fab-2``, ``fab-1``, ``fab-0`` (UUID ids) dead, submitted at the
+    same second, and a timeline with three short red bars, one per batch, staggered left to right
+    fab-0 → fab-2, legend "dead" and "waiting", the time axis in milliseconds ("28.775" …) with the
+    date "2026-Dec-02 15:00" under it. Earlier runs of this test showed the table headers run
+    together, a broken-image icon after the kill and an empty date axis from 1970: fixed in history.py."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from hdiaks_widgets.sandbox.apps import LOG_STORM_CLASS
+
+    _write_notebook(tmp_path / "work" / "storm.ipynb", [
+        "from hdiaks_widgets import BatchSpec, ClusterProfile, JobConfig, app\n"
+        f"cfg = JobConfig(profile=ClusterProfile(name='sandbox', flavour='sandbox', url={sandbox.url!r}),\n"
+        f"                spec=BatchSpec(file={sandbox.examples['jar']!r}, class_name={LOG_STORM_CLASS!r},\n"
+        "                               args=('100000000',), name='browser-storm'))\n"
+        "ui = app(cfg, progress_interval=0.5)\n"
+        "ui",
+        # Fabric gives a time per state (Apache Livy's batch object has none): three short batches on
+        # the sandbox's Fabric paths and the same history panel of an app on that profile.
+        "import time, uuid\n"
+        "from hdiaks_widgets import LivyClient\n"
+        f"fab = ClusterProfile(name='fab', flavour='fabric', url={sandbox.url!r}, auth='none',\n"
+        "                     workspace_id=str(uuid.uuid4()), lakehouse_id=str(uuid.uuid4()))\n"
+        "fab_client = LivyClient.from_profile(fab)\n"
+        "missing = 'abfss://x@onelake.dfs.fabric.microsoft.com/nope/missing.py'\n"
+        "fab_ids = [fab_client.submit_batch(JobConfig(profile=fab, spec=BatchSpec(file=missing, name=f'fab-{i}'))\n"
+        "                                   .batch_spec).id for i in range(3)]\n"
+        "while not all(fab_client.get_batch(i).state.is_terminal for i in fab_ids):\n"
+        "    time.sleep(0.3)\n"
+        "fab_ui = app(JobConfig(profile=fab, spec=BatchSpec(file=missing)), profiles={})\n"
+        "fab_ui.batch_history.widget",
+    ])  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    fabric_shot = ARTIFACTS / "browser-history-fabric-timeline.png"
+    listed_shot = ARTIFACTS / "browser-history-timeline.png"
+    shot = ARTIFACTS / "browser-history-after-kill.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            run_all_cells(page, f"{lab}/lab/tree/storm.ipynb")
+            submit = page.locator("button.hdiaks-submit")
+            expect(submit).to_be_enabled(timeout=120_000)
+            submit.click()
+
+            # The storm overflows Livy's window: the log panel says lines were dropped.
+            running = page.locator(".hdiaks-status .hdiaks-state[data-state='running']")
+            running.wait_for(timeout=240_000)
+            log_panel = page.locator(".widget-vbox:has(> .hdiaks-log-notice)").first
+            log_panel.wait_for(state="attached", timeout=60_000)
+            if not log_panel.is_visible():  # the Driver log section is collapsed: open it
+                _accordion_title(page, "Driver log").click()
+            expect(log_panel).to_be_visible(timeout=30_000)
+            expect(page.locator(".hdiaks-log-notice .hdiaks-log-note")).to_contain_text(
+                "Livy keeps only the last", timeout=120_000)
+            expect(running).to_be_attached()
+
+            # History: open the pane, Refresh; the storm is the newest batch, running; the timeline is drawn.
+            _accordion_title(page, "Cluster batch history: filters, actions, timeline").click()
+            panel = page.locator(".hdiaks-history-panel").first
+            expect(panel).to_be_visible(timeout=30_000)
+            panel.locator("button.hdiaks-history-refresh").click()
+            rows = panel.locator(".hdiaks-history-rows")
+            expect(rows).to_contain_text("browser-storm", timeout=60_000)
+            expect(rows.locator("tr").nth(1)).to_contain_text("browser-storm")  # the first row: newest first
+            expect(panel).to_contain_text("newest first")
+            image = panel.locator("img.hdiaks-history-timeline")
+            expect(image).to_be_visible(timeout=60_000)
+            natural = _image_drawn(page, image)
+            assert natural[0] >= 300 and natural[1] >= 100, natural
+            box = image.bounding_box()
+            assert box is not None and box["width"] >= 300 and box["height"] >= 80, box
+            panel.scroll_into_view_if_needed()
+            page.screenshot(path=str(listed_shot), full_page=True)
+
+            chooser = panel.locator(".widget-dropdown", has_text="Batch").locator("select")
+            labels = chooser.locator("option").all_inner_texts()
+            storm = [label for label in labels if "browser-storm" in label]
+            assert len(storm) == 1 and storm[0].endswith("running"), labels
+            storm_id = storm[0].split("·")[0].strip()  # "<id> · <name> · <state>"
+            chooser.select_option(label=storm[0])
+            kill = panel.locator("button.hdiaks-history-kill")
+            expect(kill).to_be_enabled(timeout=30_000)
+            kill.click()
+
+            # Apache Livy answers the DELETE once the batch is stopped and its record dropped: the list
+            # read again no longer holds it (or, on a service that keeps it, shows it killed).
+            note = panel.locator(".hdiaks-history-note")
+            expect(note).to_contain_text(f"Batch {storm_id} was killed", timeout=60_000)
+            said = note.inner_text()
+            assert "Refresh shows" not in said, said
+            if "no longer listed" in said:
+                expect(rows).not_to_contain_text("browser-storm")
+                assert not [label for label in chooser.locator("option").all_inner_texts() if "browser-storm" in label]
+            else:
+                assert "the list shows it killed" in said, said
+                expect(rows).to_contain_text("killed")
+            ended = page.locator(".hdiaks-status .hdiaks-state[data-state='killed'], "
+                                 ".hdiaks-status .hdiaks-state[data-state='purged']")  # fmt: skip
+            ended.first.wait_for(timeout=120_000)
+            expect(panel.locator("img.hdiaks-history-timeline")).to_be_hidden()  # no rows: no picture
+            panel.scroll_into_view_if_needed()
+            page.screenshot(path=str(shot), full_page=True)
+
+            # The Fabric app's history panel: Refresh, three rows newest first, a timeline with their bars.
+            fabric = page.locator(".hdiaks-history-panel").nth(1)
+            fabric.scroll_into_view_if_needed()
+            fabric.locator("button.hdiaks-history-refresh").click()
+            fabric_rows = fabric.locator(".hdiaks-history-rows")
+            expect(fabric_rows).to_contain_text("fab-2", timeout=60_000)
+            expect(fabric_rows.locator("tr").nth(1)).to_contain_text("fab-2")
+            expect(fabric_rows.locator("tr").nth(3)).to_contain_text("fab-0")
+            fabric_image = fabric.locator("img.hdiaks-history-timeline")
+            expect(fabric_image).to_be_visible(timeout=60_000)
+            natural = _image_drawn(page, fabric_image)
+            assert natural[0] >= 300 and natural[1] >= 100, natural
+            fabric.screenshot(path=str(fabric_shot))
+        finally:
+            browser.close()
+    assert listed_shot.stat().st_size > 10_000 and shot.stat().st_size > 10_000
+    assert fabric_shot.stat().st_size > 10_000
