@@ -20,6 +20,15 @@ threads asks Livy for every batch's state and log twice a second each (issue 14 
   every poll by the dialect's usual reader (``logview.LivyLogReader`` or ``run.ServiceLogReader``,
   unchanged); for the others the log is read only once their state is terminal, so their error lines
   still arrive. Spark's progress (a run made with ``BatchRun(progress=)``) is read only while followed.
+- **The end without a wait.** ``BatchRun`` finishes a batch at its second look at a terminal state
+  (the first one can come before the last lines: Livy's state flips when spark-submit exits, while
+  its output is still being read; Synapse's and Fabric's driver logs are read once more after the
+  end to see that they stopped growing). That confirming look is not left to the next round: it is
+  due ``confirm_after`` seconds after the first (``min(0.25 x interval, 0.5)`` by default) in a
+  short round of its own that serves only the looks due by then (the list once, for all the batches
+  that end together; ``Retry-After`` holds it like any round). So a batch's final state, error
+  sentence and last lines arrive within ``confirm_after`` of the round that first saw it ended, at
+  most a few such looks (``confirm_looks``), then once per ``interval`` while a log still drains.
 - **Gentle.** Each batch backs off while nothing changes (``interval`` growing by ``factor`` to
   ``max_interval``); a round serves every batch due within the next ``interval``, so their rounds
   line up instead of spreading. A ``Retry-After`` the server sends with an error (429, 503, Fabric's
@@ -153,6 +162,8 @@ class Watch:
         self._due = 0.0
         self._position: int | None = None  # where the last list answer had it
         self._full: Batch | None = None  # the last full batch object read on its own
+        self._confirms = 0  # short looks taken since the batch was first seen ended
+        self._confirming = False  # the next look is one of them (due in a short round)
 
     def __repr__(self) -> str:
         snap = self.snapshot
@@ -201,7 +212,8 @@ class _GatedReader:
     """The run's own log reader, asked only while the log is followed or once the batch ended.
 
     An unfollowed batch's log is read at the second look at its terminal state, the one at which
-    ``BatchRun`` can finish it: one read, with the lines Spark printed while it shut down."""
+    ``BatchRun`` can finish it (due ``Poller.confirm_after`` after the first): one read, with the
+    lines Spark printed while it shut down."""
 
     def __init__(self, inner: LogReader, watch: Watch) -> None:
         self.inner = inner
@@ -283,6 +295,9 @@ class Poller:
     ``workers``: polls that send requests in one round (logs of ended or followed batches) run on
     at most this many helper threads, so fifty batches ending together take a few round trips,
     not fifty; the thread count never depends on the number of batches.
+    ``confirm_after``: seconds from the first look at an ended batch to the look that finishes it
+    (default ``min(0.25 x interval, 0.5)``); ``confirm_looks``: how many such short looks a batch
+    gets before a log that is still not at its end is read once per ``interval`` again.
     """
 
     def __init__(
@@ -299,9 +314,13 @@ class Poller:
         max_errors: int = 8,
         window: float = 60.0,
         workers: int = 4,
+        confirm_after: float | None = None,
+        confirm_looks: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
+        self.confirm_after = min(0.25 * interval, 0.5) if confirm_after is None else max(0.0, confirm_after)
+        self.confirm_looks = max(0, confirm_looks)
         self.workers = max(1, workers)
         self.name = f"hdiaks-poller-{next(_NUMBERS)}"  # its thread's name; its helpers' start with it
         self._pool: ThreadPoolExecutor | None = None
@@ -547,7 +566,10 @@ class Poller:
             return self._throttled_until - now
         if min(w._due for w in active) > now:
             return min(w._due for w in active) - now
-        soon = now + self.interval  # a round serves every batch due before the next one
+        # A round serves every batch due before the next one; a short round (only confirming looks
+        # at ended batches are due) serves only those due by then, so the others keep their rhythm.
+        regular = any(w._due <= now and not w._confirming for w in active)
+        soon = now + (self.interval if regular else self.confirm_after)
         answers: dict[str, Batch | BaseException] = {}
         if self._use_list and len(active) >= self.list_threshold:
             answers = self._read_list(active)
@@ -692,6 +714,7 @@ class Poller:
         now = self._clock()
         if snap.exception is not None:  # a failed poll (a batch's own end is not a poller error)
             self._note_error(snap.exception, f"batch {watch.batch_id}")
+        watch._confirming = False
         if snap.finished:
             pass
         elif snap.error:
@@ -701,7 +724,10 @@ class Poller:
                 watch._delays = self._backoff()  # something happens: look again soon
             delay = next(watch._delays)
             if snap.state is not None and snap.state.is_terminal:
-                delay = self.interval  # ended: the run finishes on the next look, with the log's end
+                # ended: the run finishes on the next look, with the log's end; soon, not next round
+                watch._confirming = watch._confirms < self.confirm_looks
+                watch._confirms += 1
+                delay = self.confirm_after if watch._confirming else self.interval
             watch._due = now + delay
         self._deliver(watch, snap)
         if snap.finished:

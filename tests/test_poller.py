@@ -117,6 +117,119 @@ def test_poller_reads_the_log_of_the_followed_batch_only_and_the_others_once_the
     assert not any(p in later for p in ("GET /batches/1/log", "GET /batches/2/log", "GET /batches/4/log"))
 
 
+
+def test_poller_every_end_arrives_a_quarter_interval_after_the_list_first_shows_it(livy: MemoryLivy) -> None:
+    """Issue 14: fifty batches end together; the round whose list first shows them ended gives
+    each its terminal state, and a short round ``confirm_after`` (0.25 s of a 1 s interval) later
+    finishes every one of them: final state, error sentence, and the lines printed in between."""
+    batches = running(livy, 50)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock, interval=1.0)
+    seen: dict[str, list[tuple[float, Snapshot]]] = {}
+    for b in batches:
+        poller.watch(b.id, on_snapshot=lambda snap: seen.setdefault(snap.batch_id, []).append((clock.now, snap)))
+    rounds(poller, clock, 3)
+    clock.now += poller.due_in()  # the next regular round is due: end them all just before it
+    for b in batches:
+        assert b.buffer is not None
+        b.state = "dead" if b.id % 2 else "success"
+        if b.id % 2:
+            b.buffer.append("stderr", f"Exception in thread main: java.io.FileNotFoundException: in-{b.id}.csv")
+    mark = len(livy.requests)
+    listed_at = clock.now
+    poller.poll_once()
+    assert requests_since(livy, mark) == ["GET /batches"]  # the states, from the list; no log yet
+    assert all(w.snapshot.state is not None and w.snapshot.state.is_terminal for w in poller.watches)
+    assert not any(w.finished for w in poller.watches)
+    for b in batches:
+        assert b.buffer is not None
+        b.buffer.append("stdout", f"late line of {b.id}")  # printed while Spark shut down
+    mark = len(livy.requests)
+    assert poller.due_in() == 0.25
+    rounds(poller, clock, 1)
+    sent = requests_since(livy, mark)
+    assert sent.count("GET /batches") == 1 and len(sent) == 51  # one list for all, one log read each
+    assert sorted(sent[1:]) == sorted(f"GET /batches/{b.id}/log" for b in batches)
+    for b in batches:
+        at, snap = next((t, s) for t, s in seen[str(b.id)] if s.finished)
+        assert at - listed_at <= poller.interval and at - listed_at == 0.25
+        assert snap.state_label == ("dead" if b.id % 2 else "success")
+        assert f"late line of {b.id}" in snap.lines
+        if b.id % 2:
+            assert snap.error is not None and f"in-{b.id}.csv" in snap.error, snap.error
+        else:
+            assert snap.error is None
+    assert poller.stats().batches_watched == 0
+
+
+def test_poller_short_round_for_an_end_leaves_the_other_batches_rhythm_alone(livy: MemoryLivy) -> None:
+    """One of ten batches ends: its confirming look is a round of its own (the list once, its log
+    once); the nine others are not polled in it and their next round comes when it was due."""
+    batches = running(livy, 10)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock, interval=1.0, max_interval=1.0)
+    polls: list[tuple[float, str]] = []
+    for b in batches:
+        poller.watch(b.id, on_snapshot=lambda snap: polls.append((clock.now, snap.batch_id)))
+    rounds(poller, clock, 2)
+    batches[3].state = "dead"
+    assert batches[3].buffer is not None
+    batches[3].buffer.append("stderr", "Exception in thread main: java.lang.IllegalStateException: no input")
+    clock.now += poller.due_in()
+    regular = clock.now
+    poller.poll_once()
+    assert not poller.snapshot(3).finished
+    mark, before = len(livy.requests), len(polls)
+    rounds(poller, clock, 1)
+    assert clock.now == regular + 0.25
+    assert requests_since(livy, mark) == ["GET /batches", "GET /batches/3/log"]
+    assert polls[before:] == [(regular + 0.25, "3")]  # only the ended batch
+    snap = poller.snapshot(3)
+    assert snap.finished and snap.error is not None and "IllegalStateException: no input" in snap.error
+    mark = len(livy.requests)
+    rounds(poller, clock, 1)
+    assert clock.now == regular + 1.0  # the others' round, on time
+    assert requests_since(livy, mark) == ["GET /batches"]
+    assert sorted(b for t, b in polls if t == clock.now) == sorted(str(b.id) for b in batches if b.id != 3)
+
+
+def test_poller_confirming_look_waits_out_a_retry_after(livy: MemoryLivy) -> None:
+    """The short round after an end is a round like any other: a 429 with ``Retry-After: 3`` holds
+    it (no request at all until then), and the batch finishes at the first look after."""
+    batches = running(livy, 4)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock, interval=1.0)
+    for b in batches:
+        poller.watch(b.id)
+    rounds(poller, clock, 2)
+    batches[1].state = "dead"
+    clock.now += poller.due_in()
+    poller.poll_once()
+    refusals = [0]
+
+    def throttle(request: requests.PreparedRequest) -> requests.Response | None:
+        if refusals[0] == 0:
+            refusals[0] += 1
+            return respond(request, 429, {"msg": "slow down"}, headers={"Retry-After": "3"})
+        return None
+
+    livy.before.append(throttle)
+    assert poller.due_in() == 0.25
+    clock.now += 0.25
+    assert poller.poll_once() >= 3.0  # the list was refused: the look failed, nothing finished
+    assert not poller.snapshot(1).finished and poller.snapshot(1).transient
+    mark = len(livy.requests)
+    clock.now += 2.9
+    poller.poll_once()
+    assert requests_since(livy, mark) == []
+    for _ in range(3):
+        if poller.snapshot(1).finished:
+            break
+        clock.now += poller.due_in()
+        poller.poll_once()
+    assert poller.snapshot(1).finished and poller.snapshot(1).state_label == "dead"
+    assert clock.now - 1000.0 < 10.0
+
 def test_poller_followed_yarn_batch_reads_its_driver_log_through_the_run(livy: MemoryLivy, tmp_path: Path) -> None:
     """The run's own reader is used unchanged: on a YARN-shaped batch, the driver's lines come from
     the NodeManager page behind ``driverLogUrl`` (counted as log requests), not Livy's view."""
@@ -280,9 +393,9 @@ def test_poller_quiet_batches_back_off_and_a_change_brings_them_back(livy: Memor
         clock.now += delay
     assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
     batches[0].state = "success"
-    assert poller.poll_once() == 1.0  # an end is looked at again soon: the run finishes with its log
+    assert poller.poll_once() == 0.25  # an end is looked at again soon: the run finishes with its log
     assert not poller.snapshot(0).finished
-    clock.now += 1.0
+    clock.now += 0.25
     poller.poll_once()
     assert poller.snapshot(0).finished and poller.snapshot(0).succeeded
 

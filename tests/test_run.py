@@ -27,6 +27,7 @@ from hdiaks_widgets.errors import (
 from hdiaks_widgets.livy import LivyClient, RetryPolicy
 from hdiaks_widgets.models import BatchState
 from hdiaks_widgets.run import BatchRun, LineView, OffsetLogReader, Snapshot, describe_error
+from hdiaks_widgets.sandbox.logbuf import LogBuffer
 from hdiaks_widgets.wire import batch_path
 
 URL = "http://livy.test"
@@ -105,6 +106,28 @@ def test_run_poll_finishes_after_terminal_state_seen_twice() -> None:
     assert snaps[-1].succeeded and snaps[-1].error is None
     assert "Pi is roughly 3.14" in snaps[-1].lines
 
+
+
+def test_run_lines_printed_after_livy_says_dead_are_in_the_end_sentence() -> None:
+    """Why a run finishes only at the second look at a terminal state: Livy's state can flip when
+    spark-submit exits while its last stderr lines are still being read. A line that appears
+    between the two looks is in the final lines and in the error sentence; the first terminal
+    look has the state but is not the end (no sentence yet)."""
+    livy = MemoryLivy()
+    buffer = LogBuffer()
+    buffer.append("stdout", "reading input")
+    batch = livy.add("job", "running", buffer=buffer)
+    run = BatchRun(_client(livy), batch.id, name="job")
+    assert not run.poll().finished
+    batch.state = "dead"
+    buffer.append("stderr", "Traceback (most recent call last):")
+    first = run.poll()
+    assert first.state_label == "dead" and not first.finished and first.error is None
+    buffer.append("stderr", "ValueError: column 'amount' is not numeric")
+    last = run.poll()
+    assert last.finished and last.polls == first.polls + 1
+    assert "ValueError: column 'amount' is not numeric" in last.lines
+    assert last.error is not None and "ValueError: column 'amount' is not numeric" in last.error
 
 def test_run_poll_dead_batch_reports_last_error_lines() -> None:
     client = FakeLivy(["running", "dead"], final_lines=["Traceback (most recent call last):",
