@@ -235,6 +235,7 @@ def dialect_auth_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         handle.stop()
 
 
+
 # -- helpers the CLI tests share -------------------------------------------------------------------
 
 import subprocess  # noqa: E402 - appended section
@@ -280,3 +281,30 @@ def recorder() -> Iterator[RecordingServer]:
     shows that nothing was sent."""
     with RecordingServer() as server:
         yield server
+
+
+# -- Apache Airflow rigs (tests/test_dag_airflow.py, tests/test_dag_dialects.py) ------------------
+
+AirflowDb = Callable[[Path, dict[str, str]], Path]
+
+
+@pytest.fixture(scope="session")
+def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> AirflowDb:
+    """``airflow_db(airflow, env)`` -> an ``airflow.db`` that ``airflow db migrate`` made, once per
+    Airflow installation (``airflow``: its CLI) per session; each Airflow rig copies it into its
+    own fresh ``AIRFLOW_HOME`` instead of migrating again (about 8 s per rig). The file holds no
+    path of its home; ``env``'s ``AIRFLOW_*`` settings are used except the home and DAG folder."""
+    made: dict[Path, Path] = {}
+
+    def migrated(airflow: Path, env: dict[str, str]) -> Path:
+        if airflow not in made:
+            home = tmp_path_factory.mktemp("airflow-db")
+            (home / "dags").mkdir()
+            run_env = dict(env, AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"))
+            done = subprocess.run([str(airflow), "db", "migrate"], env=run_env, capture_output=True, text=True,
+                                  timeout=300)  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+            made[airflow] = home / "airflow.db"
+        return made[airflow]
+
+    return migrated

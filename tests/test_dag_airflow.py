@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -42,7 +43,7 @@ from auth_fixtures import (
     auth_sandbox_fixture,
     closed_port,
 )
-from conftest import SandboxHandle, start_sandbox
+from conftest import AirflowDb, SandboxHandle, start_sandbox
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
 from hdiaks_widgets.dag_export import write_dag
@@ -281,7 +282,9 @@ class AirflowRig:
             return list(s.get(f"{self.sandbox.url}/batches", params={"size": 1000}, timeout=10).json()["sessions"])
 
 
-def make_rig(version: str, root: Path, sandbox: SandboxHandle, auth: Identity) -> AirflowRig:
+def make_rig(version: str, root: Path, sandbox: SandboxHandle, auth: Identity, db: AirflowDb) -> AirflowRig:
+    """An Airflow home of its own in ``root`` (its metadata database a copy of the session's migrated
+    one, ``airflow_db``), Variables from ``auth``'s vault, Livy at ``sandbox``."""
     python = venv_python(version)
     dags, pylib = root / "dags", root / "pylib"
     dags.mkdir(parents=True)
@@ -308,16 +311,17 @@ def make_rig(version: str, root: Path, sandbox: SandboxHandle, auth: Identity) -
             }
         ),
     )
-    migrate = subprocess.run(
-        [str(python.parent / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    (root / "home").mkdir()
+    shutil.copyfile(db(python.parent / "airflow", env), root / "home" / "airflow.db")
     return AirflowRig(version, python, env, dags, sandbox, auth)
 
 
 @pytest.fixture(scope="module")
-def rig3(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox) -> AirflowRig:
-    return make_rig("3", tmp_path_factory.mktemp("airflow3"), sandbox, Identity.of_auth_sandbox(auth_sandbox))
+def rig3(
+    tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox, airflow_db: AirflowDb
+) -> AirflowRig:
+    root = tmp_path_factory.mktemp("airflow3")
+    return make_rig("3", root, sandbox, Identity.of_auth_sandbox(auth_sandbox), airflow_db)
 
 
 @pytest.fixture(scope="module")
@@ -419,6 +423,7 @@ def test_dags_test_503_burst_fails_the_try_without_killing_and_the_retry_reattac
     out = log.read_text(errors="replace")
     assert proc.returncode == 0, out[-4000:]
     assert "was left running; a retry of this task reattaches to it" in out
+    assert "Stopped watching after 2 failed attempts." in out  # max_poll_errors, in the worker as on the triggerer
     assert f"Reattaching to Livy batch {batch['id']}" in out
     final = sandbox_batch(sandbox, batch["id"])
     assert final["deleted"] is False and final["batch"]["state"] == "success", final
@@ -516,8 +521,11 @@ def test_dags_test_sigterm_to_the_task_kills_the_batch(
 
 
 @pytest.fixture(scope="module")
-def rig2(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox) -> AirflowRig:
-    return make_rig("2", tmp_path_factory.mktemp("airflow2"), sandbox, Identity.of_auth_sandbox(auth_sandbox))
+def rig2(
+    tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox, airflow_db: AirflowDb
+) -> AirflowRig:
+    root = tmp_path_factory.mktemp("airflow2")
+    return make_rig("2", root, sandbox, Identity.of_auth_sandbox(auth_sandbox), airflow_db)
 
 
 @pytest.mark.spark
@@ -527,187 +535,6 @@ def test_dags_test_success_on_airflow_2_10(rig2: AirflowRig) -> None:
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert "Pi is roughly" in out
-
-
-# -- kill while deferred: a real scheduler, triggerer and DAG processor --------------------------
-
-
-def airflow_cli(rig: AirflowRig, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(rig.python.parent / "airflow"), *args], env=env, capture_output=True, text=True, timeout=180, cwd=rig.dags
-    )
-
-
-def wait_for_ti_state(rig: AirflowRig, env: dict[str, str], dag_id: str, run_id: str, want: str) -> None:
-    deadline = time.monotonic() + 240
-    state = ""
-    while time.monotonic() < deadline:
-        proc = airflow_cli(rig, env, "tasks", "state", dag_id, "run_spark_batch", run_id)
-        lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
-        state = lines[-1] if lines else proc.stderr[-300:]
-        if state == want:
-            return
-        time.sleep(1)
-    raise AssertionError(f"task never {want}: last state {state!r}")
-
-
-@dataclass
-class Standalone:
-    """``airflow standalone`` (scheduler, triggerer, DAG processor, API server or webserver)."""
-
-    rig: AirflowRig
-    env: dict[str, str]
-    port: int
-    log: Path
-    server: subprocess.Popen[bytes]
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return airflow_cli(self.rig, self.env, *args)
-
-    def trigger(self, dag_id: str, run_id: str) -> None:
-        deadline = time.monotonic() + 240
-        while True:  # the DAG processor has to see the file first
-            proc = self.cli("dags", "trigger", dag_id, "-r", run_id)
-            if proc.returncode == 0:
-                return
-            assert time.monotonic() < deadline and self.server.poll() is None, proc.stderr[-3000:]
-            time.sleep(3)
-
-    def set_ti_state(self, dag_id: str, run_id: str, state: str) -> None:
-        """What the UI's "Mark as failed/success" calls: PATCH the task instance's state."""
-        version = self.rig.version
-        api = f"http://127.0.0.1:{self.port}/api/{'v2' if version == '3' else 'v1'}"
-        login = None
-        if version == "2":
-            password = Path(self.rig.env["AIRFLOW_HOME"]) / "standalone_admin_password.txt"
-            login = ("admin", password.read_text(encoding="utf-8").strip())
-        answer = requests.patch(
-            f"{api}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/run_spark_batch",
-            # Airflow 2's API defaults to a dry run.
-            json={"new_state": state, **({"dry_run": False} if version == "2" else {})}, auth=login, timeout=60,
-        )  # fmt: skip
-        assert answer.status_code == 200, answer.text[-2000:]
-
-    def logs(self) -> str:
-        """The standalone output and every task log (trigger logs go to the task's files)."""
-        files = sorted((Path(self.rig.env["AIRFLOW_HOME"]) / "logs").rglob("*.log"))
-        return self.log.read_text(errors="replace") + "".join(p.read_text(errors="replace") for p in files)
-
-
-@contextlib.contextmanager
-def standalone(rig: AirflowRig, tmp: Path) -> Iterator[Standalone]:
-    port = closed_port()
-    env = dict(
-        rig.env,
-        PATH=f"{rig.python.parent}{os.pathsep}{rig.env.get('PATH', '')}",  # standalone runs `airflow ...`
-        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-        AIRFLOW__API__PORT=str(port),
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-        AIRFLOW__WEBSERVER__WEB_SERVER_PORT=str(port),
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",  # 3.x API without a login
-        AIRFLOW__API__AUTH_BACKENDS="airflow.api.auth.backend.basic_auth",  # 2.10: standalone's admin
-        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
-        AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="5",
-    )
-    log = tmp / "standalone.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [str(rig.python.parent / "airflow"), "standalone"], env=env, stdout=out, stderr=subprocess.STDOUT,
-            cwd=rig.dags, start_new_session=True,
-        )  # fmt: skip
-    try:
-        yield Standalone(rig, env, port, log, server)
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)  # the group this test started, by its id
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-
-
-def wait_until(what: str, check: Any, timeout: float, af: Standalone) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline and af.server.poll() is None, f"{what}:\n{af.logs()[-4000:]}"
-        time.sleep(1)
-
-
-@pytest.mark.spark
-@pytest.mark.parametrize("version", ["3", "2"], ids=["airflow3", "airflow2.10"])
-@pytest.mark.timeout(900)
-def test_marking_a_deferred_task_failed_deletes_the_batch(
-    version: str, tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox
-) -> None:
-    """A user marks the task failed while it is deferred (the REST API call behind the UI's
-    "Mark as failed"): the triggerer's kill path deletes the batch and no Spark process is left.
-
-    Real Airflow, no stand-ins: ``airflow standalone`` runs the scheduler, the triggerer, the DAG
-    processor and the API server (3.x) / webserver (2.10). The triggerer's ``clean_unused``
-    drops the trigger of a task instance that is no longer deferred; the triggerer then cancels
-    it: on 3.3+ with "user-action", and calls ``SparkBatchTrigger.on_kill``; on 2.10 the
-    cancelled trigger finds its task instance no longer deferred in the metadata database.
-    """
-    root = tmp_path_factory.mktemp(f"airflow{version}-deferkill")
-    rig = make_rig(version, root / "rig", sandbox, Identity.of_auth_sandbox(auth_sandbox))
-    dag_id, run_id = f"hdiaks_deferkill{version}", "deferkill"
-    rig.export(dag_id, BatchSpec(file=sandbox.examples["sleep_py"], args=("300",), name=f"dk{version}"), retries=0)
-    sandbox.clear_faults()  # resets the request counts
-    with standalone(rig, root) as af:
-        af.trigger(dag_id, run_id)
-        wait_for_ti_state(rig, af.env, dag_id, run_id, "deferred")
-        batch = running_batch(rig, f"dk{version}-", af.server, af.log)
-        af.set_ti_state(dag_id, run_id, "failed")
-        delete = f"DELETE /batches/{batch['id']}"
-        wait_until("no DELETE", lambda: delete in sandbox.request_counts(), 180, af)
-
-        def gone() -> dict[str, Any] | None:
-            final = sandbox_batch(sandbox, batch["id"])
-            return final if final["deleted"] and not final["leftover_pids"] else None
-
-        final = wait_until("batch not gone", gone, 60, af)
-        logs = af.logs()
-    assert sandbox.request_counts().get(delete) == 1
-    assert final["batch"]["state"] == "killed", final
-    assert f"Killing Livy batch {batch['id']}" in logs
-    if version == "3":
-        assert "Trigger cancelled by user action, invoking on_kill" in logs
-    else:
-        assert "the task is no longer deferred" in logs
-
-
-@pytest.mark.spark
-@pytest.mark.parametrize("version", ["3", "2"], ids=["airflow3", "airflow2.10"])
-@pytest.mark.timeout(900)
-def test_clearing_a_succeeded_task_runs_the_job_again(
-    version: str, tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle, auth_sandbox: AuthSandbox
-) -> None:
-    """``airflow tasks clear`` on a succeeded task: the scheduler runs it again and it submits a
-    new batch under a new name (two POSTs in all), instead of reattaching to the finished one."""
-    root = tmp_path_factory.mktemp(f"airflow{version}-clear")
-    rig = make_rig(version, root / "rig", sandbox, Identity.of_auth_sandbox(auth_sandbox))
-    dag_id, run_id, prefix = f"hdiaks_clear{version}", "clearrun", f"clr{version}-"
-    rig.export(dag_id, BatchSpec(file=sandbox.examples["pi_py"], args=("2",), name=f"clr{version}"))
-    sandbox.clear_faults()  # resets the request counts
-
-    def batches() -> list[dict[str, Any]]:
-        return [b for b in rig.batches() if (b.get("name") or "").startswith(prefix)]
-
-    with standalone(rig, root) as af:
-        af.trigger(dag_id, run_id)
-        wait_for_ti_state(rig, af.env, dag_id, run_id, "success")
-        cleared = af.cli("tasks", "clear", dag_id, "-y")
-        assert cleared.returncode == 0, cleared.stderr[-3000:]
-        wait_until("no second batch", lambda: len(batches()) == 2, 240, af)
-        wait_for_ti_state(rig, af.env, dag_id, run_id, "success")
-    first, second = sorted(batches(), key=lambda b: int(b["id"]))
-    assert second["name"] == first["name"] + "-try2"
-    assert [first["state"], second["state"]] == ["success", "success"]
-    assert sandbox.request_counts().get("POST /batches") == 2
 
 
 # -- embedded DAGs, with the package hidden ------------------------------------------------------
@@ -750,10 +577,13 @@ def bearer_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
 
 
 @pytest.fixture(scope="module")
-def bearer_runs(tmp_path_factory: pytest.TempPathFactory, bearer_sandbox: SandboxHandle) -> BearerRuns:
+def bearer_runs(
+    tmp_path_factory: pytest.TempPathFactory, bearer_sandbox: SandboxHandle, airflow_db: AirflowDb
+) -> BearerRuns:
     """SparkPi through a thin (deferrable: the trigger reads the Variables too) and an embedded DAG
     on Airflow 3; Variables from the bearer sandbox's vault."""
-    rig = make_rig("3", tmp_path_factory.mktemp("airflow3-bearer"), bearer_sandbox, Identity.of_sandbox(bearer_sandbox))
+    root = tmp_path_factory.mktemp("airflow3-bearer")
+    rig = make_rig("3", root, bearer_sandbox, Identity.of_sandbox(bearer_sandbox), airflow_db)
     pi = bearer_sandbox.examples["pi_py"]
     rig.export("bearer_thin", BatchSpec(file=pi, args=("2",), name="pi-thin"))
     rig.export("bearer_embedded", BatchSpec(file=pi, args=("2",), name="pi-embedded"), embed=True)
@@ -858,3 +688,219 @@ def test_operator_copies_and_trigger_round_trips_without_secrets(version: str, t
     assert json.loads(keys) == [
         "batch_id", "deadline", "job_config", "livy_retries", "max_poll_errors", "name", "poll_interval",
     ]  # fmt: skip  # the job's non-secret config only: credentials are Variables read on the triggerer
+
+
+# -- kill while deferred, clear: a real scheduler, triggerer and DAG processor (last in the module) --
+
+
+def airflow_cli(rig: AirflowRig, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(rig.python.parent / "airflow"), *args], env=env, capture_output=True, text=True, timeout=180, cwd=rig.dags
+    )
+
+
+def wait_for_ti_state(rig: AirflowRig, env: dict[str, str], dag_id: str, run_id: str, want: str) -> None:
+    deadline = time.monotonic() + 240
+    state = ""
+    while time.monotonic() < deadline:
+        proc = airflow_cli(rig, env, "tasks", "state", dag_id, "run_spark_batch", run_id)
+        lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
+        state = lines[-1] if lines else proc.stderr[-300:]
+        if state == want:
+            return
+        time.sleep(1)
+    raise AssertionError(f"task never {want}: last state {state!r}")
+
+
+@dataclass
+class Standalone:
+    """``airflow standalone`` (scheduler, triggerer, DAG processor, API server or webserver)."""
+
+    rig: AirflowRig
+    env: dict[str, str]
+    port: int
+    log: Path
+    server: subprocess.Popen[bytes]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return airflow_cli(self.rig, self.env, *args)
+
+    def trigger(self, dag_id: str, run_id: str) -> None:
+        deadline = time.monotonic() + 240
+        while True:  # the DAG processor has to see the file first
+            proc = self.cli("dags", "trigger", dag_id, "-r", run_id)
+            if proc.returncode == 0:
+                return
+            assert time.monotonic() < deadline and self.server.poll() is None, proc.stderr[-3000:]
+            time.sleep(3)
+
+    def set_ti_state(self, dag_id: str, run_id: str, state: str) -> None:
+        """What the UI's "Mark as failed/success" calls: PATCH the task instance's state."""
+        version = self.rig.version
+        api = f"http://127.0.0.1:{self.port}/api/{'v2' if version == '3' else 'v1'}"
+        login = None
+        if version == "2":
+            password = Path(self.rig.env["AIRFLOW_HOME"]) / "standalone_admin_password.txt"
+            login = ("admin", password.read_text(encoding="utf-8").strip())
+        answer = requests.patch(
+            f"{api}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/run_spark_batch",
+            # Airflow 2's API defaults to a dry run.
+            json={"new_state": state, **({"dry_run": False} if version == "2" else {})}, auth=login, timeout=60,
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text[-2000:]
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        """Until the API server answers its health check with a healthy scheduler and triggerer: a
+        task queued before the API server is up fails (Airflow 3's task runner reaches it through the
+        execution API and gives up on a read timeout when it is slow to start)."""
+        path = "/api/v2/monitor/health" if self.rig.version == "3" else "/health"
+        deadline, last = time.monotonic() + timeout, ""
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=10)
+                health = answer.json() if answer.status_code == 200 else {}
+                if all((health.get(part) or {}).get("status") == "healthy" for part in ("scheduler", "triggerer")):
+                    return
+                last = answer.text[-500:]
+            except (requests.RequestException, ValueError) as exc:
+                last = repr(exc)
+            alive = self.server.poll() is None
+            assert time.monotonic() < deadline and alive, f"not ready: {last}\n{self.logs()[-3000:]}"
+            time.sleep(1)
+
+    def logs(self) -> str:
+        """The standalone output and every task log (trigger logs go to the task's files)."""
+        files = sorted((Path(self.rig.env["AIRFLOW_HOME"]) / "logs").rglob("*.log"))
+        return self.log.read_text(errors="replace") + "".join(p.read_text(errors="replace") for p in files)
+
+
+@contextlib.contextmanager
+def standalone(rig: AirflowRig, tmp: Path) -> Iterator[Standalone]:
+    port = closed_port()
+    env = dict(
+        rig.env,
+        PATH=f"{rig.python.parent}{os.pathsep}{rig.env.get('PATH', '')}",  # standalone runs `airflow ...`
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__WEBSERVER__WEB_SERVER_PORT=str(port),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",  # 3.x API without a login
+        AIRFLOW__API__AUTH_BACKENDS="airflow.api.auth.backend.basic_auth",  # 2.10: standalone's admin
+        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
+        AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="5",
+    )
+    log = tmp / "standalone.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(rig.python.parent / "airflow"), "standalone"], env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=rig.dags, start_new_session=True,
+        )  # fmt: skip
+    try:
+        af = Standalone(rig, env, port, log, server)
+        af.wait_ready()
+        yield af
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # the group this test started, by its id
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+
+
+def wait_until(what: str, check: Any, timeout: float, af: Standalone) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline and af.server.poll() is None, f"{what}:\n{af.logs()[-4000:]}"
+        time.sleep(1)
+
+
+DEFERKILL_RUN, CLEAR_RUN = "deferkill", "clearrun"
+
+
+@pytest.fixture(scope="module", params=["3", "2"], ids=["airflow3", "airflow2.10"])
+def scheduled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxHandle,
+    auth_sandbox: AuthSandbox, airflow_db: AirflowDb,
+) -> Iterator[Standalone]:
+    """One ``airflow standalone`` per Airflow version, shared by the two tests that need a real
+    scheduler (its start, the DAG processor's first parse and the home cost tens of seconds).
+    Both DAGs are in the folder before it starts: the DAG processor lists the folder only every
+    few minutes. Each test triggers its own DAG (no schedule, so nothing else runs there) and
+    resets the sandbox's request counts first. The section is the last of the module, so the
+    second version's server is stopped when the module ends rather than idling beside other tests."""
+    version = request.param
+    root = tmp_path_factory.mktemp(f"airflow{version}-standalone")
+    rig = make_rig(version, root / "rig", sandbox, Identity.of_auth_sandbox(auth_sandbox), airflow_db)
+    sleep = BatchSpec(file=sandbox.examples["sleep_py"], args=("300",), name=f"dk{version}")
+    rig.export(f"hdiaks_deferkill{version}", sleep, retries=0)
+    rig.export(f"hdiaks_clear{version}", BatchSpec(file=sandbox.examples["pi_py"], args=("2",), name=f"clr{version}"))
+    with standalone(rig, root) as af:
+        yield af
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(900)
+def test_marking_a_deferred_task_failed_deletes_the_batch(scheduled: Standalone, sandbox: SandboxHandle) -> None:
+    """A user marks the task failed while it is deferred (the REST API call behind the UI's
+    "Mark as failed"): the triggerer's kill path deletes the batch and no Spark process is left.
+
+    Real Airflow, no stand-ins: ``airflow standalone`` runs the scheduler, the triggerer, the DAG
+    processor and the API server (3.x) / webserver (2.10). The triggerer's ``clean_unused``
+    drops the trigger of a task instance that is no longer deferred; the triggerer then cancels
+    it: on 3.3+ with "user-action", and calls ``SparkBatchTrigger.on_kill``; on 2.10 the
+    cancelled trigger finds its task instance no longer deferred in the metadata database.
+    """
+    af = scheduled
+    rig, version = af.rig, af.rig.version
+    dag_id, run_id = f"hdiaks_deferkill{version}", DEFERKILL_RUN
+    sandbox.clear_faults()  # resets the request counts
+    af.trigger(dag_id, run_id)
+    wait_for_ti_state(rig, af.env, dag_id, run_id, "deferred")
+    batch = running_batch(rig, f"dk{version}-", af.server, af.log)
+    af.set_ti_state(dag_id, run_id, "failed")
+    delete = f"DELETE /batches/{batch['id']}"
+    wait_until("no DELETE", lambda: delete in sandbox.request_counts(), 180, af)
+
+    def gone() -> dict[str, Any] | None:
+        final = sandbox_batch(sandbox, batch["id"])
+        return final if final["deleted"] and not final["leftover_pids"] else None
+
+    final = wait_until("batch not gone", gone, 60, af)
+    logs = af.logs()
+    assert sandbox.request_counts().get(delete) == 1
+    assert final["batch"]["state"] == "killed", final
+    assert f"Killing Livy batch {batch['id']}" in logs
+    if version == "3":
+        assert "Trigger cancelled by user action, invoking on_kill" in logs
+    else:
+        assert "the task is no longer deferred" in logs
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(900)
+def test_clearing_a_succeeded_task_runs_the_job_again(scheduled: Standalone, sandbox: SandboxHandle) -> None:
+    """``airflow tasks clear`` on a succeeded task: the scheduler runs it again and it submits a
+    new batch under a new name (two POSTs in all), instead of reattaching to the finished one."""
+    af = scheduled
+    rig, version = af.rig, af.rig.version
+    dag_id, run_id, prefix = f"hdiaks_clear{version}", CLEAR_RUN, f"clr{version}-"
+    sandbox.clear_faults()  # resets the request counts
+
+    def batches() -> list[dict[str, Any]]:
+        return [b for b in rig.batches() if (b.get("name") or "").startswith(prefix)]
+
+    af.trigger(dag_id, run_id)
+    wait_for_ti_state(rig, af.env, dag_id, run_id, "success")
+    cleared = af.cli("tasks", "clear", dag_id, "-y")
+    assert cleared.returncode == 0, cleared.stderr[-3000:]
+    wait_until("no second batch", lambda: len(batches()) == 2, 240, af)
+    wait_for_ti_state(rig, af.env, dag_id, run_id, "success")
+    first, second = sorted(batches(), key=lambda b: int(b["id"]))
+    assert second["name"] == first["name"] + "-try2"
+    assert [first["state"], second["state"]] == ["success", "success"]
+    assert sandbox.request_counts().get("POST /batches") == 2

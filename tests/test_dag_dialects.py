@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 from auth_fixtures import CANARY
-from conftest import SandboxHandle
+from conftest import AirflowDb, SandboxHandle
 from test_dag_airflow import AirflowRig, Identity, make_rig, venv_python, wait_for_text
 
 from hdiaks_widgets.airflow.runtime import (
@@ -105,9 +105,12 @@ class DialectRig:
 
 
 @pytest.fixture(scope="module")
-def drig(tmp_path_factory: pytest.TempPathFactory, dialect_auth_sandbox: SandboxHandle) -> DialectRig:
+def drig(
+    tmp_path_factory: pytest.TempPathFactory, dialect_auth_sandbox: SandboxHandle, airflow_db: AirflowDb
+) -> DialectRig:
     box = dialect_auth_sandbox
-    return DialectRig(make_rig("3", tmp_path_factory.mktemp("airflow3-dialects"), box, Identity.of_sandbox(box)), box)
+    root = tmp_path_factory.mktemp("airflow3-dialects")
+    return DialectRig(make_rig("3", root, box, Identity.of_sandbox(box), airflow_db), box)
 
 
 def output(run: subprocess.CompletedProcess[str]) -> str:
@@ -256,9 +259,12 @@ def test_fabric_dag_timeout_deletes_the_batch_which_ends_cancelled(drig: Dialect
 
 
 @pytest.fixture(scope="module")
-def drig2(tmp_path_factory: pytest.TempPathFactory, dialect_auth_sandbox: SandboxHandle) -> DialectRig:
+def drig2(
+    tmp_path_factory: pytest.TempPathFactory, dialect_auth_sandbox: SandboxHandle, airflow_db: AirflowDb
+) -> DialectRig:
     box = dialect_auth_sandbox
-    return DialectRig(make_rig("2", tmp_path_factory.mktemp("airflow2-dialects"), box, Identity.of_sandbox(box)), box)
+    root = tmp_path_factory.mktemp("airflow2-dialects")
+    return DialectRig(make_rig("2", root, box, Identity.of_sandbox(box), airflow_db), box)
 
 
 @pytest.mark.airflow
