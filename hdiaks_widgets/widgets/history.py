@@ -381,6 +381,7 @@ class BatchHistoryPanel:
         self.timeline: bytes | None = None
         self.last_submitted: BatchRun | None = None
         self._pending = 0
+        self._started = 0  # calls ever started: wait_idle sees one started (and ended) during its flush
         self._pending_lock = threading.Lock()
         self._idle = threading.Condition(self._pending_lock)
 
@@ -465,10 +466,13 @@ class BatchHistoryPanel:
             with self._pending_lock:
                 if not self._idle.wait_for(lambda: self._pending == 0, max(0.0, deadline - time.monotonic())):
                     return False
+                started = self._started
             if not self.dispatcher.flush(max(0.1, deadline - time.monotonic())):
                 return False
             with self._pending_lock:
-                if self._pending == 0:  # nothing new was started by what the flush applied
+                # Nothing new was started by what the flush applied (a kill's answer reads the page
+                # again: that call may already have ended, its answer posted but not yet applied).
+                if self._pending == 0 and self._started == started:
                     return True
 
     def select(self, batch_id: int | str) -> None:
@@ -602,6 +606,7 @@ class BatchHistoryPanel:
         dispatcher has posted the result (its callback is added first), or dropped it as stale."""
         with self._pending_lock:
             self._pending += 1
+            self._started += 1
 
         def failed(exc: BaseException) -> None:
             self.note.value = note_html(f"The cluster did not answer: {describe_error(exc)[1]}", ok=False)
