@@ -47,7 +47,10 @@ def _quiet_lab_settings(settings: Path) -> None:
 
 @pytest.fixture
 def lab(sandbox: Any, tmp_path: Path) -> Iterator[str]:
-    """A JupyterLab server on the quickstart notebook; yields its base URL."""
+    """A JupyterLab server on the quickstart notebook; yields its base URL. Without Chromium every
+    browser test fails, loudly (``make test`` installs it; a skip would count a missing browser as passing)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser-deps` (make test installs it) to run the browser tests")
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(ROOT / "notebooks" / "01_submit_job.ipynb", work / "01_submit_job.ipynb")
@@ -115,7 +118,6 @@ def run_all_cells(page: Any, url: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser-deps)")
 def test_browser_quickstart_submit_shows_success_and_pi(lab: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -153,7 +155,6 @@ def _write_notebook(path: Path, cells: list[str]) -> None:
     nbformat.write(nb, path)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser-deps)")
 def test_browser_progress_moves_then_kill_from_the_app(lab: str, sandbox: Any, tmp_path: Path) -> None:
     """Submit a multi-stage job from the app, watch the progress bar and the clock move, kill it
     with Kill → Yes, and see the kill answered; a screenshot while it runs and one after the kill."""
@@ -228,7 +229,6 @@ def _image_drawn(page: Any, image: Any) -> list[int]:
     return list(image.evaluate("el => [el.naturalWidth, el.naturalHeight]"))
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser-deps)")
 def test_browser_log_storm_note_then_kill_from_history_and_the_timeline(
     lab: str, sandbox: Any, tmp_path: Path
 ) -> None:

@@ -66,8 +66,6 @@ def test_notebook_02_explore_livy_shows_raw_answers_and_a_statement(
 
 
 def test_notebook_03_export_dag_runs(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not (NOTEBOOKS / "03_export_dag.ipynb").exists():
-        pytest.skip("notebooks/03_export_dag.ipynb is not written yet")
     nb = _execute("03_export_dag.ipynb", sandbox, tmp_path, monkeypatch)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert errors == []

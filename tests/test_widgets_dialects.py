@@ -468,7 +468,6 @@ def test_app_batch_table_names_each_batchs_target_once_there_are_two() -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser-deps)")
 def test_browser_service_switch_shows_its_fields_and_checks_them(lab: str) -> None:
     """In JupyterLab: pick Microsoft Fabric, see only its fields, get the profile's message under
     the field as you type (a bad GUID, a pasted portal address), switch back and find the URL kept."""
