@@ -205,11 +205,15 @@ def test_dialect_dag_retry_reattaches_to_the_batch_of_the_first_try(
 ) -> None:
     """The first try submits, then every poll of its batch answers 503 for longer than the client's
     retries times ``max_poll_errors``: the try fails and leaves the batch running; the retry finds
-    the same batch by its name through the dialect's list and follows it to success. One POST."""
+    the same batch by its name through the dialect's list and follows it to success. One POST.
+
+    The twin of ``test_dag_airflow``'s Livy test, which counts two failed polls in the worker and on
+    the triggerer; here one failed poll (``max_poll_errors=1``) is enough to lose the batch, so the
+    burst and the job are shorter: what this test adds is the dialect's paths and list."""
     box, rig = drig.box, drig.rig
     dag_id, prefix = f"burst_{flavour}", f"burst-{flavour}"
-    drig.export(flavour, dag_id, BatchSpec(file=box.examples["sleep_py"], args=("25",), name=prefix), retries=2,
-                max_poll_errors=2)  # fmt: skip
+    drig.export(flavour, dag_id, BatchSpec(file=box.examples["sleep_py"], args=("18",), name=prefix), retries=2,
+                max_poll_errors=1)  # fmt: skip
     box.clear_faults()  # resets the request counts
     log = tmp_path / "dags-test.log"
     proc = rig.dags_test_started(dag_id, log)
