@@ -14,9 +14,10 @@ from livy_memory import BASE_URL, MemBatch, MemoryLivy, memory_session, respond
 
 from hdiaks_widgets.config import BatchSpec
 from hdiaks_widgets.livy import LivyClient
+from hdiaks_widgets.logview import LogDelta
 from hdiaks_widgets.monitor import BatchMonitor
 from hdiaks_widgets.poller import Poller, shared_poller
-from hdiaks_widgets.run import Snapshot
+from hdiaks_widgets.run import BatchRun, Snapshot
 from hdiaks_widgets.sandbox.logbuf import DriverFiles, LogBuffer
 
 
@@ -229,6 +230,73 @@ def test_poller_confirming_look_waits_out_a_retry_after(livy: MemoryLivy) -> Non
         poller.poll_once()
     assert poller.snapshot(1).finished and poller.snapshot(1).state_label == "dead"
     assert clock.now - 1000.0 < 10.0
+
+
+class DrainingReader:
+    """A log reader whose end takes ``reads_to_end`` reads once the batch ended (Synapse's and
+    Fabric's driver logs: read once more to see they stopped growing; a long log paged in)."""
+
+    def __init__(self, reads_to_end: int, clock: Clock) -> None:
+        self.reads_to_end = reads_to_end
+        self.clock = clock
+        self.reads: list[float] = []  # when it was asked after the end
+
+    def read(self, client: Any, batch: Any) -> LogDelta:
+        if not batch.state.is_terminal:
+            return LogDelta()
+        self.reads.append(self.clock.now)
+        n = len(self.reads)
+        return LogDelta((f"end line {n}",), at_end=n >= self.reads_to_end)
+
+
+@pytest.mark.parametrize("reads_to_end", [1, 2, 3])
+def test_poller_a_log_that_needs_more_reads_after_the_end_gets_them_a_quarter_interval_apart(
+    livy: MemoryLivy, reads_to_end: int
+) -> None:
+    """Each look after the end is ``confirm_after`` from the one before, up to ``confirm_looks``
+    (3): a log that needs two or three reads to reach its end (Synapse: once more to see the file
+    stopped growing) still finishes well within one interval of the round that first saw the end."""
+    batches = running(livy, 3)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock, interval=1.0)
+    readers = [DrainingReader(reads_to_end, clock) for _ in batches]
+    for b, reader in zip(batches, readers, strict=True):
+        poller.watch(BatchRun(poller.client, b.id, log_reader=reader, clock=clock))
+    rounds(poller, clock, 2)
+    batches[0].state = "success"
+    clock.now += poller.due_in()
+    first = clock.now
+    poller.poll_once()
+    while not poller.snapshot(0).finished:
+        rounds(poller, clock, 1)
+    snap = poller.snapshot(0)
+    assert readers[0].reads == [first + 0.25 * k for k in range(1, reads_to_end + 1)]
+    assert list(snap.lines) == [f"end line {k}" for k in range(1, reads_to_end + 1)]
+    assert clock.now - first == 0.25 * reads_to_end <= poller.interval
+    assert readers[1].reads == [] and readers[2].reads == []
+
+
+def test_poller_a_log_that_never_reaches_its_end_is_read_once_an_interval_after_the_short_looks(
+    livy: MemoryLivy,
+) -> None:
+    """A driver log that stays unreadable or keeps growing after the end (a YARN log still being
+    aggregated) is not read four times a second for ever: after ``confirm_looks`` short looks, once
+    per ``interval``, so the request rate stays the poller's."""
+    batches = running(livy, 2)
+    clock = Clock()
+    poller = Poller(client_of(livy), clock=clock, interval=1.0, max_interval=1.0)
+    reader = DrainingReader(10**6, clock)
+    poller.watch(BatchRun(poller.client, batches[0].id, log_reader=reader, clock=clock))
+    poller.watch(batches[1].id)
+    rounds(poller, clock, 2)
+    batches[0].state = "dead"
+    clock.now += poller.due_in()
+    first = clock.now
+    poller.poll_once()
+    rounds(poller, clock, 8)
+    gaps = [round(b - a, 2) for a, b in zip([first, *reader.reads], reader.reads, strict=False)]
+    assert gaps == [0.25, 0.25, 0.25, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert not poller.snapshot(0).finished
 
 def test_poller_followed_yarn_batch_reads_its_driver_log_through_the_run(livy: MemoryLivy, tmp_path: Path) -> None:
     """The run's own reader is used unchanged: on a YARN-shaped batch, the driver's lines come from
