@@ -159,6 +159,10 @@ class BatchMonitor:
                 self._thread.start()
         return self
 
+    def note_killed(self, asked: bool = True) -> None:
+        """A kill of this batch sent by a button (see :meth:`BatchRun.note_killed`)."""
+        self.run_handle.note_killed(asked)
+
     def stop(self) -> None:
         """Ask the thread to stop; returns at once (the thread ends within one HTTP call).
 

@@ -691,6 +691,13 @@ class BatchRun:
                 break
         return snap
 
+    def note_killed(self, asked: bool = True) -> None:
+        """A kill of this batch that this program sent another way (the app's Kill button, the
+        history panel): when the server then no longer lists it (Apache Livy forgets a batch it
+        deletes), the end reads "was killed", not "deleted by another client". ``asked=False``
+        takes it back (the kill failed)."""
+        self._killed = asked
+
     def kill(self) -> None:
         """``DELETE /batches/{id}``: stop the Spark application. A batch already gone is fine."""
         killer = getattr(self.client, "kill_batch", None)

@@ -625,3 +625,58 @@ def test_history_panel_in_a_real_kernel(sandbox: SandboxHandle, tmp_path: Path) 
     assert "writers True 1" in text
     view = nb.cells[3].outputs[0]["data"]
     assert "application/vnd.jupyter.widget-view+json" in view
+
+
+@pytest.mark.spark
+def test_app_kill_from_its_button_or_the_history_panel_ends_killed_not_deleted_by_another_client(
+    sandbox: SandboxHandle,
+) -> None:
+    """Apache Livy (and the sandbox) forgets a batch it deletes: after the app's own Kill, or a Kill
+    from its history panel, the watched batch's end says this app killed it, not that it "was deleted
+    by another client, or lost when the server restarted" (what a batch gone for no known reason reads)."""
+    profile = _profile(sandbox)
+    tag = uuid.uuid4().hex[:6]
+    cfg = JobConfig(profile=profile, spec=BatchSpec(file=sandbox.examples["sleep_py"], args=("120",),
+                                                    name=f"appkill-{tag}"))  # fmt: skip
+    ui = app(cfg, monitor_interval=0.2, max_interval=0.5)
+    try:
+        def running(key: Any) -> bool:
+            ui.dispatcher.flush()
+            snap = ui.snapshots.get(key)
+            return snap is not None and snap.batch is not None and snap.batch.state is BatchState.RUNNING
+
+        def until(check: Any, what: str) -> None:
+            deadline = datetime.now(UTC) + timedelta(seconds=180)
+            while not check():
+                assert datetime.now(UTC) < deadline, what
+                threading.Event().wait(0.2)
+
+        first = ui.submit()
+        assert first is not None
+        key = ui.current
+        until(lambda: running(key), "the first batch running")
+        ui.kill_button.click()
+        ui.kill_yes.click()
+        snap = ui.wait(timeout=120, batch_id=key)
+        assert snap is not None and snap.finished and snap.error is not None
+        assert f"Batch {first.id} was killed; the Livy server no longer lists it." in snap.error, snap.error
+        assert "another client" not in snap.error and "another client" not in ui.status.value
+
+        client = ui._client(profile)
+        second = BatchRun.submit(client, replace(cfg.spec, name=f"appkill2-{tag}"), name_checked=True)
+        monitor = ui.watch(second.batch_id, profile=profile)
+        key2 = ui.current
+        until(lambda: running(key2), "the second batch running")
+        panel = ui.batch_history
+        panel.refresh_button.click()
+        assert panel.wait_idle()
+        panel.select(second.batch_id)
+        assert panel.wait_idle() and not panel.kill_button.disabled
+        panel.kill_button.click()
+        assert panel.wait_idle()
+        snap = ui.wait(timeout=120, batch_id=key2)
+        assert snap is not None and snap.finished and monitor.snapshot.finished
+        assert f"Batch {second.batch_id} was killed; the Livy server no longer lists it." in (snap.error or ""), snap
+        assert "another client" not in (snap.error or "")
+    finally:
+        ui.close()

@@ -216,6 +216,7 @@ class JobApp:
         self.batch_history = BatchHistoryPanel(
             self.dispatcher, self.form.selected_profile, self._client, form=self.form, ledger=self.history_ledger,
             page_size=history_page_size, on_submitted=lambda run, target: self.watch(run.batch_id, profile=target),
+            on_kill=self._on_history_kill,
         )  # fmt: skip
         self.history_button = self.batch_history.refresh_button
         self.history_prev = self.batch_history.newer_button
@@ -458,13 +459,35 @@ class JobApp:
         self._now(hide, key="kill-confirm", hold=(self.kill_confirm.layout, self.message))
         if bid is None or client is None:
             return
+        self._note_killed(bid, True)  # before the DELETE: a poll may find the batch gone before it returns
+
+        def failed(exc: BaseException) -> None:
+            self._note_killed(bid, False)
+            self._show_message(note_html(f"Could not kill batch {bid}: {describe_error(exc)[1]}", ok=False))
+
         self.dispatcher.run(
             lambda: client.kill_batch(bid.batch_id),
             lambda _: self._show_message(note_html(f"Kill requested for batch {bid}.")),
-            lambda exc: self._show_message(note_html(f"Could not kill batch {bid}: {describe_error(exc)[1]}",
-                                                     ok=False)),
-            key=("kill", bid), hold=(self.message,),
+            failed, key=("kill", bid), hold=(self.message,),
         )  # fmt: skip
+
+    def _note_killed(self, key: BatchKey, asked: bool) -> None:
+        """Tell the batch's monitor that this app asked for its kill (Apache Livy then forgets it:
+        the status says it was killed, not that someone else deleted it)."""
+        with self._lock:
+            monitor = self.monitors.get(key)
+        if monitor is not None:
+            monitor.note_killed(asked)
+
+    def _on_history_kill(self, batch_id: str, client: Any, asked: bool) -> None:
+        """The history panel killed (or failed to kill) a batch: if this app watches it on that
+        client's endpoint, its monitor knows the kill was ours."""
+        endpoint = getattr(client, "base_url", None)
+        with self._lock:
+            keys = [k for k in self.monitors
+                    if k.batch_id == str(batch_id) and (endpoint is None or k.endpoint == endpoint)]  # fmt: skip
+        for key in keys:
+            self._note_killed(key, asked)
 
     def _on_kill_no_click(self, _button: w.Button) -> None:
         self._now(lambda: setattr(self.kill_confirm.layout, "display", "none"), key="kill-confirm",

@@ -346,7 +346,9 @@ class BatchHistoryPanel:
 
     ``profile()`` gives the profile to list (the form's; read on the owner thread), ``client_for(profile)``
     its client (called off the kernel thread: building one may read a secret store); ``form`` (a
-    ``JobForm``) receives clones; ``on_submitted(run, profile)`` hears of a resubmitted batch (JobApp can watch it).
+    ``JobForm``) receives clones; ``on_submitted(run, profile)`` hears of a resubmitted batch (JobApp can watch it);
+    ``on_kill(batch id, client, asked)`` hears of a kill before it is sent (``asked`` true) and of its failure
+    (false), off the kernel thread (JobApp tells the batch's monitor the kill was its own).
     """
 
     def __init__(
@@ -359,6 +361,7 @@ class BatchHistoryPanel:
         ledger: SpecLedger | None = None,
         page_size: int = 20,
         on_submitted: Callable[[BatchRun, ClusterProfile], object] | None = None,
+        on_kill: Callable[[str, Any, bool], object] | None = None,
         log_lines: int = 100,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -369,6 +372,7 @@ class BatchHistoryPanel:
         self.ledger = ledger if ledger is not None else SpecLedger()
         self.page_size = page_size
         self._on_submitted = on_submitted
+        self._on_kill = on_kill
         self._log_lines = log_lines
         self._clock = clock or (lambda: datetime.now(UTC))
         self.start = 0  # where the page shown begins in the service's own order
@@ -507,7 +511,15 @@ class BatchHistoryPanel:
         profile = self.profile or self._profile_of()
 
         def call() -> None:
-            self._client_for(profile).kill_batch(batch.id)
+            client = self._client_for(profile)
+            if self._on_kill is not None:
+                self._on_kill(batch.id, client, True)
+            try:
+                client.kill_batch(batch.id)
+            except BaseException:
+                if self._on_kill is not None:
+                    self._on_kill(batch.id, client, False)
+                raise
 
         def done(_result: None) -> None:
             self.note.value = note_html(f"Batch {batch.id}: the kill was answered; reading the list again…")
