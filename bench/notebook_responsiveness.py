@@ -16,7 +16,19 @@ slows every cell: compare against ``idle`` of the same run). Then every batch is
 the server (half ``dead`` with an error line) and the kernel reports when each final snapshot
 arrived and whether it carried the error line. The markdown table goes to stdout; ``--json`` writes the raw numbers.
 
+- ``stall`` (issue 12; not in the default list): ``app()`` on a real sandbox
+  (``python -m hdiaks_widgets.sandbox`` on a free loopback port, stopped by its PID) runs one
+  ``sleep.py`` batch (one short Spark job per run); then the sandbox's fault injection holds every
+  ``GET`` and ``DELETE`` under ``/batches`` for ``--stall`` seconds (default: the cell loop plus
+  its warm-up plus 10 s, under the client's 60 s read timeout), the kernel clicks Kill (and "Yes,
+  kill it") and the history pager's Refresh, Older and Newer, and the trivial cells run while
+  those calls are out. Reported: cell p50/p95/p99/max, whether the kill and the page were still
+  unanswered when the cells ended, when their answers reached the widgets, and, for comparison,
+  one ``client.list_batches`` called from a cell on the kernel thread (what a click that made its
+  call there would cost).
+
     .venv/bin/python bench/notebook_responsiveness.py            # make bench-notebook
+    .venv/bin/python bench/notebook_responsiveness.py --runs 2 --scenarios idle,stall
 """
 
 from __future__ import annotations
@@ -24,9 +36,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +48,8 @@ from typing import Any
 import psutil
 import requests
 from jupyter_client.manager import start_new_kernel
+
+from hdiaks_widgets.sandbox.launcher import SandboxProcess, start_sandbox_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -190,6 +206,118 @@ def scenario(name: str, url: str, args: argparse.Namespace, http: requests.Sessi
         km.shutdown_kernel(now=True)
 
 
+STALL_SETUP = """
+from hdiaks_widgets import ClusterProfile, JobConfig, BatchSpec, app
+_ui = app(JobConfig(profile=ClusterProfile(name="bench", flavour="sandbox", url={url!r}),
+                    spec=BatchSpec(file={file!r}, args=("600",), name="bench-stall")), monitor_interval=1.0)
+_batch = _ui.submit()
+_hp = _ui.batch_history
+print(_batch.id)
+"""
+
+# The clicks as a browser sends them: each handler runs on the kernel's thread and must hand its
+# network call to the dispatcher's pool (DELETE for the kill, GET /batches for each page).
+STALL_CLICKS = ("_ui.kill_button.click(); _ui.kill_yes.click(); "
+                "_hp.refresh_button.click(); _hp.older_button.click(); _hp.newer_button.click()")
+STALL_STATE = ("print(json.dumps({'message': _ui.message.value, "
+               "'kill_pending': 'Asking Livy to kill' in _ui.message.value, 'page_pending': _hp._pending}))")
+
+
+def stall_scenario(sb: SandboxProcess, args: argparse.Namespace, http: requests.Session) -> dict[str, Any]:
+    """``app()`` on the sandbox, Kill and the history pager out against answers held ``--stall`` s."""
+    stall = args.stall if args.stall is not None else args.seconds + args.warmup + 10.0
+    http.delete(f"{sb.url}/_sandbox/faults", timeout=10).raise_for_status()
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT))
+    try:
+        proc = psutil.Process(km.provisioner.process.pid)  # type: ignore[union-attr]
+        run_cell(kc, COMMON.format(url=sb.url))
+        bid = int(run_cell(kc, STALL_SETUP.format(url=sb.url, file=sb.examples["sleep_py"])).split()[-1])
+        deadline, state = time.monotonic() + 180, ""
+        while time.monotonic() < deadline:  # the Spark job up (read from the bench, not a waiting cell)
+            state = http.get(f"{sb.url}/batches/{bid}/state", timeout=10).json()["state"]
+            if state in ("running", "dead", "success", "killed"):
+                break
+            time.sleep(0.5)
+        if state != "running":
+            raise RuntimeError(f"the sandbox batch {bid} is {state!r}, not running: see {sb.log_path.name} in its root")
+        rules = [{"kind": "slow", "seconds": stall, "methods": [m], "path_prefix": "/batches", "count": None}
+                 for m in ("GET", "DELETE")]  # fmt: skip
+        http.post(f"{sb.url}/_sandbox/faults", json=rules, timeout=10).raise_for_status()
+        clicked = time.monotonic()
+        run_cell(kc, STALL_CLICKS, timeout=30)
+        click_ms = (time.monotonic() - clicked) * 1000
+        time.sleep(args.warmup)
+        spacing = args.seconds / args.cells
+        latencies: list[float] = []
+        for _ in range(args.cells):
+            start = time.perf_counter()
+            run_cell(kc, "1+1", timeout=30)
+            took = time.perf_counter() - start
+            latencies.append(took * 1000)
+            time.sleep(max(0.0, spacing - took))
+        loop_end_s = time.monotonic() - clicked
+        load = os.getloadavg()[0]
+        at_end = json.loads(run_cell(kc, STALL_STATE).strip().splitlines()[-1])
+        counts = http.get(f"{sb.url}/_sandbox/faults", timeout=10).json().get("requests", {})
+        kill_at: float | None = None
+        page_at: float | None = None
+        kill_message = ""
+        deadline = time.monotonic() + stall + 60
+        while (kill_at is None or page_at is None) and time.monotonic() < deadline:
+            now = json.loads(run_cell(kc, STALL_STATE).strip().splitlines()[-1])
+            if kill_at is None and not now["kill_pending"]:
+                kill_at, kill_message = time.monotonic() - clicked, re.sub(r"<[^>]+>", "", now["message"])
+            if page_at is None and now["page_pending"] == 0:
+                page_at = time.monotonic() - clicked
+            time.sleep(0.25)
+        start = time.perf_counter()  # the same kind of call, made on the kernel thread: the cell waits for it
+        run_cell(kc, "_client.list_batches(size=5)", timeout=stall + 60)
+        direct_s = time.perf_counter() - start
+        http.delete(f"{sb.url}/_sandbox/faults", timeout=10).raise_for_status()
+        final = run_cell(kc, "_s = _ui.wait(timeout=120); print(_s.state_label if _s else None); _ui.close()")
+        return {
+            "scenario": "stall", "latency_ms": latencies, "stall_s": stall, "click_cell_ms": click_ms,
+            "loop_end_s": loop_end_s, "load": load, "threads": proc.num_threads(),
+            "kill_pending_at_end": at_end["kill_pending"], "pages_pending_at_end": at_end["page_pending"],
+            "kill_answered_s": kill_at, "page_answered_s": page_at,
+            "kill_message": kill_message,
+            "deletes_out": counts.get(f"DELETE /batches/{bid}", 0), "lists_out": counts.get("GET /batches", 0),
+            "direct_call_s": direct_s, "final_state": final.strip().splitlines()[-1] if final.strip() else "",
+        }  # fmt: skip
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def stall_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    rows = ["| scenario | cells | cell p50 ms | p95 ms | p99 ms | max ms | ≤ 100 ms "
+            "| Kill / pages out while the cells ran | Kill answered after s | page after s "
+            "| a direct `list_batches` from a cell s | machine load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name in ("idle", "stall"):
+        runs = results.get(name, [])
+        if not runs:
+            continue
+        lat = [x for r in runs for x in r["latency_ms"]]
+        within = sum(1 for x in lat if x <= 100) / len(lat) * 100
+        load = "–".join(f"{x:.1f}" for x in sorted({min(r["load"] for r in runs), max(r["load"] for r in runs)}))
+        if name == "stall":
+            out = " / ".join(f"{'yes' if r['kill_pending_at_end'] and r['pages_pending_at_end'] else 'no'} "
+                             f"({r['deletes_out']} DELETE, {r['lists_out']} list GET)" for r in runs)  # fmt: skip
+            kill = " / ".join("–" if r["kill_answered_s"] is None else f"{r['kill_answered_s']:.1f}" for r in runs)
+            page = " / ".join("–" if r["page_answered_s"] is None else f"{r['page_answered_s']:.1f}" for r in runs)
+            direct = " / ".join(f"{r['direct_call_s']:.1f}" for r in runs)
+        else:
+            out = kill = page = direct = "–"
+        rows.append(f"| {name} | {len(lat)} | {pct(lat, 0.5):.1f} | {pct(lat, 0.95):.1f} | {pct(lat, 0.99):.1f} | "
+                    f"{max(lat):.1f} | {within:.1f} % | {out} | {kill} | {page} | {direct} | {load} |")  # fmt: skip
+    for r in results.get("stall", []):
+        rows.append(f"\nstall run: answers held {r['stall_s']:.0f} s; the click cell took {r['click_cell_ms']:.0f} ms; "
+                    f"cells ended {r['loop_end_s']:.1f} s after the click; kill said {r['kill_message']!r}; "
+                    f"the batch ended {r['final_state']}")  # fmt: skip
+    return "\n".join(rows)
+
+
 def table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:
     rows = ["| scenario | cell p50 ms | p99 ms | max ms | kernel CPU % | threads | Livy requests/min "
             "| all ends arrived | last end after s | error lines | machine load |",
@@ -229,30 +357,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scenarios", default="idle,threads,poller,app")
+    parser.add_argument("--stall", type=float, default=None,
+                        help="stall: seconds the sandbox holds each answer (default: warm-up + cells + 10 s)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    names = args.scenarios.split(",")
+    unknown = sorted(set(names) - set(SCENARIOS) - {"stall"})
+    if unknown:
+        parser.error(f"--scenarios: unknown {', '.join(unknown)}; known: {', '.join([*SCENARIOS, 'stall'])}")
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "poll_server.py"), "--batches", str(args.batches)],
         stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+    sandbox_root = tempfile.TemporaryDirectory(prefix="bench-stall-") if "stall" in names else None
+    sb: SandboxProcess | None = None
     try:
         assert server.stdout is not None
         url = json.loads(server.stdout.readline())["url"]
+        if sandbox_root is not None:
+            sb = start_sandbox_process(Path(sandbox_root.name) / "sandbox", port=0)
         http = requests.Session()
         http.trust_env = False
         results: dict[str, list[dict[str, Any]]] = {}
         for run in range(args.runs):
-            for name in args.scenarios.split(","):
+            for name in names:
+                if name == "stall":
+                    assert sb is not None
+                    r = stall_scenario(sb, args, http)
+                    results.setdefault(name, []).append(r)
+                    print(f"run {run + 1} stall: p50 {pct(r['latency_ms'], 0.5):.1f} ms, p99 "
+                          f"{pct(r['latency_ms'], 0.99):.1f} ms, max {max(r['latency_ms']):.1f} ms, kill answered "
+                          f"{r['kill_answered_s']} s, page {r['page_answered_s']} s, direct {r['direct_call_s']:.1f} s",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    continue
                 r = scenario(name, url, args, http)
                 results.setdefault(name, []).append(r)
                 print(f"run {run + 1} {name}: p50 {pct(r['latency_ms'], 0.5):.1f} ms, p99 "
                       f"{pct(r['latency_ms'], 0.99):.1f} ms, cpu {r['cpu_pct']:.0f} %, threads {r['threads']}, "
                       f"{r['requests_per_min']:.0f} req/min {r.get('poller_stats') or ''}",
                       file=sys.stderr, flush=True)  # fmt: skip
-        print(table(results, args))
+        plain = {k: v for k, v in results.items() if k != "stall"}
+        if plain:
+            print(table(plain, args))
+        if "stall" in results:
+            print("\n" + stall_table(results))
         if args.json is not None:
             args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     finally:
+        if sb is not None:
+            left = sb.stop()  # by its PID; then its process group's leftovers are listed
+            if left:
+                print(f"sandbox processes still alive: {left}", file=sys.stderr)
+        if sandbox_root is not None:
+            sandbox_root.cleanup()
         server.terminate()
         server.wait(30)
     return 0
