@@ -324,61 +324,70 @@ def rig3(
     return make_rig("3", root, sandbox, Identity.of_auth_sandbox(auth_sandbox), airflow_db)
 
 
+@dataclass
+class PiRun:
+    run: subprocess.CompletedProcess[str]
+    identity: dict[str, int]  # requests to the identity endpoint during the run
+    vault: dict[str, int]  # requests to the vault during the run
+    counts: dict[str, int]  # the sandbox's requests during the run
+
+
 @pytest.fixture(scope="module")
-def pi_run(rig3: AirflowRig) -> Iterator[tuple[subprocess.CompletedProcess[str], dict[str, int], dict[str, int]]]:
-    """SparkPi through the DAG with a trigger conf; returns the run and identity/vault stats."""
+def pi_run(rig3: AirflowRig) -> PiRun:
+    """SparkPi through the DAG with a trigger conf, its POST answered by a dropped connection after
+    the sandbox created the batch (an ambiguous POST): one run for the success, trigger-conf,
+    Key Vault/MSAL, deferral and exactly-once tests below (each needs a whole Airflow + Spark run;
+    the plain success path also runs on Airflow 2.10, the bearer sandbox and the embedded DAGs)."""
+    sandbox = rig3.sandbox
     before_id, before_kv = rig3.auth.stats(), rig3.auth.vault_stats()
-    rig3.export("hdiaks_pi", BatchSpec(file=rig3.sandbox.examples["pi_py"], args=("2",), name="pi"))
-    run = rig3.dags_test("hdiaks_pi", conf={"job_name": "pi-from-conf"})
+    rig3.export("hdiaks_pi", BatchSpec(file=sandbox.examples["pi_py"], args=("2",), name="pi"))
+    sandbox.clear_faults()  # resets the request counts
+    sandbox.set_faults({"kind": "drop_after", "methods": ["POST"], "path_prefix": "/batches", "count": 1})
+    try:
+        run = rig3.dags_test("hdiaks_pi", conf={"job_name": "pi-from-conf"})
+        counts = sandbox.request_counts()
+    finally:
+        sandbox.clear_faults()
     after_id, after_kv = rig3.auth.stats(), rig3.auth.vault_stats()
-    yield run, stats_delta(before_id, after_id), stats_delta(before_kv, after_kv)
+    return PiRun(run, stats_delta(before_id, after_id), stats_delta(before_kv, after_kv), counts)
 
 
 @pytest.mark.spark
-def test_dags_test_success_puts_driver_log_in_task_log(pi_run: Any) -> None:
-    run = pi_run[0]
+def test_dags_test_success_puts_driver_log_in_task_log(pi_run: PiRun) -> None:
+    run = pi_run.run
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     assert "Pi is roughly" in run.stdout + run.stderr
 
 
 @pytest.mark.spark
-def test_dags_test_trigger_conf_overrides_job_name(pi_run: Any, rig3: AirflowRig) -> None:
-    assert pi_run[0].returncode == 0
+def test_dags_test_trigger_conf_overrides_job_name(pi_run: PiRun, rig3: AirflowRig) -> None:
+    assert pi_run.run.returncode == 0
     names = [b["name"] for b in rig3.batches() if (b.get("name") or "").startswith("pi-from-conf-")]
     assert len(names) == 1
 
 
 @pytest.mark.spark
-def test_dags_test_variables_come_from_key_vault_and_token_from_msal(pi_run: Any) -> None:
-    run, identity, _vault = pi_run
+def test_dags_test_variables_come_from_key_vault_and_token_from_msal(pi_run: PiRun) -> None:
+    run = pi_run.run
     assert run.returncode == 0
-    assert identity["client_credentials"] >= 2  # the vault reader and the DAG's service principal
+    assert pi_run.identity["client_credentials"] >= 2  # the vault reader and the DAG's service principal
     assert CANARY not in run.stdout + run.stderr
 
 
 @pytest.mark.spark
-def test_dags_test_task_deferred_while_the_batch_ran(pi_run: Any) -> None:
-    run = pi_run[0]
+def test_dags_test_task_deferred_while_the_batch_ran(pi_run: PiRun) -> None:
+    run = pi_run.run
     assert run.returncode == 0
     assert "running trigger in line" in run.stdout + run.stderr  # dags test's stand-in triggerer
 
 
 @pytest.mark.spark
-def test_dags_test_ambiguous_post_submits_exactly_once(rig3: AirflowRig) -> None:
-    sandbox = rig3.sandbox
-    rig3.export("hdiaks_ambiguous", BatchSpec(file=sandbox.examples["pi_py"], args=("2",), name="ambiguous"))
-    sandbox.clear_faults()
-    # The batch is created, then the connection drops before the answer: the task finds the
-    # batch by its run-scoped name instead of posting again.
-    sandbox.set_faults({"kind": "drop_after", "methods": ["POST"], "path_prefix": "/batches", "count": 1})
-    try:
-        run = rig3.dags_test("hdiaks_ambiguous")
-        counts = sandbox.request_counts()
-    finally:
-        sandbox.clear_faults()
-    out = run.stdout + run.stderr
-    assert run.returncode == 0, out[-4000:]
-    assert counts.get("POST /batches") == 1
+def test_dags_test_ambiguous_post_submits_exactly_once(pi_run: PiRun) -> None:
+    # The batch is created, then the connection drops before the answer (pi_run's fault): the
+    # task finds the batch by its run-scoped name instead of posting again.
+    out = pi_run.run.stdout + pi_run.run.stderr
+    assert pi_run.run.returncode == 0, out[-4000:]
+    assert pi_run.counts.get("POST /batches") == 1
     assert "Pi is roughly" in out
 
 
@@ -752,7 +761,8 @@ class Standalone:
     def wait_ready(self, timeout: float = 240) -> None:
         """Until the API server answers its health check with a healthy scheduler and triggerer: a
         task queued before the API server is up fails (Airflow 3's task runner reaches it through the
-        execution API and gives up on a read timeout when it is slow to start)."""
+        execution API and gives up on a read timeout when it is slow to start). The paths: Airflow 3's
+        ``/api/v2/monitor/health`` (apache/airflow#51497, check-health.rst), 2.x's ``/health``."""
         path = "/api/v2/monitor/health" if self.rig.version == "3" else "/health"
         deadline, last = time.monotonic() + timeout, ""
         while True:
