@@ -591,13 +591,15 @@ class BatchRun:
                                     last_state=last.state.value if last is not None else None,
                                     method=exc.method, url=exc.url)
             kind, sentence = describe_error(exc)
-            if snap.batch is not None and snap.batch.state.is_terminal:
+            last_state = snap.batch.state if snap.batch is not None else None
+            if self._killed and (last_state is None or not last_state.is_terminal or last_state is BatchState.KILLED):
+                # This program's kill (Apache Livy forgets a batch it deletes), not one that ended first.
+                sentence = f"Batch {self.batch_id} was killed; the Livy server no longer lists it."
+            elif snap.batch is not None and snap.batch.state.is_terminal:
                 sentence = (
                     f"Batch {self.batch_id} ended {snap.batch.state.value}; the Livy server has since "
                     "purged its record (retention time), so no more details can be fetched."
                 )
-            elif self._killed:
-                sentence = f"Batch {self.batch_id} was killed; the Livy server no longer lists it."
             elif exc.seen:
                 seen = f"was last seen {last.state.value}" if last is not None else f"({self.name!r}) was known"
                 sentence = (

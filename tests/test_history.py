@@ -557,6 +557,15 @@ def test_history_in_the_app_clones_what_the_app_submitted(sandbox: SandboxHandle
         assert panel.wait_idle()
         panel.select(batch.id)
         assert panel.wait_idle()
+        # The sandbox, as Apache Livy, sends no times: the row has those the app's monitor saw.
+        ui.wait(timeout=60)
+        panel.refresh_button.click()
+        assert panel.wait_idle()
+        row = next(b for b in panel.shown if str(b.id) == str(batch.id))
+        assert row.submitted_at is not None and row.ended_at is not None and row.ended_at >= row.submitted_at, row
+        assert row.state.is_terminal and panel.timeline is not None
+        panel.select(batch.id)
+        assert panel.wait_idle()
         panel.clone_button.click()
         assert panel.wait_idle()
         cloned, problems = ui.form.config()
@@ -680,3 +689,50 @@ def test_app_kill_from_its_button_or_the_history_panel_ends_killed_not_deleted_b
         assert "another client" not in (snap.error or "")
     finally:
         ui.close()
+
+
+# -- times this notebook saw, where the service's batch object has none (Apache Livy) -----------
+
+
+def test_ledger_keeps_the_first_submitted_running_and_ended_times_it_saw() -> None:
+    ticks = iter(T0 + timedelta(seconds=s) for s in range(0, 100, 10))
+    ledger = SpecLedger(clock=lambda: next(ticks))
+    profile = ClusterProfile(name="livy", flavour="livy", url=BASE_URL)
+    ledger.record(profile, 7, BatchSpec(file=MISSING))  # T0
+    for state in ("starting", "running", "running", "success", "success"):  # +10 … +50 s
+        ledger.observe(profile, 7, BatchState(state))
+    seen = ledger.with_seen_times(profile, _batch("7"))
+    assert (seen.submitted_at, seen.started_at, seen.ended_at) == (T0, T0 + timedelta(seconds=20),
+                                                                  T0 + timedelta(seconds=40))  # fmt: skip
+    assert elapsed_seconds(seen) == 20.0
+    # Watched, not submitted here: its first read is its "submitted" time; running has no end yet.
+    ledger.observe(profile, "8", BatchState.RUNNING)  # +60 s
+    eight = ledger.with_seen_times(profile, _batch("8", "running"))
+    assert (eight.submitted_at, eight.started_at, eight.ended_at) == (T0 + timedelta(seconds=60),) * 2 + (None,)
+    # The service's own times win; another profile's batch 7 or an unseen batch is left as it is.
+    timed = _batch("9", times=True)
+    assert ledger.with_seen_times(profile, timed) is timed
+    other = ClusterProfile(name="other", flavour="livy", url="http://127.0.0.1:1")
+    plain = _batch("7")
+    assert ledger.with_seen_times(other, plain) is plain
+    assert ledger.with_seen_times(profile, _batch("5")).started_at is None
+
+
+def test_history_panel_draws_the_times_this_notebook_saw_for_apache_livy(dispatcher: Dispatcher) -> None:
+    livy, client = _memory(3)
+    mine = livy.add("mine", "success")
+    profile = ClusterProfile(name="livy", flavour="livy", url=BASE_URL)
+    ticks = iter(T0 + timedelta(seconds=s) for s in range(0, 100, 15))
+    ledger = SpecLedger(clock=lambda: next(ticks))
+    ledger.record(profile, mine.id, BatchSpec(file=MISSING, name="mine"))
+    ledger.observe(profile, mine.id, BatchState.RUNNING)
+    ledger.observe(profile, mine.id, BatchState.SUCCESS)
+    panel = BatchHistoryPanel(dispatcher, lambda: profile, lambda _p: client, ledger=ledger)
+    panel.show()
+    assert panel.wait_idle()
+    by_id = {str(b.id): b for b in panel.shown}
+    assert by_id[str(mine.id)].started_at == T0 + timedelta(seconds=15)
+    assert by_id[str(mine.id)].ended_at == T0 + timedelta(seconds=30)
+    assert all(by_id[str(i)].started_at is None for i in range(3))  # not seen here: no times made up
+    assert panel.timeline is not None and panel.timeline[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<td>0:15</td>" in panel.table.value  # the elapsed column: 15 s from seen running to seen ended

@@ -170,6 +170,7 @@ class JobApp:
         self.monitors: _ByBatch[BatchMonitor] = _ByBatch()
         self.snapshots: _ByBatch[Snapshot] = _ByBatch()
         self._clients_of: _ByBatch[LivyClientLike] = _ByBatch()
+        self._profiles_of: dict[BatchKey, ClusterProfile] = {}  # the profile each batch is watched through
         self._generation: dict[BatchKey, int] = {}  # the generation of each batch's current monitor
         self._progress: dict[BatchKey, ProgressReader] = {}
         self.stale_dropped = 0  # snapshots of replaced monitors that never reached the view
@@ -588,6 +589,7 @@ class JobApp:
                                    poller=poller, follow_logs=False)  # fmt: skip
             self.monitors[batch_id] = monitor
             self._clients_of[batch_id] = client
+            self._profiles_of[batch_id] = target
             self.targets[batch_id] = target.flavour
             self.snapshots[batch_id] = replace(monitor.snapshot, batch=run.first_batch)
             self._select(batch_id)
@@ -632,6 +634,9 @@ class JobApp:
             with self._lock:
                 self.stale_dropped += 1
             return
+        profile = self._profiles_of.get(key)
+        if snap.batch is not None and profile is not None:  # the times the history shows where Livy has none
+            self.history_ledger.observe(profile, key.batch_id, snap.batch.state)
         self.dispatcher.post(lambda: self._apply(snap, key, gen), key=("snapshot", key), hold=self._held())
 
     def _client(self, profile: ClusterProfile) -> LivyClientLike:

@@ -85,6 +85,7 @@ BODY_FIELDS_RETURNED: Mapping[str, tuple[str, ...]] = {
     "hdinsight-aks": ("name", "proxy_user"), "fabric": ("name",), "synapse": ("name",),
 }  # fmt: skip
 _ACTIVE = frozenset({"not_started", "starting", "recovering", "idle", "running", "busy", "shutting_down"})
+_RUNNING = frozenset({BatchState.RUNNING, BatchState.BUSY, BatchState.IDLE})  # the application runs
 STATE_FILTERS = (("all states", ""), ("active", "active"), ("finished", "finished"),
                  *((s.value, s.value) for s in BatchState))  # fmt: skip
 # The suffix JobApp adds to a job name when "unique suffix" is ticked: "-HHMMSS-xxxx".
@@ -110,15 +111,43 @@ class Dispatch(Protocol):
 
 
 class SpecLedger:
-    """The bodies this notebook submitted, by (profile, batch id): what a clone needs and no service returns."""
+    """The bodies this notebook submitted, by (profile, batch id): what a clone needs and no service
+    returns; and the times this notebook saw its batches submitted, running and ended, for a service
+    whose batch object has none (Apache Livy): the timeline and the elapsed column use them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self._lock = threading.Lock()
         self._specs: dict[tuple[ClusterProfile, str], BatchSpec] = {}
+        self._seen: dict[tuple[ClusterProfile, str], dict[str, datetime]] = {}
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def record(self, profile: ClusterProfile, batch_id: int | str, spec: BatchSpec) -> None:
         with self._lock:
             self._specs[(profile, str(batch_id))] = spec
+            self._seen.setdefault((profile, str(batch_id)), {}).setdefault("submitted", self._clock())
+
+    def observe(self, profile: ClusterProfile, batch_id: int | str, state: BatchState) -> None:
+        """A state a monitor of this notebook read: the first read of a batch is its "submitted" time
+        when it was not submitted here, the first read running its start, the first terminal read its end."""
+        now = self._clock()
+        with self._lock:
+            seen = self._seen.setdefault((profile, str(batch_id)), {})
+            seen.setdefault("submitted", now)
+            if state in _RUNNING and "started" not in seen:
+                seen["started"] = now
+            if state.is_terminal:
+                seen.setdefault("ended", now)
+
+    def with_seen_times(self, profile: ClusterProfile, batch: Batch) -> Batch:
+        """``batch`` with the times this notebook saw where the service sent none (else as it is)."""
+        if batch.submitted_at is not None or batch.started_at is not None or batch.ended_at is not None:
+            return batch
+        with self._lock:
+            seen = dict(self._seen.get((profile, str(batch.id)), {}))
+        if not seen:
+            return batch
+        return replace(batch, submitted_at=seen.get("submitted"), started_at=seen.get("started"),
+                       ended_at=seen.get("ended") if batch.state.is_terminal else None)  # fmt: skip
 
     def get(self, profile: ClusterProfile, batch_id: int | str) -> BatchSpec | None:
         with self._lock:
@@ -233,9 +262,11 @@ def fresh_name(name: str | None) -> str:
     return f"{base[:180]}-{wire.unique_batch_name()[len('hdiaks-'):][:8]}"
 
 
-def timeline_png(batches: Sequence[Batch], *, now: datetime | None = None, width: float = 8.0) -> bytes:
+def timeline_png(batches: Sequence[Batch], *, now: datetime | None = None, width: float = 8.0,
+                 seen: frozenset[str] = frozenset()) -> bytes:  # fmt: skip
     """A PNG: one row per batch, a thin grey bar from submitted to started (waiting), a thick bar from
-    started to ended (or now) coloured by state; batches without times are named at the bottom."""
+    started to ended (or now) coloured by state; batches without times are named at the bottom.
+    ``seen``: ids whose times are the ones this notebook saw (the service sent none), said in the title."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415 - heavy; only when a timeline is drawn
     from matplotlib.patches import Patch  # noqa: PLC0415
@@ -283,7 +314,10 @@ def timeline_png(batches: Sequence[Batch], *, now: datetime | None = None, width
         ax.legend(handles=[Patch(color=STATE_COLOURS.get(s, "#6e7781"), label=s) for s in states]
                   + [Patch(color="#afb8c1", label="waiting (submitted → started)")],
                   fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # fmt: skip
-    title = f"{len(timed)} batch(es) with the service's times"
+    by_us = sum(1 for b in timed if str(b.id) in seen)
+    title = f"{len(timed) - by_us} batch(es) with the service's times"
+    if by_us:
+        title += f", {by_us} with the times this notebook saw (polls, not the service's own record)"
     if untimed:
         title += f"; {len(untimed)} without (Apache Livy's batch object has none): " + ", ".join(
             str(b.id) for b in untimed[:12]) + ("…" if len(untimed) > 12 else "")
@@ -677,7 +711,11 @@ class BatchHistoryPanel:
         self.note.value = note_html(said)
 
     def _apply_page(self, profile: ClusterProfile, page: BatchList, *, size: int, newest: bool) -> None:
-        self.profile, self.start, self.total, self.page = profile, page.start, page.total, tuple(page.batches)
+        # Apache Livy's batch objects carry no times: those of batches this notebook watched are the ones it saw.
+        given = tuple(page.batches)
+        seen = tuple(self.ledger.with_seen_times(profile, b) for b in given)
+        filled = frozenset(str(b.id) for b, g in zip(seen, given, strict=True) if b is not g)
+        self.profile, self.start, self.total, self.page = profile, page.start, page.total, seen
         self.newest, self._want = newest, (page.start, size)
         self._render()
         if not self.shown:  # no picture rather than an empty one (a browser draws a broken-image icon)
@@ -687,7 +725,7 @@ class BatchHistoryPanel:
             return
         shown = self.shown
         now = self._clock()
-        self._run(lambda: timeline_png(shown, now=now), self._apply_timeline, key="timeline")
+        self._run(lambda: timeline_png(shown, now=now, seen=filled), self._apply_timeline, key="timeline")
 
     def _apply_timeline(self, png: bytes) -> None:
         self.timeline = png
