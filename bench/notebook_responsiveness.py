@@ -239,7 +239,8 @@ def stall_scenario(sb: SandboxProcess, args: argparse.Namespace, http: requests.
                 break
             time.sleep(0.5)
         if state != "running":
-            raise RuntimeError(f"the sandbox batch {bid} is {state!r}, not running: see {sb.log_path.name} in its root")
+            tail = "\n".join(sb.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
+            raise RuntimeError(f"stall: the sandbox batch {bid} is {state!r}, not running; its log ends:\n{tail}")
         rules = [{"kind": "slow", "seconds": stall, "methods": [m], "path_prefix": "/batches", "count": None}
                  for m in ("GET", "DELETE")]  # fmt: skip
         http.post(f"{sb.url}/_sandbox/faults", json=rules, timeout=10).raise_for_status()
