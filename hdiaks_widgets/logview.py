@@ -351,8 +351,14 @@ class FileTail:
         return [line]
 
     def _consume(self, text: str) -> None:
-        self.offset += len(text.encode("utf-8"))
+        self.offset += utf8_len(text)
         self.recent = (self.recent + text[-self.ANCHOR_CHARS :])[-self.ANCHOR_CHARS :]  # no copy of a 1 MiB window
+
+
+def utf8_len(text: str) -> int:
+    """Bytes of ``text`` in UTF-8, without encoding an ASCII text (``isascii`` is a flag CPython
+    keeps: a log window of 1 MiB is not copied just to be measured; S3 in docs/benchmarks.md)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 RangeGetter = Callable[[int, int], tuple[str, int | None]]
@@ -384,7 +390,7 @@ def read_ranges(
         tail.length = length
         if not text:
             break
-        window_full = len(text.encode("utf-8")) >= chunk
+        window_full = utf8_len(text) >= chunk
         if write is not None:
             write(tail.take_text(text, window_full=window_full, finished=finished))
         else:
@@ -560,7 +566,7 @@ class FabricLogReader:
     def _get(self, fetch: TextFetcher, url: str, params: dict[str, str | int]) -> str:
         text = fetch.get_text(url, params=params)
         self.requests += 1
-        self.downloaded += len(text.encode("utf-8"))
+        self.downloaded += utf8_len(text)
         return text
 
     def _read_range(
@@ -568,7 +574,7 @@ class FabricLogReader:
     ) -> tuple[list[str], bool]:
         def get(start: int, end: int) -> tuple[str, int | None]:
             anchor = tail.recent if start == tail.offset else ""
-            back = len(anchor.encode("utf-8"))
+            back = utf8_len(anchor)
             text = self._get(fetch, url, self._params(tail.name, isDownload="true", isPartial="true",
                                                       offset=start - back, size=end - start + back))  # fmt: skip
             if not text.startswith(anchor):
@@ -693,7 +699,7 @@ class SynapseLogReader:
                 continue
             text = fetch.get_text(url, params={"isDownload": "true"})
             self.requests += 1
-            self.downloaded += len(text.encode("utf-8"))
+            self.downloaded += utf8_len(text)
             lines, grew = tail.take_whole(text, finished=finished)
             if tail.shrunk and self.note is None:
                 self.note = (f"The driver {name} became shorter than what was already shown (Synapse can "

@@ -25,6 +25,7 @@ from hdiaks_widgets.logview import (
     overlap,
     parse_container_page,
     split_view,
+    utf8_len,
 )
 from hdiaks_widgets.models import AppInfo, Batch, BatchState, LogLine, LogPage
 from hdiaks_widgets.run import BatchRun, OffsetLogReader
@@ -446,3 +447,8 @@ def test_rewritten_driver_log_url_keeps_its_offsets_between_polls(tmp_path: Path
 ], ids=["one-block", "length-in-text", "two-blocks", "upper-case-tag"])  # fmt: skip
 def test_parse_container_page_one_block_fast_path_reads_as_the_general_one(page: str, expected: object) -> None:
     assert parse_container_page(page) == expected
+
+
+@pytest.mark.parametrize("text", ["", "plain ascii line\n" * 3, "caf\u00e9 \u2603 \U0001f600\n", "\ufffd", "a\x00b"])
+def test_utf8_len_is_the_encoded_length(text: str) -> None:
+    assert utf8_len(text) == len(text.encode("utf-8"))
