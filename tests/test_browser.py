@@ -238,25 +238,28 @@ def test_browser_log_storm_note_then_kill_from_history_and_the_timeline(
     what Apache Livy does: the list read again no longer holds it (a DELETE drops the batch's record),
     or holds it killed, and the note says which; the app's own status ends killed or purged.
 
-    What the screenshots showed (looked at when this test passed, 2026-12-02):
+    What the screenshots showed (looked at when this test passed alone, 2026-12-02 16:23 UTC):
     ``browser-history-timeline.png`` (after the first Refresh): the app with batch 3
-    ``browser-storm-…`` running, elapsed 38 s, the log panel's yellow note "Livy keeps only the last
+    ``browser-storm-…`` running, elapsed 11 s, the log panel's yellow note "Livy keeps only the last
     200 lines of each stream: earlier lines were dropped before they could be read" above stderr lines
-    numbered past 3,000; the pane "Cluster batch history: filters, actions, timeline" with "batches 1–1
-    of 1, newest first", one row ``3 ★ browser-storm-… running`` (★: submitted here), elapsed and
-    submitted "—", a Spark UI link, Kill enabled; under Timeline a picture titled "0 batch(es) with the
-    service's times; 1 without (Apache Livy's batch object has none): 3" and the words "no
-    submitted/started/ended times from this service" in an empty frame — Apache Livy gives no times,
-    so there is nothing to draw. ``browser-history-after-kill.png``: the table empty, "the service
-    lists no batches", the green note "Batch 3 was killed and is no longer listed: the service dropped
-    its record (Apache Livy forgets a batch it deletes), so its state and log are gone with it", no
-    timeline picture; the app's own status above says ``purged`` in grey with a red sentence that
-    the server no longer has it ("purged after Livy's retention time, deleted by another client, or
-    lost when the server restarted"), Kill disabled. ``browser-history-fabric-timeline.png`` (the
-    Fabric app's panel): three rows ``fab-2``, ``fab-1``, ``fab-0`` (UUID ids) dead, submitted at the
-    same second, and a timeline with three short red bars, one per batch, staggered left to right
-    fab-0 → fab-2, legend "dead" and "waiting", the time axis in milliseconds ("28.775" …) with the
-    date "2026-Dec-02 15:00" under it. Earlier runs of this test showed the table headers run
+    numbered past 1,800; the pane "Cluster batch history: filters, actions, timeline" with "batches 1–1
+    of 1, newest first", one row ``3 ★ browser-storm-… running`` (★: submitted here), elapsed 0:05,
+    submitted 16:23:24, a Spark UI link, Kill enabled; under Timeline a picture titled "0 batch(es)
+    with the service's times, 1 with the times this notebook saw (polls, not the service's own
+    record)": one row for batch 3, a grey "waiting" bar from :24 to :28 and a blue "running" bar from
+    :28 to :34 (Apache Livy sends no times: these are the app's own reads), legend running/waiting.
+    ``browser-history-after-kill.png``: the table empty ("the service lists no batches", "no batch on
+    this page matches the filters"), the green note "Batch 3 was killed and is no longer listed: the
+    service dropped its record (Apache Livy forgets a batch it deletes), so its state and log are gone
+    with it", no timeline picture; the app's status above says ``purged`` in grey with the red sentence
+    "Batch 3 was killed; the Livy server no longer lists it.", Kill disabled; the poller line still
+    names its last error ("Batch 3 not found: it was purged after Livy's retention time"), left as it
+    is. In the full suite the newest page also holds other tests' batches, so there the table and the
+    picture stay. ``browser-history-fabric-timeline.png`` (the Fabric app's panel): three rows
+    ``fab-2``, ``fab-1``, ``fab-0`` (UUID ids) dead, submitted at the same second, and a timeline with
+    three short red bars, one per batch, staggered left to right fab-0 → fab-2, legend "dead" and
+    "waiting", the time axis in milliseconds ("28.775" …) with the date "2026-Dec-02 15:00" under it.
+    Earlier runs of this test showed the table headers run
     together, a broken-image icon after the kill and an empty date axis from 1970: fixed in history.py."""
     from playwright.sync_api import expect, sync_playwright
 
