@@ -60,9 +60,11 @@ from hdiaks_widgets.monitor import BatchMonitor
 from hdiaks_widgets.poller import Poller
 _session = requests.Session(); _session.trust_env = False
 _client = LivyClient({url!r}, session=_session)
-_latest, _ends = {{}}, {{}}
+_latest, _ends, _states = {{}}, {{}}, {{}}
 def _on(snap):  # what a view keeps: the latest snapshot, and when the end arrived
     _latest[snap.batch_id] = snap
+    if snap.state is not None and snap.state.is_terminal and snap.batch_id not in _states:
+        _states[snap.batch_id] = time.time()  # the final state on show (its end sentence follows at finished)
     if snap.finished and snap.batch_id not in _ends:
         _ends[snap.batch_id] = (time.time(), snap.state_label, snap.error or "")
 _mons, _poller = [], None
@@ -115,7 +117,7 @@ if "_ui" in globals():
         if "hdiaks-log-chunk" in _classes: _roles[_wid] = "log chunk"
         elif "hdiaks-batch-row" in _classes: _roles[_wid] = "batch row"
         else: _roles.setdefault(_wid, type(_obj).__name__)
-print(json.dumps({{"ends": _ends, "stats": str(_poller.stats()) if _poller else None,
+print(json.dumps({{"ends": _ends, "states": _states, "stats": str(_poller.stats()) if _poller else None,
                   "python": __import__("sys").executable, "widget_msgs": globals().get("_wmsgs", []),
                   "roles": _roles}}))
 """
@@ -178,12 +180,14 @@ def scenario(name: str, url: str, args: argparse.Namespace, http: requests.Sessi
             report = json.loads(run_cell(kc, REPORT.format(n=args.batches, timeout=60)).strip().splitlines()[-1])
             ends = report["ends"]
             delays = [at - ended_at for at, _state, _error in ends.values()]
+            state_delays = [at - ended_at for at in report.get("states", {}).values()]
             failed = [str(i) for i in range(1, args.batches, 2) if str(i) in ends]
             errors_ok = all(f"failure in batch {i}" in ends[i][2] for i in failed)
             result.update(
                 ends=len(ends),
                 end_delay_max_s=max(delays) if delays else None,
                 end_delay_p50_s=statistics.median(delays) if delays else None,
+                state_delay_max_s=max(state_delays) if state_delays else None,
                 error_lines=errors_ok,
                 poller_stats=report["stats"],
                 python=report["python"],
@@ -321,8 +325,9 @@ def stall_table(results: dict[str, list[dict[str, Any]]]) -> str:
 
 def table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:
     rows = ["| scenario | cell p50 ms | p99 ms | max ms | kernel CPU % | threads | Livy requests/min "
-            "| all ends arrived | last end after s | error lines | machine load |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            "| all ends arrived | last final state shown after s | last end (error lines) after s | error lines "
+            "| machine load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     summary: dict[str, dict[str, float]] = {}
     for name, runs in results.items():
         lat = [x for r in runs for x in r["latency_ms"]]
@@ -331,14 +336,16 @@ def table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) ->
              "rpm": statistics.median(r["requests_per_min"] for r in runs)}  # fmt: skip
         summary[name] = s
         if name == "idle":
-            ends, delay, errors = "–", "–", "–"
+            ends, shown, delay, errors = "–", "–", "–", "–"
         else:
+            shown = f"{max(r['state_delay_max_s'] or 0.0 for r in runs):.2f}"
             ends = "yes" if all(r["ends"] == args.batches for r in runs) else "no"
-            delay = f"{max(r['end_delay_max_s'] for r in runs):.1f}"
+            delay = f"{max(r['end_delay_max_s'] for r in runs):.2f}"
             errors = "yes" if all(r["error_lines"] for r in runs) else "no"
         load = "–".join(f"{x:.1f}" for x in sorted({min(r["load"] for r in runs), max(r["load"] for r in runs)}))
         rows.append(f"| {name} | {s['p50']:.1f} | {s['p99']:.1f} | {s['max']:.1f} | {s['cpu']:.0f} | "
-                    f"{s['threads']:.0f} | {s['rpm']:.0f} | {ends} | {delay} | {errors} | {load} |")  # fmt: skip
+                    f"{s['threads']:.0f} | {s['rpm']:.0f} | {ends} | {shown} | {delay} | {errors} "
+                    f"| {load} |")  # fmt: skip
     for r in results.get("app", []):
         rows.append(f"\napp widget messages: {r['widget_msgs_per_s']:.2f}/s (updates alone "
                     f"{r['widget_updates_per_s']:.2f}/s), {r['widget_kb_per_s']:.2f} KB/s; per second by source: "
