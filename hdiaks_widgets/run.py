@@ -595,9 +595,9 @@ class BatchRun:
             if self._killed and (last_state is None or not last_state.is_terminal or last_state is BatchState.KILLED):
                 # This program's kill (Apache Livy forgets a batch it deletes), not one that ended first.
                 sentence = f"Batch {self.batch_id} was killed; the Livy server no longer lists it."
-            elif snap.batch is not None and snap.batch.state.is_terminal:
+            elif last_state is not None and last_state.is_terminal:
                 sentence = (
-                    f"Batch {self.batch_id} ended {snap.batch.state.value}; the Livy server has since "
+                    f"Batch {self.batch_id} ended {last_state.value}; the Livy server has since "
                     "purged its record (retention time), so no more details can be fetched."
                 )
             elif exc.seen:

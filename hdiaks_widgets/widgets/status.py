@@ -429,19 +429,23 @@ class LogPanel:
             grown = pd.concat([rows, shown], ignore_index=True) if len(shown) and len(rows) else (
                 shown if len(shown) else rows)
             lines = self._shown_lines() + len(shown)
-            if len(self._chunk_html(grown, first=len(self._chunks) == 1, lines=lines)) <= self._tail_chars:
+            tail = self._chunk_html(grown, first=len(self._chunks) == 1, lines=lines)
+            text: str | None = tail
+            if len(tail) <= self._tail_chars:
                 self._chunks[-1] = (last, grown)
             else:
                 self._chunks.append((None, shown))
+                text = None  # the new chunk's own text
             # Keep about the last N: drop whole chunks from the top while N lines remain without them.
             while len(self._chunks) > 1 and self._shown_lines() - len(self._chunks[0][1]) >= limit:
                 dropped = self._chunks.pop(0)[0]
                 if dropped is not None:
                     dropped.close()
+                text = None  # fewer lines shown: the count changed
             if self._chunks[0][0] is not header:  # the header chunk went: redraw
                 self.render(batch_id, snap)
                 return
-            self._draw_last()
+            self._draw_last(text)
             self.appends += 1
         self._sync_notes(snap)
 
@@ -455,10 +459,12 @@ class LogPanel:
             return _COUNT_CSS + log_html(rows) + count
         return ("" if rows.empty else _THEAD.sub("", _STYLE_TAG.sub("", log_html(rows)))) + count
 
-    def _draw_last(self) -> None:
-        """Send the last chunk: its new text (one message), or open it and show it in the view."""
+    def _draw_last(self, text: str | None = None) -> None:
+        """Send the last chunk: its new text (one message), or open it and show it in the view.
+        ``text``: the chunk's HTML when the caller has just built it (a grown tail chunk)."""
         chunk, rows = self._chunks[-1]
-        text = self._chunk_html(rows, first=len(self._chunks) == 1, lines=self._shown_lines())
+        if text is None:
+            text = self._chunk_html(rows, first=len(self._chunks) == 1, lines=self._shown_lines())
         if chunk is None:
             chunk = w.HTML(text, layout=self._chunk_layout, style=self._chunk_style,
                            _dom_classes=("hdiaks-log-chunk",))  # fmt: skip
