@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,22 @@ print(json.dumps({{"ends": _ends, "states": _states, "stats": str(_poller.stats(
 """
 
 
+def time_cells(kc: Any, cells: int, seconds: float, *, after: Callable[[], object] | None = None) -> list[float]:
+    """``cells`` trivial cells (``1+1``) spread over ``seconds``: each one's milliseconds from
+    ``execute_request`` sent to the kernel idle again; ``after`` runs after each cell (a sample)."""
+    spacing = seconds / cells
+    latencies: list[float] = []
+    for _ in range(cells):
+        start = time.perf_counter()
+        run_cell(kc, "1+1", timeout=30)
+        took = time.perf_counter() - start
+        latencies.append(took * 1000)
+        if after is not None:
+            after()
+        time.sleep(max(0.0, spacing - took))
+    return latencies
+
+
 def run_cell(kc: Any, code: str, timeout: float = 120.0) -> str:
     out: list[str] = []
 
@@ -153,16 +170,8 @@ def scenario(name: str, url: str, args: argparse.Namespace, http: requests.Sessi
         time.sleep(args.warmup)
         http.delete(f"{url}/_poll/stats", timeout=10).raise_for_status()
         cpu0, t0, wall0 = sum(proc.cpu_times()[:2]), time.monotonic(), time.time()
-        spacing = args.seconds / args.cells
-        latencies: list[float] = []
         threads: list[int] = []
-        for _ in range(args.cells):
-            start = time.perf_counter()
-            run_cell(kc, "1+1", timeout=30)
-            took = time.perf_counter() - start
-            latencies.append(took * 1000)
-            threads.append(proc.num_threads())
-            time.sleep(max(0.0, spacing - took))
+        latencies = time_cells(kc, args.cells, args.seconds, after=lambda: threads.append(proc.num_threads()))
         cpu1, t1, wall1 = sum(proc.cpu_times()[:2]), time.monotonic(), time.time()
         load = os.getloadavg()[0]  # the machine's 1-minute load: other work slows every cell too
         counted = http.get(f"{url}/_poll/stats", timeout=10).json()
@@ -252,14 +261,7 @@ def stall_scenario(sb: SandboxProcess, args: argparse.Namespace, http: requests.
         run_cell(kc, STALL_CLICKS, timeout=30)
         click_ms = (time.monotonic() - clicked) * 1000
         time.sleep(args.warmup)
-        spacing = args.seconds / args.cells
-        latencies: list[float] = []
-        for _ in range(args.cells):
-            start = time.perf_counter()
-            run_cell(kc, "1+1", timeout=30)
-            took = time.perf_counter() - start
-            latencies.append(took * 1000)
-            time.sleep(max(0.0, spacing - took))
+        latencies = time_cells(kc, args.cells, args.seconds)
         loop_end_s = time.monotonic() - clicked
         load = os.getloadavg()[0]
         at_end = json.loads(run_cell(kc, STALL_STATE).strip().splitlines()[-1])
