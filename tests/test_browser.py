@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,31 +119,41 @@ def run_all_cells(page: Any, url: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
 
-def test_browser_quickstart_submit_shows_success_and_pi(lab: str) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@contextmanager
+def notebook_page(url: str, *, height: int) -> Iterator[Any]:
+    """A headless Chromium page (1400 px wide) on the notebook at ``url`` with every cell run
+    (:func:`run_all_cells`); the browser is closed at the end, whatever happened."""
+    from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "browser-quickstart.png"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            run_all_cells(page, f"{lab}/lab/tree/01_submit_job.ipynb")
-            page.get_by_text("Nothing submitted yet").first.wait_for(timeout=180_000)
-
-            submit = page.locator("button.hdiaks-submit")
-            expect(submit).to_be_enabled(timeout=60_000)
-            submit.click()
-
-            success = page.locator(".hdiaks-status .hdiaks-state[data-state='success']")
-            success.wait_for(timeout=300_000)
-            expect(page.locator(".hdiaks-log")).to_contain_text("Pi is roughly", timeout=60_000)
-            expect(page.locator(".hdiaks-batches")).to_contain_text("success")
-            page.locator(".hdiaks-log-table td", has_text="Pi is roughly").first.scroll_into_view_if_needed()
-            page.locator(".hdiaks-status").scroll_into_view_if_needed()
-            page.screenshot(path=str(shot))
+            page = browser.new_page(viewport={"width": 1400, "height": height})
+            run_all_cells(page, url)
+            yield page
         finally:
             browser.close()
+
+
+def test_browser_quickstart_submit_shows_success_and_pi(lab: str) -> None:
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "browser-quickstart.png"
+    with notebook_page(f"{lab}/lab/tree/01_submit_job.ipynb", height=2200) as page:
+        page.get_by_text("Nothing submitted yet").first.wait_for(timeout=180_000)
+
+        submit = page.locator("button.hdiaks-submit")
+        expect(submit).to_be_enabled(timeout=60_000)
+        submit.click()
+
+        success = page.locator(".hdiaks-status .hdiaks-state[data-state='success']")
+        success.wait_for(timeout=300_000)
+        expect(page.locator(".hdiaks-log")).to_contain_text("Pi is roughly", timeout=60_000)
+        expect(page.locator(".hdiaks-batches")).to_contain_text("success")
+        page.locator(".hdiaks-log-table td", has_text="Pi is roughly").first.scroll_into_view_if_needed()
+        page.locator(".hdiaks-status").scroll_into_view_if_needed()
+        page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
 
 
@@ -158,7 +169,7 @@ def _write_notebook(path: Path, cells: list[str]) -> None:
 def test_browser_progress_moves_then_kill_from_the_app(lab: str, sandbox: Any, tmp_path: Path) -> None:
     """Submit a multi-stage job from the app, watch the progress bar and the clock move, kill it
     with Kill → Yes, and see the kill answered; a screenshot while it runs and one after the kill."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     _write_notebook(tmp_path / "work" / "progress.ipynb", [
         "from hdiaks_widgets import BatchSpec, ClusterProfile, JobConfig, app\n"
@@ -171,48 +182,42 @@ def test_browser_progress_moves_then_kill_from_the_app(lab: str, sandbox: Any, t
     ARTIFACTS.mkdir(exist_ok=True)
     running_shot = ARTIFACTS / "browser-progress-running.png"
     killed_shot = ARTIFACTS / "browser-progress-killed.png"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2000})
-            run_all_cells(page, f"{lab}/lab/tree/progress.ipynb")
-            submit = page.locator("button.hdiaks-submit")
-            expect(submit).to_be_enabled(timeout=120_000)
-            submit.click()
+    with notebook_page(f"{lab}/lab/tree/progress.ipynb", height=2000) as page:
+        submit = page.locator("button.hdiaks-submit")
+        expect(submit).to_be_enabled(timeout=120_000)
+        submit.click()
 
-            # The progress bar with Spark's numbers, and the clock ticking on its own.
-            percent = page.locator(".hdiaks-progress-percent")
-            expect(percent).to_contain_text("%", timeout=240_000)
-            seen: list[str] = []
-            clocks: list[str] = []
-            for _ in range(60):
-                text = percent.inner_text()
-                if text not in seen:
-                    seen.append(text)
-                clock = page.locator(".hdiaks-elapsed").inner_text()
-                if clock not in clocks:
-                    clocks.append(clock)
-                if len(seen) >= 3 and len(clocks) >= 3:
-                    break
-                page.wait_for_timeout(700)
-            assert len(seen) >= 3, seen
-            assert len(clocks) >= 3, clocks
-            expect(page.locator(".hdiaks-progress-detail")).to_contain_text("jobs ")
-            page.locator(".hdiaks-progress-panel").scroll_into_view_if_needed()
-            page.screenshot(path=str(running_shot))
+        # The progress bar with Spark's numbers, and the clock ticking on its own.
+        percent = page.locator(".hdiaks-progress-percent")
+        expect(percent).to_contain_text("%", timeout=240_000)
+        seen: list[str] = []
+        clocks: list[str] = []
+        for _ in range(60):
+            text = percent.inner_text()
+            if text not in seen:
+                seen.append(text)
+            clock = page.locator(".hdiaks-elapsed").inner_text()
+            if clock not in clocks:
+                clocks.append(clock)
+            if len(seen) >= 3 and len(clocks) >= 3:
+                break
+            page.wait_for_timeout(700)
+        assert len(seen) >= 3, seen
+        assert len(clocks) >= 3, clocks
+        expect(page.locator(".hdiaks-progress-detail")).to_contain_text("jobs ")
+        page.locator(".hdiaks-progress-panel").scroll_into_view_if_needed()
+        page.screenshot(path=str(running_shot))
 
-            page.locator("button.hdiaks-kill").click()
-            page.locator("button.hdiaks-kill-yes").click()
-            expect(page.locator(".hdiaks-message")).to_contain_text("Kill requested", timeout=60_000)
-            ended = page.locator(".hdiaks-status .hdiaks-state[data-state='killed'], "
-                                 ".hdiaks-status .hdiaks-state[data-state='purged']")  # fmt: skip
-            ended.first.wait_for(timeout=120_000)
-            expect(page.locator("button.hdiaks-kill")).to_be_disabled(timeout=30_000)
-            expect(page.locator(".hdiaks-poller-stats")).to_contain_text("requests/min", timeout=30_000)
-            page.locator(".hdiaks-status").scroll_into_view_if_needed()
-            page.screenshot(path=str(killed_shot))
-        finally:
-            browser.close()
+        page.locator("button.hdiaks-kill").click()
+        page.locator("button.hdiaks-kill-yes").click()
+        expect(page.locator(".hdiaks-message")).to_contain_text("Kill requested", timeout=60_000)
+        ended = page.locator(".hdiaks-status .hdiaks-state[data-state='killed'], "
+                             ".hdiaks-status .hdiaks-state[data-state='purged']")  # fmt: skip
+        ended.first.wait_for(timeout=120_000)
+        expect(page.locator("button.hdiaks-kill")).to_be_disabled(timeout=30_000)
+        expect(page.locator(".hdiaks-poller-stats")).to_contain_text("requests/min", timeout=30_000)
+        page.locator(".hdiaks-status").scroll_into_view_if_needed()
+        page.screenshot(path=str(killed_shot))
     assert running_shot.stat().st_size > 10_000 and killed_shot.stat().st_size > 10_000
 
 
@@ -261,7 +266,7 @@ def test_browser_log_storm_note_then_kill_from_history_and_the_timeline(
     "waiting", the time axis in milliseconds ("28.775" …) with the date "2026-Dec-02 15:00" under it.
     Earlier runs of this test showed the table headers run
     together, a broken-image icon after the kill and an empty date axis from 1970: fixed in history.py."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from hdiaks_widgets.sandbox.apps import LOG_STORM_CLASS
 
@@ -291,93 +296,87 @@ def test_browser_log_storm_note_then_kill_from_history_and_the_timeline(
     fabric_shot = ARTIFACTS / "browser-history-fabric-timeline.png"
     listed_shot = ARTIFACTS / "browser-history-timeline.png"
     shot = ARTIFACTS / "browser-history-after-kill.png"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2400})
-            run_all_cells(page, f"{lab}/lab/tree/storm.ipynb")
-            submit = page.locator("button.hdiaks-submit")
-            expect(submit).to_be_enabled(timeout=120_000)
-            submit.click()
+    with notebook_page(f"{lab}/lab/tree/storm.ipynb", height=2400) as page:
+        submit = page.locator("button.hdiaks-submit")
+        expect(submit).to_be_enabled(timeout=120_000)
+        submit.click()
 
-            # The storm overflows Livy's window: the log panel says lines were dropped.
-            running = page.locator(".hdiaks-status .hdiaks-state[data-state='running']")
-            running.wait_for(timeout=240_000)
-            log_panel = page.locator(".widget-vbox:has(> .hdiaks-log-notice)").first
-            log_panel.wait_for(state="attached", timeout=60_000)
-            if not log_panel.is_visible():  # the Driver log section is collapsed: open it
-                _accordion_title(page, "Driver log").click()
-            expect(log_panel).to_be_visible(timeout=30_000)
-            expect(page.locator(".hdiaks-log-notice .hdiaks-log-note")).to_contain_text(
-                "Livy keeps only the last", timeout=120_000)
-            expect(running).to_be_attached()
+        # The storm overflows Livy's window: the log panel says lines were dropped.
+        running = page.locator(".hdiaks-status .hdiaks-state[data-state='running']")
+        running.wait_for(timeout=240_000)
+        log_panel = page.locator(".widget-vbox:has(> .hdiaks-log-notice)").first
+        log_panel.wait_for(state="attached", timeout=60_000)
+        if not log_panel.is_visible():  # the Driver log section is collapsed: open it
+            _accordion_title(page, "Driver log").click()
+        expect(log_panel).to_be_visible(timeout=30_000)
+        expect(page.locator(".hdiaks-log-notice .hdiaks-log-note")).to_contain_text(
+            "Livy keeps only the last", timeout=120_000)
+        expect(running).to_be_attached()
 
-            # History: open the pane, Refresh; the storm is the newest batch, running; the timeline is drawn.
-            _accordion_title(page, "Cluster batch history: filters, actions, timeline").click()
-            panel = page.locator(".hdiaks-history-panel").first
-            expect(panel).to_be_visible(timeout=30_000)
-            panel.locator("button.hdiaks-history-refresh").click()
-            rows = panel.locator(".hdiaks-history-rows")
-            expect(rows).to_contain_text("browser-storm", timeout=60_000)
-            expect(rows.locator("tr").nth(1)).to_contain_text("browser-storm")  # the first row: newest first
-            expect(panel).to_contain_text("newest first")
-            image = panel.locator("img.hdiaks-history-timeline")
-            expect(image).to_be_visible(timeout=60_000)
-            natural = _image_drawn(page, image)
-            assert natural[0] >= 300 and natural[1] >= 100, natural
-            box = image.bounding_box()
-            assert box is not None and box["width"] >= 300 and box["height"] >= 80, box
-            panel.scroll_into_view_if_needed()
-            page.screenshot(path=str(listed_shot), full_page=True)
+        # History: open the pane, Refresh; the storm is the newest batch, running; the timeline is drawn.
+        _accordion_title(page, "Cluster batch history: filters, actions, timeline").click()
+        panel = page.locator(".hdiaks-history-panel").first
+        expect(panel).to_be_visible(timeout=30_000)
+        panel.locator("button.hdiaks-history-refresh").click()
+        rows = panel.locator(".hdiaks-history-rows")
+        expect(rows).to_contain_text("browser-storm", timeout=60_000)
+        expect(rows.locator("tr").nth(1)).to_contain_text("browser-storm")  # the first row: newest first
+        expect(panel).to_contain_text("newest first")
+        image = panel.locator("img.hdiaks-history-timeline")
+        expect(image).to_be_visible(timeout=60_000)
+        natural = _image_drawn(page, image)
+        assert natural[0] >= 300 and natural[1] >= 100, natural
+        box = image.bounding_box()
+        assert box is not None and box["width"] >= 300 and box["height"] >= 80, box
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=str(listed_shot), full_page=True)
 
-            chooser = panel.locator(".widget-dropdown", has_text="Batch").locator("select")
-            labels = chooser.locator("option").all_inner_texts()
-            storm = [label for label in labels if "browser-storm" in label]
-            assert len(storm) == 1 and storm[0].endswith("running"), labels
-            storm_id = storm[0].split("·")[0].strip()  # "<id> · <name> · <state>"
-            chooser.select_option(label=storm[0])
-            kill = panel.locator("button.hdiaks-history-kill")
-            expect(kill).to_be_enabled(timeout=30_000)
-            kill.click()
+        chooser = panel.locator(".widget-dropdown", has_text="Batch").locator("select")
+        labels = chooser.locator("option").all_inner_texts()
+        storm = [label for label in labels if "browser-storm" in label]
+        assert len(storm) == 1 and storm[0].endswith("running"), labels
+        storm_id = storm[0].split("·")[0].strip()  # "<id> · <name> · <state>"
+        chooser.select_option(label=storm[0])
+        kill = panel.locator("button.hdiaks-history-kill")
+        expect(kill).to_be_enabled(timeout=30_000)
+        kill.click()
 
-            # Apache Livy answers the DELETE once the batch is stopped and its record dropped: the list
-            # read again no longer holds it (or, on a service that keeps it, shows it killed).
-            note = panel.locator(".hdiaks-history-note")
-            expect(note).to_contain_text(f"Batch {storm_id} was killed", timeout=60_000)
-            said = note.inner_text()
-            assert "Refresh shows" not in said, said
-            if "no longer listed" in said:
-                expect(rows).not_to_contain_text("browser-storm")
-                assert not [label for label in chooser.locator("option").all_inner_texts() if "browser-storm" in label]
-            else:
-                assert "the list shows it killed" in said, said
-                expect(rows).to_contain_text("killed")
-            ended = page.locator(".hdiaks-status .hdiaks-state[data-state='killed'], "
-                                 ".hdiaks-status .hdiaks-state[data-state='purged']")  # fmt: skip
-            ended.first.wait_for(timeout=120_000)
-            # No rows, no picture; in the full suite the shared sandbox's newest page holds other tests' batches.
-            timeline = panel.locator("img.hdiaks-history-timeline")
-            if "no batch on this page matches" in rows.inner_text():  # the page shows no batch
-                expect(timeline).to_be_hidden()
-            else:
-                expect(timeline).to_be_visible()
-            panel.scroll_into_view_if_needed()
-            page.screenshot(path=str(shot), full_page=True)
+        # Apache Livy answers the DELETE once the batch is stopped and its record dropped: the list
+        # read again no longer holds it (or, on a service that keeps it, shows it killed).
+        note = panel.locator(".hdiaks-history-note")
+        expect(note).to_contain_text(f"Batch {storm_id} was killed", timeout=60_000)
+        said = note.inner_text()
+        assert "Refresh shows" not in said, said
+        if "no longer listed" in said:
+            expect(rows).not_to_contain_text("browser-storm")
+            assert not [label for label in chooser.locator("option").all_inner_texts() if "browser-storm" in label]
+        else:
+            assert "the list shows it killed" in said, said
+            expect(rows).to_contain_text("killed")
+        ended = page.locator(".hdiaks-status .hdiaks-state[data-state='killed'], "
+                             ".hdiaks-status .hdiaks-state[data-state='purged']")  # fmt: skip
+        ended.first.wait_for(timeout=120_000)
+        # No rows, no picture; in the full suite the shared sandbox's newest page holds other tests' batches.
+        timeline = panel.locator("img.hdiaks-history-timeline")
+        if "no batch on this page matches" in rows.inner_text():  # the page shows no batch
+            expect(timeline).to_be_hidden()
+        else:
+            expect(timeline).to_be_visible()
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=str(shot), full_page=True)
 
-            # The Fabric app's history panel: Refresh, three rows newest first, a timeline with their bars.
-            fabric = page.locator(".hdiaks-history-panel").nth(1)
-            fabric.scroll_into_view_if_needed()
-            fabric.locator("button.hdiaks-history-refresh").click()
-            fabric_rows = fabric.locator(".hdiaks-history-rows")
-            expect(fabric_rows).to_contain_text("fab-2", timeout=60_000)
-            expect(fabric_rows.locator("tr").nth(1)).to_contain_text("fab-2")
-            expect(fabric_rows.locator("tr").nth(3)).to_contain_text("fab-0")
-            fabric_image = fabric.locator("img.hdiaks-history-timeline")
-            expect(fabric_image).to_be_visible(timeout=60_000)
-            natural = _image_drawn(page, fabric_image)
-            assert natural[0] >= 300 and natural[1] >= 100, natural
-            fabric.screenshot(path=str(fabric_shot))
-        finally:
-            browser.close()
+        # The Fabric app's history panel: Refresh, three rows newest first, a timeline with their bars.
+        fabric = page.locator(".hdiaks-history-panel").nth(1)
+        fabric.scroll_into_view_if_needed()
+        fabric.locator("button.hdiaks-history-refresh").click()
+        fabric_rows = fabric.locator(".hdiaks-history-rows")
+        expect(fabric_rows).to_contain_text("fab-2", timeout=60_000)
+        expect(fabric_rows.locator("tr").nth(1)).to_contain_text("fab-2")
+        expect(fabric_rows.locator("tr").nth(3)).to_contain_text("fab-0")
+        fabric_image = fabric.locator("img.hdiaks-history-timeline")
+        expect(fabric_image).to_be_visible(timeout=60_000)
+        natural = _image_drawn(page, fabric_image)
+        assert natural[0] >= 300 and natural[1] >= 100, natural
+        fabric.screenshot(path=str(fabric_shot))
     assert listed_shot.stat().st_size > 10_000 and shot.stat().st_size > 10_000
     assert fabric_shot.stat().st_size > 10_000

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from conftest import SandboxHandle
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, run_all_cells
+from test_browser import ARTIFACTS, notebook_page
 from test_browser import lab as lab  # noqa: F401 - the fixture "lab" (JupyterLab on notebook 01)
 
 from hdiaks_widgets.config import BatchSpec, ClusterProfile, JobConfig
@@ -471,46 +471,40 @@ def test_app_batch_table_names_each_batchs_target_once_there_are_two() -> None:
 def test_browser_service_switch_shows_its_fields_and_checks_them(lab: str) -> None:
     """In JupyterLab: pick Microsoft Fabric, see only its fields, get the profile's message under
     the field as you type (a bad GUID, a pasted portal address), switch back and find the URL kept."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "browser-service-switch.png"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            run_all_cells(page, f"{lab}/lab/tree/01_submit_job.ipynb")
-            page.get_by_text("Nothing submitted yet").first.wait_for(timeout=180_000)
-            submit = page.locator("button.hdiaks-submit")
-            expect(submit).to_be_enabled(timeout=60_000)
-            url = page.locator(".hdiaks-field-url input")
-            sandbox_url = url.input_value()
+    with notebook_page(f"{lab}/lab/tree/01_submit_job.ipynb", height=2200) as page:
+        page.get_by_text("Nothing submitted yet").first.wait_for(timeout=180_000)
+        submit = page.locator("button.hdiaks-submit")
+        expect(submit).to_be_enabled(timeout=60_000)
+        url = page.locator(".hdiaks-field-url input")
+        sandbox_url = url.input_value()
 
-            page.locator(".hdiaks-flavour select").select_option(label="Microsoft Fabric")
-            workspace = page.locator(".hdiaks-field-workspace-id")
-            expect(workspace.locator("input")).to_be_visible()
-            expect(page.locator(".hdiaks-field-lakehouse-id input")).to_be_visible()
-            expect(page.locator(".hdiaks-field-pool")).to_be_hidden()
-            expect(page.locator(".hdiaks-field-fqdn")).to_be_hidden()
-            expect(url).to_have_value("")  # Fabric's own origin box, empty: the real service
-            expect(submit).to_be_disabled()
+        page.locator(".hdiaks-flavour select").select_option(label="Microsoft Fabric")
+        workspace = page.locator(".hdiaks-field-workspace-id")
+        expect(workspace.locator("input")).to_be_visible()
+        expect(page.locator(".hdiaks-field-lakehouse-id input")).to_be_visible()
+        expect(page.locator(".hdiaks-field-pool")).to_be_hidden()
+        expect(page.locator(".hdiaks-field-fqdn")).to_be_hidden()
+        expect(url).to_have_value("")  # Fabric's own origin box, empty: the real service
+        expect(submit).to_be_disabled()
 
-            workspace.locator("input").fill("not-a-guid")
-            expect(workspace.locator(".hdiaks-msg")).to_contain_text("is not a GUID")
-            workspace.locator("input").fill(PORTAL)
-            expect(workspace.locator(".hdiaks-msg")).to_contain_text(f"set workspace_id to {WS}")
-            workspace.locator("input").fill(WS)
-            page.locator(".hdiaks-field-lakehouse-id input").fill(LH)
-            expect(workspace.locator(".hdiaks-msg")).to_have_count(0)
-            page.locator(".hdiaks-field-workspace-id").scroll_into_view_if_needed()
-            page.screenshot(path=str(shot))
+        workspace.locator("input").fill("not-a-guid")
+        expect(workspace.locator(".hdiaks-msg")).to_contain_text("is not a GUID")
+        workspace.locator("input").fill(PORTAL)
+        expect(workspace.locator(".hdiaks-msg")).to_contain_text(f"set workspace_id to {WS}")
+        workspace.locator("input").fill(WS)
+        page.locator(".hdiaks-field-lakehouse-id input").fill(LH)
+        expect(workspace.locator(".hdiaks-msg")).to_have_count(0)
+        page.locator(".hdiaks-field-workspace-id").scroll_into_view_if_needed()
+        page.screenshot(path=str(shot))
 
-            page.locator(".hdiaks-flavour select").select_option(label="Local sandbox")
-            expect(url).to_have_value(sandbox_url)
-            expect(workspace).to_be_hidden()
-            expect(submit).to_be_enabled()
-        finally:
-            browser.close()
+        page.locator(".hdiaks-flavour select").select_option(label="Local sandbox")
+        expect(url).to_have_value(sandbox_url)
+        expect(workspace).to_be_hidden()
+        expect(submit).to_be_enabled()
     assert shot.stat().st_size > 10_000
 
 
